@@ -1,0 +1,30 @@
+package cloud_test
+
+import (
+	"testing"
+
+	"github.com/fleetgate/fleetgate/internal/deptest"
+)
+
+// TestDependencies enforces DESIGN.md §2 and STYLE.md rule 1 for cloud/.
+// Run with -count=1: the test cache cannot see the go list subprocess.
+func TestDependencies(t *testing.T) {
+	pkgs := deptest.List(t, "./cloud/...")
+	deptest.CheckDocs(t, pkgs)
+	deptest.Check(t, pkgs, []deptest.Rule{
+		{From: "cloud/...", Deny: []string{"edge/...", "firmware-sim/..."},
+			Why: "the cloud never depends on the agent or the simulator"},
+		{From: "cloud", Deny: []string{"cloud/..."},
+			Why: "the domain root imports no adapter"},
+		{From: "cloud/...", Except: []string{"cloud/cmd/..."}, Deny: []string{"cloud/cmd/..."},
+			Why: "adapters do not import the wiring"},
+		{From: "cloud/...", Except: []string{"cloud/postgres"}, Direct: true, Deny: []string{"github.com/jackc/...", "github.com/golang-migrate/..."},
+			Why: "cloud/postgres is the only importer of pgx and the migration library"},
+		{From: "cloud/...", Except: []string{"cloud/redis"}, Direct: true, Deny: []string{"github.com/redis/..."},
+			Why: "cloud/redis is the only importer of the Redis client"},
+		{From: "cloud/...", Except: []string{"cloud/mqtt"}, Direct: true, Deny: []string{"github.com/eclipse/paho.mqtt.golang/..."},
+			Why: "cloud/mqtt is the only importer of paho"},
+		{From: "cloud/...", Deny: []string{"go.etcd.io/bbolt/...", "go.bug.st/serial/..."},
+			Why: "the outbox and serial ports belong to the agent"},
+	})
+}

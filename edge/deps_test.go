@@ -1,0 +1,34 @@
+package edge_test
+
+import (
+	"testing"
+
+	"github.com/fleetgate/fleetgate/internal/deptest"
+)
+
+// TestDependencies enforces DESIGN.md §2 and STYLE.md rule 1 for edge/.
+// Run with -count=1: the test cache cannot see the go list subprocess.
+func TestDependencies(t *testing.T) {
+	pkgs := deptest.List(t, "./edge/...")
+	deptest.CheckDocs(t, pkgs)
+	deptest.Check(t, pkgs, []deptest.Rule{
+		{From: "edge/...", Deny: []string{"cloud/...", "firmware-sim/..."},
+			Why: "the agent never depends on the cloud or the simulator"},
+		{From: "edge", Deny: []string{"edge/..."},
+			Why: "the domain root imports no adapter"},
+		{From: "edge/...", Except: []string{"edge/cmd/..."}, Deny: []string{"edge/cmd/..."},
+			Why: "adapters do not import the wiring"},
+		{From: "edge/...", Except: []string{"edge/serial"}, Direct: true, Deny: []string{"go.bug.st/serial/..."},
+			Why: "edge/serial is the only importer of go.bug.st/serial"},
+		{From: "edge/...", Except: []string{"edge/bolt"}, Direct: true, Deny: []string{"go.etcd.io/bbolt/..."},
+			Why: "edge/bolt is the only importer of bbolt"},
+		{From: "edge/...", Except: []string{"edge/mqtt"}, Direct: true, Deny: []string{"github.com/eclipse/paho.mqtt.golang/..."},
+			Why: "edge/mqtt is the only importer of paho"},
+		{From: "edge/gps/...", Deny: []string{"edge/serial/...", "go.bug.st/serial/..."},
+			Why: "sources read an io.Reader; opening ports is edge/serial's job"},
+		{From: "edge/obd/...", Deny: []string{"edge/serial/...", "go.bug.st/serial/..."},
+			Why: "sources read an io.ReadWriter; opening ports is edge/serial's job"},
+		{From: "edge/...", Deny: []string{"github.com/jackc/...", "github.com/redis/..."},
+			Why: "database and cache clients belong to the cloud"},
+	})
+}

@@ -1,0 +1,19 @@
+// Package telemetry is Fleetgate's wire protocol: the records an agent sends
+// (positions, OBD-II samples, events), the cloud's acknowledgements, agent status
+// and commands; the codec that frames them (a version/flags byte, protobuf,
+// optional zstd); and the MQTT topic names.
+//
+// It does no I/O, no logging and starts no goroutines. Every decoder returns an
+// error wrapping ErrMalformed or ErrVersion for input it cannot trust, and never a
+// partially decoded value.
+package telemetry
+
+// Version is the wire protocol version carried in the high nibble of the first
+// byte of every payload.
+//
+// History:
+//   - 1 (2026-11-27): first version. Batch with columnar, delta-encoded positions
+//     and OBD samples plus events, each record identified by (stream_id, seq);
+//     Ack with committed and rejected seq ranges; Status; Command and
+//     CommandResult. Flags: 0x01 = zstd-compressed body.
+const Version = 1
