@@ -1,6 +1,7 @@
 # Fleetgate — the day-to-day commands. `make help` lists them.
 SHELL := /bin/bash
 GO ?= go
+FUZZTIME ?= 10s
 BIN ?= bin
 PROTOC_GEN_GO_VERSION := v1.36.12
 # Packages whose tests need no services, for quick local runs.
@@ -16,6 +17,10 @@ help: ## list the commands
 build: ## build the three programs into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./edge/cmd/edge-agent ./cloud/cmd/cloud-server ./firmware-sim/cmd/firmware-sim
+
+.PHONY: demo
+demo: build ## three simulated vehicles, three agents and the cloud on localhost; API on :8000; Ctrl-C stops
+	BIN=$(BIN) ./deploy/demo.sh
 
 .PHONY: test
 test: ## run every test (needs PostgreSQL, Redis and Mosquitto on localhost; see README)
@@ -41,8 +46,21 @@ build-edge: ## cross-compile edge-agent for linux/amd64, linux/arm64 and linux/a
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o $(BIN)/edge-agent-linux-arm64 ./edge/cmd/edge-agent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -o $(BIN)/edge-agent-linux-armv7 ./edge/cmd/edge-agent
 
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 1x $$pkg; exit 1; }; \
+	  done; \
+	done
+
+.PHONY: bench
+bench: ## measure the performance targets of DESIGN.md §9 (Go benchmarks with custom metrics)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./... | grep -Ev '^(PASS$$|ok |\? )'
+
 .PHONY: ci
-ci: fmt-check vet deps test build-edge ## what CI runs: format, vet, dependency rules, all tests with -race, edge cross-builds
+ci: fmt-check vet deps test fuzz build-edge ## what CI runs: format, vet, dependency rules, all tests with -race, fuzzing (bounded), edge cross-builds
 
 .PHONY: proto
 proto: ## regenerate shared/telemetry/telemetrypb from telemetry.proto (protoc from Debian's protobuf-compiler)
