@@ -28,7 +28,7 @@ type fakeT struct {
 	errs []string
 }
 
-func (f *fakeT) Helper()                       {}
+func (f *fakeT) Helper()                        {}
 func (f *fakeT) Errorf(format string, a ...any) { f.errs = append(f.errs, format) }
 
 func TestCheckCatchesForbiddenImport(t *testing.T) {
