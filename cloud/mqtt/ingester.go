@@ -460,3 +460,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// Reachable returns nil when the broker at url accepts an MQTT connection
+// (made with a clean session and a throwaway client id, then closed), and an
+// error with code EUNAVAILABLE otherwise.
+func Reachable(ctx context.Context, url string) error {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).
+		SetClientID(fmt.Sprintf("fleetgate-check-%08x", rand.Uint32())).SetCleanSession(true).
+		SetConnectTimeout(5 * time.Second).SetConnectRetry(false).SetAutoReconnect(false))
+	if err := wait(ctx, c.Connect(), 10*time.Second); err != nil {
+		return cloud.Errorf(cloud.EUNAVAILABLE, "connect: %w", err)
+	}
+	c.Disconnect(100)
+	return nil
+}

@@ -92,3 +92,22 @@ func createDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 	return nil
 }
+
+// Reachable returns nil when the PostgreSQL server of url accepts a
+// connection, even if url's database does not exist yet (Migrate creates it),
+// and an error with code EUNAVAILABLE otherwise.
+func Reachable(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return cloud.Errorf(cloud.EINVALID, "parse DATABASE_URL: %w", err)
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" {
+		return nil
+	}
+	if err != nil {
+		return classify("connect", err)
+	}
+	return c.Close(ctx)
+}
