@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fleetgate/fleetgate/shared/telemetry"
+)
+
+// Config is cloud-server's configuration, read from the environment
+// (CONTRACTS.md); every variable has a default.
+type Config struct {
+	DatabaseURL    string // DATABASE_URL
+	RedisURL       string // REDIS_URL
+	RedisPrefix    string // REDIS_PREFIX
+	MQTTURL        string // MQTT_URL
+	MQTTNamespace  string // MQTT_NAMESPACE
+	MQTTShareGroup string // MQTT_SHARE_GROUP
+	MQTTClientID   string // MQTT_CLIENT_ID
+	OSRMURL        string // OSRM_URL
+	ListenAddr     string // LISTEN_ADDR
+	LogLevel       string // LOG_LEVEL
+	LogFormat      string // LOG_FORMAT
+
+	// MQTTClientIDDefaulted is set when MQTT_CLIENT_ID was not given and the
+	// id holds the process id, so the broker session is never resumed.
+	MQTTClientIDDefaulted bool
+}
+
+// DefaultConfig returns the documented defaults. The MQTT client id is
+// fleetgate-cloud-<hostname>-<pid>.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return Config{
+		DatabaseURL:           "postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable",
+		RedisURL:              "redis://127.0.0.1:6379/0",
+		RedisPrefix:           "fleetgate:",
+		MQTTURL:               "tcp://127.0.0.1:1883",
+		MQTTNamespace:         string(telemetry.DefaultNamespace),
+		MQTTShareGroup:        "ingest",
+		MQTTClientID:          fmt.Sprintf("fleetgate-cloud-%s-%d", host, os.Getpid()),
+		MQTTClientIDDefaulted: true,
+		OSRMURL:               "http://127.0.0.1:5000",
+		ListenAddr:            ":8000",
+		LogLevel:              "info",
+		LogFormat:             "text",
+	}
+}
+
+// vars lists the environment variables and the fields they set.
+func (c *Config) vars() []struct {
+	name  string
+	field *string
+} {
+	return []struct {
+		name  string
+		field *string
+	}{
+		{"DATABASE_URL", &c.DatabaseURL}, {"REDIS_URL", &c.RedisURL}, {"REDIS_PREFIX", &c.RedisPrefix},
+		{"MQTT_URL", &c.MQTTURL}, {"MQTT_NAMESPACE", &c.MQTTNamespace}, {"MQTT_SHARE_GROUP", &c.MQTTShareGroup},
+		{"MQTT_CLIENT_ID", &c.MQTTClientID}, {"OSRM_URL", &c.OSRMURL}, {"LISTEN_ADDR", &c.ListenAddr},
+		{"LOG_LEVEL", &c.LogLevel}, {"LOG_FORMAT", &c.LogFormat},
+	}
+}
+
+// LoadConfig returns the defaults overridden by the variables getenv finds
+// (a variable set to "" counts as unset), validated.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	for _, v := range c.vars() {
+		if s := getenv(v.name); s != "" {
+			*v.field = s
+			if v.name == "MQTT_CLIENT_ID" {
+				c.MQTTClientIDDefaulted = false
+			}
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate returns an error naming the first variable with an unusable value.
+func (c *Config) Validate() error {
+	checkURL := func(name, v string, schemes ...string) error {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s %q: %v", name, v, err)
+		case !slices.Contains(schemes, u.Scheme):
+			return fmt.Errorf("%s %q: scheme %q, want one of %s", name, v, u.Scheme, strings.Join(schemes, ", "))
+		case u.Host == "":
+			return fmt.Errorf("%s %q: no host", name, v)
+		}
+		return nil
+	}
+	if err := checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql"); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(c.DatabaseURL); strings.Trim(u.Path, "/") == "" {
+		return fmt.Errorf("DATABASE_URL %q: no database name", c.DatabaseURL)
+	}
+	if err := checkURL("REDIS_URL", c.RedisURL, "redis", "rediss"); err != nil {
+		return err
+	}
+	if err := checkURL("MQTT_URL", c.MQTTURL, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"); err != nil {
+		return err
+	}
+	if err := telemetry.Namespace(c.MQTTNamespace).Valid(); err != nil {
+		return fmt.Errorf("MQTT_NAMESPACE: %v", err)
+	}
+	if strings.ContainsAny(c.MQTTShareGroup, "/+#") {
+		return fmt.Errorf("MQTT_SHARE_GROUP %q: must not contain / + or #", c.MQTTShareGroup)
+	}
+	if len(c.MQTTClientID) > 65535 {
+		return fmt.Errorf("MQTT_CLIENT_ID: longer than 65535 bytes")
+	}
+	if err := checkURL("OSRM_URL", c.OSRMURL, "http", "https"); err != nil {
+		return err
+	}
+	if _, port, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("LISTEN_ADDR %q: %v", c.ListenAddr, err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("LISTEN_ADDR %q: port %q is not 0 to 65535", c.ListenAddr, port)
+	}
+	if _, err := c.level(); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("LOG_FORMAT %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func (c *Config) level() (slog.Level, error) {
+	switch c.LogLevel {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := LoadConfig(env(nil))
+	if err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	host, _ := os.Hostname()
+	want := Config{
+		DatabaseURL: "postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable", RedisURL: "redis://127.0.0.1:6379/0",
+		RedisPrefix: "fleetgate:", MQTTURL: "tcp://127.0.0.1:1883", MQTTNamespace: "fleet/v1", MQTTShareGroup: "ingest",
+		MQTTClientID: "fleetgate-cloud-" + host + "-" + strconv.Itoa(os.Getpid()), MQTTClientIDDefaulted: true,
+		OSRMURL: "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
+	}
+	if c != want {
+		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	c, err := LoadConfig(env(map[string]string{
+		"DATABASE_URL": "postgresql://u:p@db:5432/fleet", "REDIS_URL": "rediss://r:6380/2", "REDIS_PREFIX": "x:",
+		"MQTT_URL": "ssl://broker:8883", "MQTT_NAMESPACE": "t1/fleet/v1", "MQTT_SHARE_GROUP": "g",
+		"MQTT_CLIENT_ID": "cloud-1", "OSRM_URL": "https://osrm", "LISTEN_ADDR": "127.0.0.1:9000",
+		"LOG_LEVEL": "debug", "LOG_FORMAT": "json",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgresql://u:p@db:5432/fleet" || c.RedisPrefix != "x:" || c.MQTTNamespace != "t1/fleet/v1" ||
+		c.MQTTClientID != "cloud-1" || c.MQTTClientIDDefaulted || c.ListenAddr != "127.0.0.1:9000" || c.LogFormat != "json" {
+		t.Errorf("config %+v", c)
+	}
+}
+
+func TestValidateNamesTheVariable(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"DATABASE_URL", "mysql://x/db", "DATABASE_URL"},
+		{"DATABASE_URL", "postgres://127.0.0.1:5432", "no database name"},
+		{"REDIS_URL", "127.0.0.1:6379", "REDIS_URL"},
+		{"MQTT_URL", "http://broker", "MQTT_URL"},
+		{"MQTT_URL", "tcp://", "no host"},
+		{"MQTT_NAMESPACE", "fleet/+/v1", "MQTT_NAMESPACE"},
+		{"MQTT_NAMESPACE", "/fleet", "MQTT_NAMESPACE"},
+		{"MQTT_SHARE_GROUP", "a/b", "MQTT_SHARE_GROUP"},
+		{"OSRM_URL", "osrm:5000", "OSRM_URL"},
+		{"LISTEN_ADDR", "8000", "LISTEN_ADDR"},
+		{"LISTEN_ADDR", ":99999", "LISTEN_ADDR"},
+		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
+		{"LOG_FORMAT", "xml", "LOG_FORMAT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := LoadConfig(env(map[string]string{tt.name: tt.value}))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetgate/fleetgate/internal/testenv"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
+	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
+)
+
+func TestCheckNamesDownServicesAndHowToStartThem(t *testing.T) {
+	pg, rd, mq := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), []string{"check"}, env(map[string]string{
+		"DATABASE_URL": fmt.Sprintf("postgres://postgres@127.0.0.1:%d/fleetgate?sslmode=disable", pg),
+		"REDIS_URL":    fmt.Sprintf("redis://127.0.0.1:%d/0", rd),
+		"MQTT_URL":     fmt.Sprintf("tcp://127.0.0.1:%d", mq),
+	}), &out, &errOut)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("PostgreSQL is not reachable at 127.0.0.1:%d: ", pg),
+		"  start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n",
+		fmt.Sprintf("Redis is not reachable at 127.0.0.1:%d: ", rd),
+		`  start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log` + "\n",
+		fmt.Sprintf("MQTT broker is not reachable at 127.0.0.1:%d: ", mq),
+		"  start it with: mosquitto -d -c /etc/mosquitto/mosquitto.conf\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestCheckAllUp(t *testing.T) {
+	mqttURL, _ := testenv.MQTT(t)
+	redisURL, _ := testenv.Redis(t)
+	var out bytes.Buffer
+	// The database need not exist yet: migrate creates it.
+	code := Main(context.Background(), []string{"check"}, env(map[string]string{
+		"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/fg_missing_" + testenv.ID() + "?sslmode=disable",
+		"REDIS_URL":    redisURL, "MQTT_URL": mqttURL,
+	}), &out, &out)
+	if code != 0 || strings.Count(out.String(), " is reachable at ") != 3 {
+		t.Errorf("exit %d:\n%s", code, out.String())
+	}
+}
+
+func TestUsageAndBadConfig(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{nil, nil, 2, "usage: cloud-server"},
+		{[]string{"fly"}, nil, 2, `unknown command "fly"`},
+		{[]string{"run"}, map[string]string{"LOG_LEVEL": "loud"}, 2, "LOG_LEVEL"},
+		{[]string{"healthcheck"}, map[string]string{"LISTEN_ADDR": fmt.Sprintf(":%d", testenv.FreePort(t))}, 1, "/health"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		code := Main(context.Background(), tt.args, env(tt.env), &out, &out)
+		if code != tt.code || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: exit %d, output %q; want %d and %q", tt.args, code, out.String(), tt.code, tt.want)
+		}
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	u := testenv.Postgres(t)
+	for range 2 {
+		var out bytes.Buffer
+		if code := Main(context.Background(), []string{"migrate"}, env(map[string]string{"DATABASE_URL": u}), &out, &out); code != 0 {
+			t.Fatalf("exit %d: %s", code, out.String())
+		}
+	}
+}
+
+// TestRunServesIngestsAndStopsOnSIGTERM runs the real binary against the
+// real services: a batch published as an agent would is acked and served by
+// the API, /ready and healthcheck pass, and SIGTERM stops it cleanly.
+func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "cloud-server")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	mqttURL, ns := testenv.MQTT(t)
+	redisURL, prefix := testenv.Redis(t)
+	port := testenv.FreePort(t)
+	clientID := "fgtest-cloud-" + testenv.ID()
+	vars := []string{
+		"DATABASE_URL=" + testenv.Postgres(t), "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
+		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=" + clientID,
+		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port), "LOG_LEVEL=debug",
+	}
+	cmd := exec.Command(bin, "run")
+	cmd.Env = append(os.Environ(), vars...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(mqttURL).SetClientID(clientID).SetCleanSession(true))
+		if tok := c.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			c.Disconnect(100)
+		}
+		if t.Failed() {
+			t.Logf("cloud-server output:\n%s", logs.String())
+		}
+	})
+	api := fmt.Sprintf("http://127.0.0.1:%d", port)
+	end := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(api + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(end) {
+			t.Fatalf("/ready not 200 within 60 s (last: %v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hc := exec.Command(bin, "healthcheck")
+	hc.Env = append(os.Environ(), vars...)
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Errorf("healthcheck: %v %s", err, out)
+	}
+
+	agent := paho.NewClient(paho.NewClientOptions().AddBroker(mqttURL).SetClientID("fgtest-agent-" + testenv.ID()))
+	if tok := agent.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("agent connect: %v", tok.Error())
+	}
+	defer agent.Disconnect(100)
+	nsp := telemetry.Namespace(ns)
+	acks := make(chan *telemetrypb.Ack, 1)
+	ackTopic, _ := nsp.Topic("veh-001", telemetry.KindAck)
+	if tok := agent.Subscribe(ackTopic, 1, func(_ paho.Client, m paho.Message) {
+		var a telemetrypb.Ack
+		if telemetry.Decode(m.Payload(), &a) == nil {
+			acks <- &a
+		}
+	}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	payload, err := telemetry.EncodeBatch(&telemetry.Batch{VehicleID: "veh-001", StreamID: 77, Positions: []telemetry.Position{
+		{Seq: 1, UnixMs: at.UnixMilli(), LatE7: 437384166, LonE7: 74246333},
+	}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batchTopic, _ := nsp.Topic("veh-001", telemetry.KindBatch)
+	if tok := agent.Publish(batchTopic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	select {
+	case a := <-acks:
+		if c, _ := telemetry.AckRanges(a); len(c) != 1 || c[0] != (telemetry.SeqRange{First: 1, Last: 1}) {
+			t.Errorf("ack %v", a)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no ack within 30 s")
+	}
+	resp, err := http.Get(api + "/api/v1/vehicles/veh-001/positions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Positions []struct {
+			Seq  uint64
+			Time string
+			Lat  float64
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if err != nil || len(page.Positions) != 1 || page.Positions[0].Lat != 43.7384166 ||
+		page.Positions[0].Time != at.UTC().Format("2006-01-02T15:04:05.000Z") {
+		t.Errorf("positions %+v, %v", page, err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		if !strings.Contains(logs.String(), "cloud-server stopped") {
+			t.Errorf("no shutdown log line")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30 s after SIGTERM")
+	}
+}

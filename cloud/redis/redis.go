@@ -1,0 +1,250 @@
+// Package redis keeps the fleet's live state in Redis with go-redis: each
+// vehicle's latest fix by record time (a hash written by a Lua script only
+// when the new fix is newer, so late history never moves a vehicle
+// backwards), a GEO index of the fleet, and a pub/sub channel on which every
+// accepted update is announced for live streams on any replica. Every key and
+// the channel are under the configured prefix. It is the only package that
+// imports the Redis client.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fleetgate/fleetgate/cloud"
+)
+
+// LiveState is the live store. Create it with NewLiveState, then Open it. Its
+// methods are safe for concurrent use once it is open.
+type LiveState struct {
+	URL    string // redis://host:port/db
+	Prefix string // put before every key and the channel, e.g. "fleetgate:"
+
+	client *redis.Client
+}
+
+var (
+	_ cloud.LiveState = (*LiveState)(nil)
+	_ cloud.Pinger    = (*LiveState)(nil)
+)
+
+// NewLiveState returns a LiveState for the Redis at url, keys under prefix.
+func NewLiveState(url, prefix string) *LiveState { return &LiveState{URL: url, Prefix: prefix} }
+
+// Open connects and checks that Redis answers. It returns an error with code
+// EINVALID for a bad URL and EUNAVAILABLE when Redis cannot be reached.
+func (s *LiveState) Open(ctx context.Context) error {
+	opt, err := redis.ParseURL(s.URL)
+	if err != nil {
+		return cloud.Errorf(cloud.EINVALID, "parse REDIS_URL: %w", err)
+	}
+	s.client = redis.NewClient(opt)
+	if err := s.Ping(ctx); err != nil {
+		s.client.Close()
+		s.client = nil
+		return err
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (s *LiveState) Close() error {
+	if s.client == nil {
+		return nil
+	}
+	return s.client.Close()
+}
+
+// Ping returns nil when Redis answers.
+func (s *LiveState) Ping(ctx context.Context) error {
+	if s.client == nil {
+		return cloud.Errorf(cloud.EUNAVAILABLE, "Redis: not open")
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return cloud.Errorf(cloud.EUNAVAILABLE, "ping Redis: %w", err)
+	}
+	return nil
+}
+
+// VehicleKey returns the key of the hash holding a vehicle's latest state.
+func (s *LiveState) VehicleKey(id string) string { return s.Prefix + "vehicle:" + id }
+
+// GeoKey returns the key of the GEO index of the fleet's latest positions
+// (members are vehicle ids).
+func (s *LiveState) GeoKey() string { return s.Prefix + "geo" }
+
+// Channel returns the pub/sub channel on which accepted updates are
+// published, one JSON Update per message.
+func (s *LiveState) Channel() string { return s.Prefix + "live" }
+
+// Update is the JSON message published on Channel for each accepted state.
+// Unknown measures are omitted.
+type Update struct {
+	VehicleID string   `json:"vehicle_id"`
+	Time      string   `json:"time"`
+	StreamID  string   `json:"stream_id"`
+	Seq       uint64   `json:"seq"`
+	Lat       float64  `json:"lat"`
+	Lon       float64  `json:"lon"`
+	SpeedMPS  *float64 `json:"speed_mps,omitempty"`
+	CourseDeg *float64 `json:"course_deg,omitempty"`
+}
+
+// maxGeoLat is the largest |latitude| a Redis GEO index takes (Web Mercator).
+const maxGeoLat = 85.05112878
+
+// latest replaces a vehicle's state hash only when the new record time is
+// newer than the stored one, then updates the GEO index and publishes.
+//
+//	KEYS[1] the vehicle's hash   KEYS[2] the GEO index
+//	ARGV[1] time_ms  ARGV[2] lon  ARGV[3] lat  ARGV[4] vehicle id
+//	ARGV[5] channel  ARGV[6] message  ARGV[7..] field, value, ...
+var latest = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'time_ms')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if math.abs(tonumber(ARGV[3])) <= ` + strconv.FormatFloat(maxGeoLat, 'f', -1, 64) + ` then
+  redis.call('GEOADD', KEYS[2], ARGV[2], ARGV[3], ARGV[4])
+else
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+`)
+
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// UpdateLatest applies each state whose position is newer than the stored one
+// (see cloud.LiveState), pipelined in one round trip. It returns an error with
+// code EUNAVAILABLE when Redis fails; states already applied stay applied.
+func (s *LiveState) UpdateLatest(ctx context.Context, states []cloud.VehicleState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	run := func(ctx context.Context) error {
+		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range states {
+				keys, args, err := s.scriptArgs(&states[i])
+				if err != nil {
+					return err
+				}
+				latest.EvalSha(ctx, p, keys, args...)
+			}
+			return nil
+		})
+		if err == nil {
+			return nil
+		}
+		for _, c := range cmds {
+			if c.Err() != nil {
+				return c.Err()
+			}
+		}
+		return err
+	}
+	err := run(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted or flushed its script cache: load it and go again
+		// (the script is idempotent).
+		if err = latest.Load(ctx, s.client).Err(); err == nil {
+			err = run(ctx)
+		}
+	}
+	if err != nil {
+		return cloud.Errorf(cloud.EUNAVAILABLE, "update live state in Redis: %w", err)
+	}
+	return nil
+}
+
+func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) {
+	p := &st.Position
+	u := Update{
+		VehicleID: st.VehicleID, Time: p.Time.UTC().Format(timeFormat), StreamID: fmt.Sprintf("%016x", p.StreamID),
+		Seq: p.Seq, Lat: p.Lat, Lon: p.Lon, SpeedMPS: p.SpeedMPS, CourseDeg: p.CourseDeg,
+	}
+	msg, err := json.Marshal(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg,
+		"time_ms", p.Time.UnixMilli(), "time", u.Time, "stream_id", u.StreamID, "seq", p.Seq,
+		"lat", f(p.Lat), "lon", f(p.Lon), "updated_at", st.UpdatedAt.UTC().Format(timeFormat)}
+	if p.SpeedMPS != nil {
+		args = append(args, "speed_mps", f(*p.SpeedMPS))
+	}
+	if p.CourseDeg != nil {
+		args = append(args, "course_deg", f(*p.CourseDeg))
+	}
+	return []string{s.VehicleKey(st.VehicleID), s.GeoKey()}, args, nil
+}
+
+// Latest returns the stored state of a vehicle, or an error with code
+// ENOTFOUND when there is none, EUNAVAILABLE when Redis fails.
+func (s *LiveState) Latest(ctx context.Context, vehicleID string) (*cloud.VehicleState, error) {
+	h, err := s.client.HGetAll(ctx, s.VehicleKey(vehicleID)).Result()
+	if err != nil {
+		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live state from Redis: %w", err)
+	}
+	if len(h) == 0 {
+		return nil, cloud.Errorf(cloud.ENOTFOUND, "no live state for vehicle %q", vehicleID)
+	}
+	st, err := parseState(vehicleID, h)
+	if err != nil {
+		return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", vehicleID, err)
+	}
+	return st, nil
+}
+
+func parseState(id string, h map[string]string) (*cloud.VehicleState, error) {
+	st := &cloud.VehicleState{VehicleID: id, Position: cloud.Position{VehicleID: id}}
+	p := &st.Position
+	var errs []error
+	num := func(field string) float64 {
+		v, err := strconv.ParseFloat(h[field], 64)
+		errs = append(errs, err)
+		return v
+	}
+	opt := func(field string) *float64 {
+		if _, ok := h[field]; !ok {
+			return nil
+		}
+		v := num(field)
+		return &v
+	}
+	when := func(field string) time.Time {
+		t, err := time.Parse(timeFormat, h[field])
+		errs = append(errs, err)
+		return t
+	}
+	var err error
+	p.StreamID, err = strconv.ParseUint(h["stream_id"], 16, 64)
+	errs = append(errs, err)
+	p.Seq, err = strconv.ParseUint(h["seq"], 10, 64)
+	errs = append(errs, err)
+	p.Time, st.UpdatedAt = when("time"), when("updated_at")
+	p.Lat, p.Lon = num("lat"), num("lon")
+	p.SpeedMPS, p.CourseDeg = opt("speed_mps"), opt("course_deg")
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("fields %s: %w", strings.Join(keys(h), ","), err)
+	}
+	return st, nil
+}
+
+func keys(h map[string]string) []string {
+	out := make([]string, 0, len(h))
+	for k := range h {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,211 @@
+package redis_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/redis"
+	"github.com/fleetgate/fleetgate/internal/testenv"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func open(t *testing.T) (*redis.LiveState, *goredis.Client, string) {
+	t.Helper()
+	u, prefix := testenv.Redis(t)
+	s := redis.NewLiveState(u, prefix)
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	opt, err := goredis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	return s, c, prefix
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func state(vehicle string, seq uint64, at time.Time, lat float64, speed *float64) cloud.VehicleState {
+	return cloud.VehicleState{VehicleID: vehicle, UpdatedAt: now, Position: cloud.Position{
+		VehicleID: vehicle, StreamID: 0xfedcba9876543210, Seq: seq, Time: at, Lat: lat, Lon: 7.4246333, SpeedMPS: speed, CourseDeg: ptr(45.2),
+	}}
+}
+
+func TestLatestMovesForwardOnly(t *testing.T) {
+	s, c, prefix := open(t)
+	ctx := context.Background()
+	sub := c.Subscribe(ctx, s.Channel())
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		name      string
+		state     cloud.VehicleState
+		wantSeq   uint64
+		published bool
+	}{
+		{"first", state("veh-1", 10, now, 43.7384166, ptr(13.891)), 10, true},
+		{"older (late history)", state("veh-1", 5, now.Add(-time.Hour), 43.0, ptr(1)), 10, false},
+		{"same time (replay)", state("veh-1", 10, now, 43.7384166, ptr(13.891)), 10, false},
+		{"newer, speed unknown", state("veh-1", 11, now.Add(time.Second), 43.7385, nil), 11, true},
+	}
+	for _, st := range steps {
+		if err := s.UpdateLatest(ctx, []cloud.VehicleState{st.state}); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got, err := s.Latest(ctx, "veh-1")
+		if err != nil {
+			t.Fatalf("%s: Latest: %v", st.name, err)
+		}
+		if got.Position.Seq != st.wantSeq {
+			t.Errorf("%s: latest seq %d, want %d", st.name, got.Position.Seq, st.wantSeq)
+		}
+		if st.published {
+			msg, err := sub.ReceiveMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var u redis.Update
+			if err := json.Unmarshal([]byte(msg.Payload), &u); err != nil {
+				t.Fatal(err)
+			}
+			if u.VehicleID != "veh-1" || u.Seq != st.wantSeq || u.StreamID != "fedcba9876543210" {
+				t.Errorf("%s: published %s", st.name, msg.Payload)
+			}
+		}
+	}
+	got, _ := s.Latest(ctx, "veh-1")
+	want := state("veh-1", 11, now.Add(time.Second), 43.7385, nil)
+	if !got.Position.Time.Equal(want.Position.Time) || got.Position.Lat != 43.7385 || got.Position.Lon != 7.4246333 ||
+		got.Position.SpeedMPS != nil || *got.Position.CourseDeg != 45.2 || got.Position.StreamID != 0xfedcba9876543210 || !got.UpdatedAt.Equal(now) {
+		t.Errorf("final state %+v (speed %v)", got.Position, got.Position.SpeedMPS)
+	}
+	// Only the two accepted updates were published: a probe published now is
+	// the next message.
+	if err := c.Publish(ctx, s.Channel(), "probe").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := sub.ReceiveMessage(ctx); err != nil || msg.Payload != "probe" {
+		t.Errorf("after the updates: %v %v, want the probe (a refused update was published?)", msg, err)
+	}
+
+	pos, err := c.GeoPos(ctx, s.GeoKey(), "veh-1").Result()
+	if err != nil || len(pos) != 1 || pos[0] == nil || pos[0].Latitude < 43.738 || pos[0].Latitude > 43.739 {
+		t.Errorf("GEO position %v, %v", pos, err)
+	}
+
+	var keys []string
+	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	slices.Sort(keys)
+	if want := []string{prefix + "geo", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
+		t.Errorf("keys under the prefix %v, want %v", keys, want)
+	}
+	for _, k := range []string{s.GeoKey(), s.VehicleKey("x"), s.Channel()} {
+		if !strings.HasPrefix(k, prefix) {
+			t.Errorf("%s not under the prefix %s", k, prefix)
+		}
+	}
+}
+
+func TestManyVehiclesAndPolarFix(t *testing.T) {
+	s, c, _ := open(t)
+	ctx := context.Background()
+	states := []cloud.VehicleState{
+		state("a", 1, now, 10, nil), state("b", 1, now, -20, nil), state("polar", 1, now, 89.9, nil),
+	}
+	if err := s.UpdateLatest(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "polar"} {
+		if _, err := s.Latest(ctx, id); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	n, err := c.ZCard(ctx, s.GeoKey()).Result()
+	if err != nil || n != 2 {
+		t.Errorf("GEO index has %d members (%v), want 2: a polar fix cannot be indexed", n, err)
+	}
+	if _, err := s.Latest(ctx, "nobody"); cloud.ErrorCode(err) != cloud.ENOTFOUND {
+		t.Errorf("Latest of an unknown vehicle: %v", err)
+	}
+}
+
+// privateRedis starts a throwaway redis-server on a free port (its script
+// cache is flushed below, which must not touch the shared server's).
+func privateRedis(t *testing.T) string {
+	t.Helper()
+	port := testenv.FreePort(t)
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	u := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("private redis-server did not answer within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return u
+}
+
+func TestScriptReloadedAfterFlush(t *testing.T) {
+	u := privateRedis(t)
+	s := redis.NewLiveState(u, "p:")
+	ctx := context.Background()
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opt, _ := goredis.ParseURL(u)
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{state("v", 1, now, 1, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{state("v", 2, now.Add(time.Second), 1, nil)}); err != nil {
+		t.Fatalf("after SCRIPT FLUSH: %v", err)
+	}
+	if got, err := s.Latest(ctx, "v"); err != nil || got.Position.Seq != 2 {
+		t.Errorf("Latest = %+v, %v", got, err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	s := redis.NewLiveState("redis://127.0.0.1:1/0", "x:")
+	if err := s.Open(context.Background()); cloud.ErrorCode(err) != cloud.EUNAVAILABLE {
+		t.Errorf("Open: %v", err)
+	}
+	if err := redis.NewLiveState("http://nope", "x:").Open(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
+		t.Errorf("Open with a bad URL: %v", err)
+	}
+}
