@@ -27,32 +27,30 @@ type Config struct {
 	ListenAddr     string // LISTEN_ADDR
 	LogLevel       string // LOG_LEVEL
 	LogFormat      string // LOG_FORMAT
-
-	// MQTTClientIDDefaulted is set when MQTT_CLIENT_ID was not given and the
-	// id holds the process id, so the broker session is never resumed.
-	MQTTClientIDDefaulted bool
 }
 
 // DefaultConfig returns the documented defaults. The MQTT client id is
-// fleetgate-cloud-<hostname>-<pid>.
+// fleetgate-cloud-<hostname>: stable across restarts, so the broker keeps the
+// server's session and the QoS 1 messages queued while it was down. (An id that
+// changed on every start would leave a stale member in the shared subscription,
+// to which Mosquitto keeps handing a share of the messages.)
 func DefaultConfig() Config {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
 	}
 	return Config{
-		DatabaseURL:           "postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable",
-		RedisURL:              "redis://127.0.0.1:6379/0",
-		RedisPrefix:           "fleetgate:",
-		MQTTURL:               "tcp://127.0.0.1:1883",
-		MQTTNamespace:         string(telemetry.DefaultNamespace),
-		MQTTShareGroup:        "ingest",
-		MQTTClientID:          fmt.Sprintf("fleetgate-cloud-%s-%d", host, os.Getpid()),
-		MQTTClientIDDefaulted: true,
-		OSRMURL:               "http://127.0.0.1:5000",
-		ListenAddr:            ":8000",
-		LogLevel:              "info",
-		LogFormat:             "text",
+		DatabaseURL:    "postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable",
+		RedisURL:       "redis://127.0.0.1:6379/0",
+		RedisPrefix:    "fleetgate:",
+		MQTTURL:        "tcp://127.0.0.1:1883",
+		MQTTNamespace:  string(telemetry.DefaultNamespace),
+		MQTTShareGroup: "ingest",
+		MQTTClientID:   "fleetgate-cloud-" + host,
+		OSRMURL:        "http://127.0.0.1:5000",
+		ListenAddr:     ":8000",
+		LogLevel:       "info",
+		LogFormat:      "text",
 	}
 }
 
@@ -80,7 +78,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if s := getenv(v.name); s != "" {
 			*v.field = s
 			if v.name == "MQTT_CLIENT_ID" {
-				c.MQTTClientIDDefaulted = false
 			}
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,8 +17,8 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DatabaseURL: "postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable", RedisURL: "redis://127.0.0.1:6379/0",
 		RedisPrefix: "fleetgate:", MQTTURL: "tcp://127.0.0.1:1883", MQTTNamespace: "fleet/v1", MQTTShareGroup: "ingest",
-		MQTTClientID: "fleetgate-cloud-" + host + "-" + strconv.Itoa(os.Getpid()), MQTTClientIDDefaulted: true,
-		OSRMURL: "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
+		MQTTClientID: "fleetgate-cloud-" + host,
+		OSRMURL:      "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
 	}
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -37,7 +36,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DatabaseURL != "postgresql://u:p@db:5432/fleet" || c.RedisPrefix != "x:" || c.MQTTNamespace != "t1/fleet/v1" ||
-		c.MQTTClientID != "cloud-1" || c.MQTTClientIDDefaulted || c.ListenAddr != "127.0.0.1:9000" || c.LogFormat != "json" {
+		c.MQTTClientID != "cloud-1" || c.ListenAddr != "127.0.0.1:9000" || c.LogFormat != "json" {
 		t.Errorf("config %+v", c)
 	}
 }

@@ -125,7 +125,6 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	in := mqtt.NewIngester(cfg.MQTTURL, cfg.MQTTClientID, db)
 	in.Namespace = telemetry.Namespace(cfg.MQTTNamespace)
 	in.ShareGroup = cfg.MQTTShareGroup
-	in.EphemeralSession = cfg.MQTTClientIDDefaulted
 	in.Live = live
 	in.Logger = logger.With("component", "ingest")
 
