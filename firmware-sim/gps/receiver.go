@@ -49,8 +49,8 @@ func FromState(s firmwaresim.State) Fix {
 //
 // A Write that blocks (nobody reads the port) holds the output back; the
 // epochs due meanwhile follow as soon as it returns, so the bytes do not depend
-// on the reader. Run returns nil at Until, ctx.Err() when ctx is done, and the
-// write error otherwise.
+// on the reader. Run returns nil once the Clock reaches Until, ctx.Err() when
+// ctx is done, and the write error otherwise.
 func (r *Receiver) Run(ctx context.Context, w io.Writer, onFix func(Fix)) error {
 	if r.Rate < 1 || r.Rate > MaxRate {
 		return fmt.Errorf("gps receiver: rate %d Hz outside 1..%d", r.Rate, MaxRate)
@@ -66,7 +66,7 @@ func (r *Receiver) Run(ctx context.Context, w io.Writer, onFix func(Fix)) error 
 	for k := 0; ; k++ {
 		t := EpochTime(start, r.Rate, k)
 		if !r.Until.IsZero() && !t.Before(r.Until) {
-			return nil
+			return r.Clock.SleepUntil(ctx, r.Until) // the drive ends at Until, not at the last epoch
 		}
 		if err := r.Clock.SleepUntil(ctx, t); err != nil {
 			return err

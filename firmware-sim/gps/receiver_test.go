@@ -13,20 +13,10 @@ import (
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
 	"github.com/fleetgate/fleetgate/firmware-sim/gps"
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 )
 
 var start = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-
-// instantClock is a simulated clock that never waits: SleepUntil jumps to t.
-type instantClock struct{ now time.Time }
-
-func (c *instantClock) Now() time.Time { return c.now }
-func (c *instantClock) SleepUntil(ctx context.Context, t time.Time) error {
-	if t.After(c.now) {
-		c.now = t
-	}
-	return ctx.Err()
-}
 
 // drive runs a receiver over d of simulated time and returns the bytes it
 // wrote and the fixes it reported.
@@ -40,7 +30,7 @@ func drive(t *testing.T, seed uint64, rate int, d time.Duration) ([]byte, []gps.
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &gps.Receiver{Vehicle: v, Clock: &instantClock{now: start}, Rate: rate, Until: start.Add(d)}
+	r := &gps.Receiver{Vehicle: v, Clock: &simtest.Clock{T: start}, Rate: rate, Until: start.Add(d)}
 	var out bytes.Buffer
 	var fixes []gps.Fix
 	if err := r.Run(context.Background(), &out, func(f gps.Fix) { fixes = append(fixes, f) }); err != nil {

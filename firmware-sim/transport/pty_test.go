@@ -9,43 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/transport"
 )
-
-// openClient opens the port as an agent would: the path, read-write, no
-// controlling terminal, raw mode.
-func openClient(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var terr error
-	if err := rc.Control(func(fd uintptr) {
-		tio, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			terr = err
-			return
-		}
-		tio.Iflag &^= unix.ICRNL | unix.IXON | unix.INLCR | unix.IGNCR
-		tio.Oflag &^= unix.OPOST
-		tio.Lflag &^= unix.ECHO | unix.ICANON | unix.ISIG | unix.IEXTEN
-		tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-		terr = unix.IoctlSetTermios(int(fd), unix.TCSETS, tio)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if terr != nil {
-		t.Fatal(terr)
-	}
-	return f
-}
 
 // readExactly reads len(want) bytes; the deadline only guards against a hang.
 func readExactly(t *testing.T, r interface {
@@ -97,7 +63,7 @@ func TestPTY(t *testing.T) {
 	if _, err := p.Write([]byte("$GPRMC,early*00\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	c := openClient(t, link)
+	c := simtest.OpenPort(t, link)
 	readExactly(t, c, "$GPRMC,early*00\r\n")
 
 	// Client to simulator: bytes arrive as sent (CR not turned into LF, no
@@ -119,7 +85,7 @@ func TestPTY(t *testing.T) {
 	if _, err := p.Write([]byte("$GPGGA,while-closed*00\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	c2 := openClient(t, link)
+	c2 := simtest.OpenPort(t, link)
 	defer c2.Close()
 	readExactly(t, c2, "$GPGGA,while-closed*00\r\n")
 	if _, err := p.Write([]byte("after\r\n")); err != nil {
@@ -153,7 +119,7 @@ func TestPTYWithoutLink(t *testing.T) {
 	if p.Link() != "" {
 		t.Errorf("Link() = %q", p.Link())
 	}
-	c := openClient(t, p.Path())
+	c := simtest.OpenPort(t, p.Path())
 	defer c.Close()
 	msg := bytes.Repeat([]byte("0123456789"), 100)
 	if _, err := p.Write(msg); err != nil {
