@@ -1,0 +1,464 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
+)
+
+// These tests run the real binary on real pseudo-terminals, as an agent and
+// a tester would. Deadlines only guard against hangs; nothing asserts timing.
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "firmware-sim-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "firmware-sim")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// sim is a running firmware-sim.
+type sim struct {
+	cmd    *exec.Cmd
+	ports  map[string]string // "veh-001 gps" → link or device
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startSim runs `firmware-sim run args...` and waits for "ready".
+func startSim(t *testing.T, args ...string) *sim {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), append([]string{"run"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sim{cmd: cmd, ports: map[string]string{}, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		s.done <- cmd.Wait()
+	}()
+	portLine := regexp.MustCompile(`^(\S+) (gps|obd) (/dev/pts/\d+)(?: -> (\S+))?$`)
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("firmware-sim exited before ready; stderr:\n%s", s.stderr)
+			}
+			if l == "ready" {
+				go func() {
+					for range lines {
+					}
+				}()
+				return s
+			}
+			m := portLine.FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("unexpected stdout line %q", l)
+			}
+			s.ports[m[1]+" "+m[2]] = m[3]
+			if m[4] != "" {
+				s.ports[m[1]+" "+m[2]] = m[4]
+			}
+		case <-deadline:
+			t.Fatal("no ready line within 30 s")
+		}
+	}
+}
+
+// stop sends SIGTERM and requires exit status 0.
+func (s *sim) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("firmware-sim exited with %v; stderr:\n%s", err, s.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("firmware-sim did not exit within 30 s of SIGTERM")
+	}
+}
+
+// nmeaReader collects the sentences of a GPS port in the background.
+type nmeaReader struct {
+	mu    sync.Mutex
+	bytes []byte
+}
+
+func readNMEA(f *os.File) *nmeaReader {
+	r := &nmeaReader{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := f.Read(buf)
+			r.mu.Lock()
+			r.bytes = append(r.bytes, buf[:n]...)
+			r.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// waitSentences waits until n whole sentences have arrived and returns the bytes.
+func (r *nmeaReader) waitSentences(t *testing.T, n int) []byte {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r.mu.Lock()
+		b := bytes.Clone(r.bytes)
+		r.mu.Unlock()
+		if bytes.Count(b, []byte("\r\n")) >= n {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sentences after 60 s, want %d", bytes.Count(b, []byte("\r\n")), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ask sends an ELM327 command and returns the reply up to the prompt.
+func ask(t *testing.T, f *os.File, cmd string) string {
+	t.Helper()
+	if _, err := f.Write([]byte(cmd + "\r")); err != nil {
+		t.Fatal(err)
+	}
+	f.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var got []byte
+	buf := make([]byte, 256)
+	for !bytes.HasSuffix(got, []byte(">")) {
+		n, err := f.Read(buf)
+		if err != nil {
+			t.Fatalf("%s: read: %v (so far %q)", cmd, err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	return string(got)
+}
+
+// waitForEnds polls the truth file until it holds n end lines.
+func waitForEnds(t *testing.T, path string, n int) []truth.Line {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		f, err := os.Open(path)
+		if err == nil {
+			lines, rerr := truth.Read(f)
+			f.Close()
+			ends := 0
+			for _, l := range lines {
+				if l.Type == "end" {
+					ends++
+				}
+			}
+			if rerr == nil && ends == n {
+				return lines
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("truth file %s has no %d end lines after 60 s", path, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rmc is what a test reads out of an RMC sentence itself.
+type rmc struct {
+	time     string // 2026-11-27T10:00:00.000Z
+	lat, lon float64
+	knots    float64
+}
+
+// parseRMC checks the checksum and reads the RMC sentences of a GPS stream.
+func parseRMC(t *testing.T, stream []byte) []rmc {
+	t.Helper()
+	var out []rmc
+	for _, s := range strings.Split(strings.TrimSuffix(string(stream), "\r\n"), "\r\n") {
+		star := strings.LastIndexByte(s, '*')
+		if !strings.HasPrefix(s, "$") || star < 0 {
+			t.Fatalf("not a sentence: %q", s)
+		}
+		var x byte
+		for _, c := range []byte(s[1:star]) {
+			x ^= c
+		}
+		if want := fmt.Sprintf("%02X", x); s[star+1:] != want {
+			t.Fatalf("%q: checksum %s, want %s", s, s[star+1:], want)
+		}
+		f := strings.Split(s[1:star], ",")
+		if f[0] != "GPRMC" {
+			continue
+		}
+		deg := func(v string, digits int, neg bool) float64 {
+			d, _ := strconv.ParseFloat(v[:digits], 64)
+			m, _ := strconv.ParseFloat(v[digits:], 64)
+			if neg {
+				return -(d + m/60)
+			}
+			return d + m/60
+		}
+		knots, _ := strconv.ParseFloat(f[7], 64)
+		hms, date := f[1], f[9]
+		out = append(out, rmc{
+			time: fmt.Sprintf("20%s-%s-%sT%s:%s:%s.%s0Z", date[4:6], date[2:4], date[0:2], hms[0:2], hms[2:4], hms[4:6], hms[7:9]),
+			lat:  deg(f[3], 2, f[4] == "S"), lon: deg(f[5], 3, f[6] == "W"), knots: knots,
+		})
+	}
+	return out
+}
+
+func TestRunServesGPSAndELM327AndWritesTheTruth(t *testing.T) {
+	dir := t.TempDir()
+	truthPath, links := filepath.Join(dir, "truth.jsonl"), filepath.Join(dir, "links")
+	s := startSim(t, "--duration", "30s", "--speed", "30", "--truth", truthPath, "--link-dir", links,
+		"--start", "2026-11-27T10:00:00Z", "--seed", "5")
+	if s.ports["veh-001 gps"] != filepath.Join(links, "veh-001-gps") || s.ports["veh-001 obd"] != filepath.Join(links, "veh-001-obd") {
+		t.Fatalf("ports %v", s.ports)
+	}
+	gpsPort := simtest.OpenPort(t, s.ports["veh-001 gps"])
+	nmea := readNMEA(gpsPort)
+	obd := simtest.OpenPort(t, s.ports["veh-001 obd"])
+
+	if got := ask(t, obd, "ATZ"); got != "ATZ\r\r\rELM327 v1.5\r\r>" {
+		t.Errorf("ATZ → %q", got)
+	}
+	if got := ask(t, obd, "ATE0"); got != "ATE0\rOK\r\r>" {
+		t.Errorf("ATE0 → %q", got)
+	}
+	replies := map[string]string{}
+	for i, pid := range []string{"0C", "0D", "05"} {
+		got := ask(t, obd, "01"+pid)
+		re := `^41 ` + pid + ` ((?:[0-9A-F]{2} )+)\r\r>$`
+		if i == 0 {
+			re = `^SEARCHING...\r` + re[1:]
+		}
+		m := regexp.MustCompile(re).FindStringSubmatch(got)
+		if m == nil {
+			t.Fatalf("01%s → %q", pid, got)
+		}
+		replies[pid] = "41 " + pid + " " + strings.TrimSpace(m[1])
+	}
+
+	stream := nmea.waitSentences(t, 30*3)
+	lines := waitForEnds(t, truthPath, 1)
+
+	// After the drive: the engine is off, the adapter still answers.
+	if got := ask(t, obd, "010C"); got != "NO DATA\r\r>" {
+		t.Errorf("010C after the end → %q", got)
+	}
+	if got := ask(t, obd, "ATRV"); !regexp.MustCompile(`^1[0-9]\.[0-9]V\r\r>$`).MatchString(got) {
+		t.Errorf("ATRV after the end → %q", got)
+	}
+	s.stop(t)
+	for _, l := range []string{"veh-001-gps", "veh-001-obd"} {
+		if _, err := os.Lstat(filepath.Join(links, l)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("link %s left behind: %v", l, err)
+		}
+	}
+	final, err := os.ReadFile(truthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines, err = truth.Read(bytes.NewReader(final)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The truth holds exactly the 30 fixes on the wire, with their values.
+	sentences := parseRMC(t, stream)
+	var fixes, obds []truth.Line
+	for _, l := range lines {
+		switch l.Type {
+		case "fix":
+			fixes = append(fixes, l)
+		case "obd":
+			obds = append(obds, l)
+		case "end":
+			if want := time.Date(2026, 11, 27, 10, 0, 30, 0, time.UTC); !l.Time.Equal(want) || l.Vehicle != "veh-001" {
+				t.Errorf("end line %+v, want veh-001 at %v", l, want)
+			}
+		}
+	}
+	if len(fixes) != 30 || len(sentences) != 30 {
+		t.Fatalf("%d fix lines and %d RMC sentences, want 30 each", len(fixes), len(sentences))
+	}
+	for i, f := range fixes {
+		r := sentences[i]
+		if want := time.Date(2026, 11, 27, 10, 0, i, 0, time.UTC); !f.Time.Equal(want) || f.Time.Format(truth.TimeFormat) != r.time {
+			t.Errorf("fix %d at %v, sentence at %s, want %v", i, f.Time, r.time, want)
+		}
+		if f.Vehicle != "veh-001" || math.Abs(f.Lat-r.lat) > 1e-9 || math.Abs(f.Lon-r.lon) > 1e-9 || math.Abs(f.SpeedMps-r.knots*0.514444) > 1e-9 {
+			t.Errorf("fix %d: truth %+v, sentence %+v", i, f, r)
+		}
+	}
+
+	// The OBD lines hold what the replies decode to (SAE J1979).
+	decode := map[string]func(b []int) float64{
+		"0C": func(b []int) float64 { return float64(256*b[0]+b[1]) / 4 },
+		"0D": func(b []int) float64 { return float64(b[0]) },
+		"05": func(b []int) float64 { return float64(b[0] - 40) },
+	}
+	if len(obds) != 3 {
+		t.Fatalf("%d obd lines, want 3: %+v", len(obds), obds)
+	}
+	for _, o := range obds {
+		if o.Reply != replies[o.PID] || o.Mode != "01" || o.Vehicle != "veh-001" {
+			t.Errorf("obd line %+v, reply sent %q", o, replies[o.PID])
+			continue
+		}
+		var b []int
+		for _, h := range strings.Fields(o.Reply)[2:] {
+			v, _ := strconv.ParseUint(h, 16, 8)
+			b = append(b, int(v))
+		}
+		if want := decode[o.PID](b); o.Value != want {
+			t.Errorf("obd %s value %v, reply decodes to %v", o.PID, o.Value, want)
+		}
+		if o.Time.Before(fixes[0].Time) || o.Time.After(fixes[29].Time.Add(time.Second)) {
+			t.Errorf("obd %s at %v, outside the drive", o.PID, o.Time)
+		}
+	}
+}
+
+// Same seed, same output: one vehicle gives the same truth file and NMEA bytes;
+// a fleet gives the same lines and bytes per vehicle (vehicles run side by
+// side, so how their lines interleave in the file is not fixed).
+func TestRunSameSeedSameOutput(t *testing.T) {
+	run := func(seed string, vehicles int) (truthBytes []byte, perVehicle map[string][]byte, nmea [][]byte) {
+		dir := t.TempDir()
+		truthPath := filepath.Join(dir, "truth.jsonl")
+		s := startSim(t, "--duration", "20s", "--speed", "100", "--rate", "2", "--truth", truthPath,
+			"--link-dir", dir, "--start", "2026-11-27T10:00:00Z", "--seed", seed, "--vehicles", strconv.Itoa(vehicles))
+		var readers []*nmeaReader
+		for i := 1; i <= vehicles; i++ {
+			readers = append(readers, readNMEA(simtest.OpenPort(t, s.ports[fmt.Sprintf("veh-%03d gps", i)])))
+		}
+		for _, r := range readers {
+			nmea = append(nmea, r.waitSentences(t, 40*3))
+		}
+		waitForEnds(t, truthPath, vehicles)
+		s.stop(t)
+		b, err := os.ReadFile(truthPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := truth.Read(bytes.NewReader(b))
+		if err != nil || len(lines) != vehicles*(40+1) {
+			t.Fatalf("truth: %d lines (%v), want %d×(40 fixes + end)", len(lines), err, vehicles)
+		}
+		perVehicle = map[string][]byte{}
+		for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+			if m := regexp.MustCompile(`"vehicle":"([^"]+)"`).FindSubmatch(l); m != nil {
+				perVehicle[string(m[1])] = append(perVehicle[string(m[1])], l...)
+			}
+		}
+		return b, perVehicle, nmea
+	}
+	t1, _, n1 := run("42", 1)
+	t2, _, n2 := run("42", 1)
+	t3, _, n3 := run("43", 1)
+	if !bytes.Equal(t1, t2) {
+		t.Errorf("same seed, different truth files:\n%s\n---\n%s", t1, t2)
+	}
+	if !bytes.Equal(n1[0], n2[0]) {
+		t.Error("same seed, different NMEA bytes")
+	}
+	if bytes.Equal(t1, t3) || bytes.Equal(n1[0], n3[0]) {
+		t.Error("different seeds, same output")
+	}
+
+	_, f1, m1 := run("42", 2)
+	_, f2, m2 := run("42", 2)
+	for _, id := range []string{"veh-001", "veh-002"} {
+		if len(f1[id]) == 0 || !bytes.Equal(f1[id], f2[id]) {
+			t.Errorf("fleet, same seed: %s's truth lines differ or are missing", id)
+		}
+	}
+	for i := range m1 {
+		if !bytes.Equal(m1[i], m2[i]) {
+			t.Errorf("fleet, same seed: vehicle %d's NMEA bytes differ", i+1)
+		}
+	}
+	if !bytes.Equal(f1["veh-001"], t1) {
+		t.Error("vehicle 1 of a fleet drives differently from the same seed alone")
+	}
+	if bytes.Equal(m1[0], m1[1]) {
+		t.Error("two vehicles of a fleet emit the same NMEA")
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	bin := buildBinary(t)
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"routes", "--help"}} {
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil || !strings.Contains(string(out), "Usage") {
+			t.Errorf("firmware-sim %v: %v\n%s", args, err, out)
+		}
+	}
+	out, err := exec.Command(bin, "routes").Output()
+	if err != nil || !strings.HasPrefix(string(out), "monaco-loop ") {
+		t.Errorf("routes: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "run", "--rate", "0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "--rate") {
+		t.Errorf("run --rate 0: %v, stderr %q", err, stderr.String())
+	}
+}

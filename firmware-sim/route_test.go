@@ -1,0 +1,85 @@
+package firmwaresim_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
+)
+
+// haversineM is the great-circle distance in metres, written here independently
+// of the model's own projection.
+func haversineM(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371008.8
+	p1, p2 := lat1*math.Pi/180, lat2*math.Pi/180
+	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
+	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
+	return 2 * r * math.Asin(math.Sqrt(a))
+}
+
+func TestBuiltInRoutes(t *testing.T) {
+	routes := firmwaresim.Routes()
+	if len(routes) == 0 {
+		t.Fatal("no built-in routes")
+	}
+	for _, r := range routes {
+		t.Run(r.Name, func(t *testing.T) {
+			if r.Description == "" {
+				t.Error("no description")
+			}
+			got, err := firmwaresim.RouteByName(r.Name)
+			if err != nil || got != r {
+				t.Fatalf("RouteByName(%q) = %v, %v", r.Name, got, err)
+			}
+			wps := r.Waypoints
+			total := 0.0
+			for i := range wps {
+				a, b := wps[i], wps[(i+1)%len(wps)]
+				d := haversineM(a.Lat, a.Lon, b.Lat, b.Lon)
+				if d < 1 || d > 250 {
+					t.Errorf("waypoints %d→%d are %.1f m apart, want 1..250 m", i, (i+1)%len(wps), d)
+				}
+				total += d
+			}
+			if l := r.Length(); math.Abs(l-total) > total*0.002 {
+				t.Errorf("Length() = %.1f m, haversine sum %.1f m", l, total)
+			}
+			stops := 0
+			for _, w := range wps {
+				if w.Stop {
+					stops++
+				}
+			}
+			if stops == 0 {
+				t.Error("route has no stop lines")
+			}
+		})
+	}
+}
+
+func TestMonacoLoopIsInMonaco(t *testing.T) {
+	r, err := firmwaresim.RouteByName("monaco-loop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := r.Length(); l < 3000 || l > 6000 {
+		t.Errorf("monaco-loop is %.0f m long, want 3-6 km", l)
+	}
+	// The Principality lies within roughly 43.724-43.752 N, 7.409-7.440 E.
+	for i, w := range r.Waypoints {
+		if w.Lat < 43.724 || w.Lat > 43.752 || w.Lon < 7.409 || w.Lon > 7.440 {
+			t.Errorf("waypoint %d (%s) at %.5f,%.5f is outside Monaco", i, w.Street, w.Lat, w.Lon)
+		}
+		if w.Street == "" {
+			t.Errorf("waypoint %d has no street name", i)
+		}
+	}
+}
+
+func TestRouteByNameUnknown(t *testing.T) {
+	_, err := firmwaresim.RouteByName("atlantis-loop")
+	if !errors.Is(err, firmwaresim.ErrUnknownRoute) {
+		t.Fatalf("err = %v, want ErrUnknownRoute", err)
+	}
+}

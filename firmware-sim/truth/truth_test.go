@@ -1,0 +1,80 @@
+package truth_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
+)
+
+// The three example lines of CONTRACTS.md, byte for byte.
+const contractExample = `{"type":"fix","vehicle":"veh-001","time":"2026-11-27T10:00:00.000Z","lat":43.7384166667,"lon":7.4246333333,"alt_m":52.3,"speed_mps":13.891,"course_deg":45.2,"quality":1,"sats":9,"hdop":0.9}
+{"type":"obd","vehicle":"veh-001","time":"2026-11-27T10:00:00.412Z","pid":"0C","mode":"01","value":1303.75,"unit":"rpm","reply":"41 0C 14 5F"}
+{"type":"end","vehicle":"veh-001","time":"2026-11-27T10:05:00.000Z"}
+`
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func TestWriterMatchesContract(t *testing.T) {
+	var buf bytes.Buffer
+	w := truth.NewWriter(&buf)
+	paris := time.FixedZone("CET", 3600) // times are written in UTC whatever their zone
+	if err := w.Fix(truth.Fix{Vehicle: "veh-001", Time: t0.In(paris), Lat: 43.7384166667, Lon: 7.4246333333, AltM: 52.3,
+		SpeedMps: 13.891, CourseDeg: 45.2, Quality: 1, Sats: 9, HDOP: 0.9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.OBD(truth.OBD{Vehicle: "veh-001", Time: t0.Add(412*time.Millisecond + 999*time.Microsecond), Mode: 0x01, PID: 0x0C,
+		Value: 1303.75, Unit: "rpm", Reply: "41 0C 14 5F"}); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 0 {
+		t.Error("lines reached the file before a flush")
+	}
+	if err := w.End("veh-001", t0.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(contractExample, buf.String()); diff != "" {
+		t.Errorf("truth lines (-contract +got):\n%s", diff)
+	}
+}
+
+func TestRead(t *testing.T) {
+	lines, err := truth.Read(bytes.NewBufferString(contractExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []truth.Line{
+		{Type: "fix", Vehicle: "veh-001", Time: t0, Lat: 43.7384166667, Lon: 7.4246333333, AltM: 52.3, SpeedMps: 13.891,
+			CourseDeg: 45.2, Quality: 1, Sats: 9, HDOP: 0.9},
+		{Type: "obd", Vehicle: "veh-001", Time: t0.Add(412 * time.Millisecond), PID: "0C", Mode: "01", Value: 1303.75, Unit: "rpm", Reply: "41 0C 14 5F"},
+		{Type: "end", Vehicle: "veh-001", Time: t0.Add(5 * time.Minute)},
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := truth.Read(bytes.NewBufferString(contractExample + "{\"type\":\"nope\"}\n")); err == nil {
+		t.Error("Read accepted an unknown line type")
+	}
+}
+
+func TestRunFlushesAtTheEnd(t *testing.T) {
+	var buf bytes.Buffer
+	w := truth.NewWriter(&buf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx, time.Hour) }()
+	if err := w.Fix(truth.Fix{Vehicle: "v", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lines, err := truth.Read(&buf); err != nil || len(lines) != 1 {
+		t.Errorf("after Run ended: %d lines, %v", len(lines), err)
+	}
+}
