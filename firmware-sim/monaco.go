@@ -5,8 +5,10 @@ package firmwaresim
 // climb of Avenue d'Ostende to the Casino, down through Mirabeau and the
 // Fairmont hairpin to Portier, the tunnel of Boulevard Louis II, Quai des
 // États-Unis, Route de la Piscine and Quai Antoine 1er back to the start.
-// The centre line was traced from a public outline of the circuit's streets and
-// simplified to about 4 m; altitudes are approximate (harbour ~3 m, Casino ~47 m).
+// The centre line was traced from the Circuit de Monaco outline published in
+// github.com/bacinger/f1-circuits (MIT License, © Tomislav Bacinger), simplified
+// to about 4 m and relabelled with street names; altitudes are approximate
+// (harbour ~3 m, Casino ~47 m).
 var monacoLoop = &Route{
 	Name:            "monaco-loop",
 	Description:     "Monaco harbour loop on the Grand Prix streets: Boulevard Albert 1er, Avenue d'Ostende, Casino, Boulevard Louis II tunnel, Quai des États-Unis",
