@@ -3,6 +3,7 @@ module github.com/fleetgate/fleetgate
 go 1.26.8
 
 require (
+	github.com/adrianmo/go-nmea v1.10.0
 	github.com/creack/pty v1.1.24
 	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
