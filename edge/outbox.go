@@ -46,7 +46,7 @@ type OutboxStats struct {
 	// zero when the outbox is empty.
 	OldestUnsent time.Time
 	Dropped      uint64 // records dropped by the overflow policy, ever, in this file
-	Commits      uint64 // write transactions committed since Open (one per Append)
+	Commits      uint64 // write transactions since Open: one per Append, one per Ack that deleted
 	FileBytes    int64  // size of the file on disk
 }
 
