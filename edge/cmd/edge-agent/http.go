@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"time"
@@ -35,7 +36,7 @@ func newHTTPHandler(outbox edge.Outbox, up *mqtt.Uplink, counters *edge.Counters
 		} else {
 			body["outbox_depth"] = st.Depth
 			body["oldest_unsent_age_s"] = st.OldestUnsentAge(time.Now()).Seconds()
-			body["stream_id"] = st.StreamID
+			body["stream_id"] = fmt.Sprintf("%016x", st.StreamID)
 			body["next_seq"] = st.NextSeq
 		}
 		w.Header().Set("Content-Type", "application/json")
