@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/edge/gps"
+	"github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/obd"
+	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
+)
+
+// OutboxFile is the outbox's name inside data_dir.
+const OutboxFile = "outbox.db"
+
+// runAgent wires the agent from cfg and runs it until ctx is done: sources →
+// collector (group commit) → bbolt outbox → MQTT uplink, plus the HTTP
+// endpoint. A failing source is logged by its loop and retried; the agent
+// stops only when ctx is done or a part cannot go on (the outbox fails, a
+// listener cannot bind).
+func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	outbox, err := bolt.Open(filepath.Join(cfg.DataDir, OutboxFile), nil)
+	if err != nil {
+		return err
+	}
+	defer outbox.Close()
+	if q := outbox.Quarantined(); q != "" {
+		log.Warn("outbox file was corrupt; moved aside and started a new one", "moved_to", q)
+	}
+	counters := new(edge.Counters)
+	up, err := mqtt.New(mqtt.Config{
+		URL:             cfg.MQTT.URL,
+		VehicleID:       cfg.VehicleID,
+		Namespace:       telemetry.Namespace(cfg.MQTT.Namespace),
+		ClientID:        cfg.ClientID(),
+		KeepAlive:       cfg.MQTT.KeepAlive,
+		BatchMaxRecords: cfg.Uplink.BatchMaxRecords,
+		BatchMaxAge:     cfg.Uplink.BatchMaxAge,
+		Inflight:        cfg.Uplink.Inflight,
+		AckTimeout:      cfg.Uplink.AckTimeout,
+		Backoff:         edge.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second},
+		AgentVersion:    version,
+	}, outbox, log.With("part", "uplink"), counters)
+	if err != nil {
+		return err
+	}
+	sources, err := buildSources(cfg, log, counters)
+	if err != nil {
+		return err
+	}
+	st, err := outbox.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("agent starting", "version", version, "vehicle_id", cfg.VehicleID,
+		"stream_id", fmt.Sprintf("%016x", st.StreamID), "next_seq", st.NextSeq, "outbox_depth", st.Depth)
+
+	records := make(chan edge.Record, 1024)
+	records <- edge.EventRecord(telemetry.Event{UnixMs: time.Now().UnixMilli(), Type: telemetry.EventAgentStarted, Detail: version})
+	collector := &edge.Collector{
+		Outbox:        outbox,
+		FlushInterval: cfg.Outbox.FlushInterval,
+		MaxRecords:    cfg.Uplink.BatchMaxRecords,
+		Logger:        log.With("part", "collector"),
+		Counters:      counters,
+		OnCommit:      func([]edge.Record) { up.Notify() },
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	// The collector outlives the sources so that their last records are
+	// stored: it stops once they all have.
+	collCtx, stopCollector := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCollector()
+	srcs, sctx := errgroup.WithContext(gctx)
+	for name, s := range sources {
+		srcs.Go(func() error {
+			if err := s.Run(sctx, records); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s source: %w", name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		err := srcs.Wait()
+		stopCollector()
+		return err
+	})
+	g.Go(func() error {
+		err := collector.Run(collCtx, records)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error { return up.Run(gctx) })
+	if cfg.HTTP.Listen != "" {
+		l, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http.listen: %w", err)
+		}
+		log.Info("http listening", "addr", l.Addr().String())
+		srv := &http.Server{Handler: newHTTPHandler(outbox, up, counters), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	err = g.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// buildSources makes the GPS source and, with obd.port set, the OBD one.
+func buildSources(cfg Config, log *slog.Logger, counters *edge.Counters) (map[string]edge.Source, error) {
+	backoff := edge.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}
+	dev, err := serial.Parse(cfg.GPS.Port)
+	if err != nil {
+		return nil, fmt.Errorf("gps.port: %w", err)
+	}
+	out := map[string]edge.Source{
+		"gps": &gps.Source{Device: dev, Backoff: backoff, Logger: log.With("part", "gps"), Counters: counters},
+	}
+	if cfg.OBD.Port != "" {
+		dev, err := serial.Parse(cfg.OBD.Port)
+		if err != nil {
+			return nil, fmt.Errorf("obd.port: %w", err)
+		}
+		pids := make([]byte, len(cfg.OBD.PIDs))
+		for i, p := range cfg.OBD.PIDs {
+			if pids[i], err = obd.ParsePID(p); err != nil {
+				return nil, fmt.Errorf("obd.pids[%d]: %w", i, err)
+			}
+		}
+		out["obd"] = &obd.Source{Device: dev, PIDs: pids, Interval: cfg.OBD.Interval, Backoff: backoff,
+			Logger: log.With("part", "obd"), Counters: counters}
+	}
+	return out, nil
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fleetgate/fleetgate/edge/obd"
+	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
+)
+
+// Config is the agent's configuration file (CONTRACTS.md, "edge-agent").
+// Durations are Go durations ("200ms"); sizes are bytes or "256MiB"; devices
+// are URLs (see edge/serial).
+type Config struct {
+	VehicleID string       `yaml:"vehicle_id"`
+	DataDir   string       `yaml:"data_dir"`
+	GPS       GPSConfig    `yaml:"gps"`
+	OBD       OBDConfig    `yaml:"obd"`
+	MQTT      MQTTConfig   `yaml:"mqtt"`
+	Outbox    OutboxConfig `yaml:"outbox"`
+	Uplink    UplinkConfig `yaml:"uplink"`
+	HTTP      HTTPConfig   `yaml:"http"`
+	Log       LogConfig    `yaml:"log"`
+}
+
+// GPSConfig names the GNSS receiver.
+type GPSConfig struct {
+	Port string `yaml:"port"`
+}
+
+// OBDConfig names the ELM327 adapter and what to poll; no port, no OBD.
+type OBDConfig struct {
+	Port     string        `yaml:"port"`
+	PIDs     []string      `yaml:"pids"`
+	Interval time.Duration `yaml:"interval"`
+}
+
+// MQTTConfig is the broker connection.
+type MQTTConfig struct {
+	URL       string        `yaml:"url"`
+	Namespace string        `yaml:"namespace"`
+	ClientID  string        `yaml:"client_id"`
+	KeepAlive time.Duration `yaml:"keepalive"`
+}
+
+// OutboxConfig is the group commit and the outbox's bounds.
+type OutboxConfig struct {
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	MaxBytes      ByteSize      `yaml:"max_bytes"`
+	MaxAge        time.Duration `yaml:"max_age"`
+}
+
+// UplinkConfig shapes batches and the in-flight window.
+type UplinkConfig struct {
+	BatchMaxRecords int           `yaml:"batch_max_records"`
+	BatchMaxAge     time.Duration `yaml:"batch_max_age"`
+	Inflight        int           `yaml:"inflight"`
+	AckTimeout      time.Duration `yaml:"ack_timeout"`
+}
+
+// HTTPConfig is the local health and metrics endpoint.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"` // "" disables it
+}
+
+// LogConfig sets the structured log.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// DefaultConfig returns the configuration a file starts from; every key it
+// omits keeps these values.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "/var/lib/fleetgate",
+		OBD:     OBDConfig{PIDs: []string{"0C", "0D", "05"}, Interval: time.Second},
+		MQTT: MQTTConfig{
+			URL:       "tcp://127.0.0.1:1883",
+			Namespace: string(telemetry.DefaultNamespace),
+			KeepAlive: 60 * time.Second,
+		},
+		Outbox: OutboxConfig{FlushInterval: 200 * time.Millisecond, MaxBytes: 256 << 20, MaxAge: 720 * time.Hour},
+		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: time.Second, Inflight: 8, AckTimeout: 30 * time.Second},
+		HTTP:   HTTPConfig{Listen: "127.0.0.1:9100"},
+		Log:    LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// ClientID returns the MQTT client id: the configured one, or
+// fleetgate-edge-<vehicle_id>.
+func (c *Config) ClientID() string {
+	if c.MQTT.ClientID != "" {
+		return c.MQTT.ClientID
+	}
+	return "fleetgate-edge-" + c.VehicleID
+}
+
+// LoadConfig reads the file at path: environment expansion, then YAML over
+// DefaultConfig (unknown keys are errors), then Validate.
+func LoadConfig(path string, getenv func(string) (string, bool)) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(raw, getenv)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig is LoadConfig on the file's bytes.
+func ParseConfig(raw []byte, getenv func(string) (string, bool)) (Config, error) {
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(Expand(raw, getenv)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// Expand replaces ${VAR} with the variable's value (empty if unset) and
+// ${VAR:-default} with its value, or default when it is unset or empty, as a
+// POSIX shell does. Anything else, a lone $ included, is left as it is.
+// Expansion is textual, before YAML parsing: quote values that may hold
+// YAML syntax.
+func Expand(raw []byte, getenv func(string) (string, bool)) []byte {
+	return envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		v, ok := getenv(string(sub[1]))
+		if sub[2] != nil && (!ok || v == "") {
+			return sub[3]
+		}
+		return []byte(v)
+	})
+}
+
+// Validate checks every field and returns an error naming the first bad one
+// by its YAML path, e.g. "obd.pids[1]: ...".
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if err := telemetry.ValidVehicleID(c.VehicleID); err != nil {
+		return bad("vehicle_id", "%v", err)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "required")
+	}
+	if c.GPS.Port == "" {
+		return bad("gps.port", "required")
+	}
+	if _, err := serial.Parse(c.GPS.Port); err != nil {
+		return bad("gps.port", "%v", err)
+	}
+	if c.OBD.Port != "" {
+		if _, err := serial.Parse(c.OBD.Port); err != nil {
+			return bad("obd.port", "%v", err)
+		}
+		if len(c.OBD.PIDs) == 0 {
+			return bad("obd.pids", "at least one PID when obd.port is set")
+		}
+		for i, p := range c.OBD.PIDs {
+			if _, err := obd.ParsePID(p); err != nil {
+				return bad(fmt.Sprintf("obd.pids[%d]", i), "%v", err)
+			}
+		}
+		if c.OBD.Interval <= 0 {
+			return bad("obd.interval", "must be positive, e.g. 1s")
+		}
+	}
+	if c.MQTT.URL == "" {
+		return bad("mqtt.url", "required")
+	}
+	scheme, rest, ok := strings.Cut(c.MQTT.URL, "://")
+	if !ok || rest == "" || !(scheme == "tcp" || scheme == "ssl" || scheme == "tls") {
+		return bad("mqtt.url", "%q: want tcp://host:port, ssl://host:port or tls://host:port", c.MQTT.URL)
+	}
+	if _, _, err := net.SplitHostPort(rest); err != nil {
+		return bad("mqtt.url", "%q: %v", c.MQTT.URL, err)
+	}
+	if err := telemetry.Namespace(c.MQTT.Namespace).Valid(); err != nil {
+		return bad("mqtt.namespace", "%v", err)
+	}
+	if c.MQTT.KeepAlive < time.Second {
+		return bad("mqtt.keepalive", "must be at least 1s")
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"outbox.flush_interval", c.Outbox.FlushInterval},
+		{"outbox.max_age", c.Outbox.MaxAge},
+		{"uplink.batch_max_age", c.Uplink.BatchMaxAge},
+		{"uplink.ack_timeout", c.Uplink.AckTimeout},
+	} {
+		if d.v <= 0 {
+			return bad(d.field, "must be positive")
+		}
+	}
+	if c.Outbox.MaxBytes < 1<<20 {
+		return bad("outbox.max_bytes", "%d bytes: must be at least 1MiB", c.Outbox.MaxBytes)
+	}
+	if c.Uplink.BatchMaxRecords < 1 || c.Uplink.BatchMaxRecords > telemetry.MaxRows {
+		return bad("uplink.batch_max_records", "%d: must be 1 to %d", c.Uplink.BatchMaxRecords, telemetry.MaxRows)
+	}
+	if c.Uplink.Inflight < 1 || c.Uplink.Inflight > 1000 {
+		return bad("uplink.inflight", "%d: must be 1 to 1000", c.Uplink.Inflight)
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			return bad("http.listen", "%q: %v", c.HTTP.Listen, err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes, written in YAML as a plain number of bytes or
+// with a unit: B, KiB, MiB, GiB, TiB (powers of 1024) or kB, MB, GB, TB
+// (powers of 1000), e.g. "256MiB".
+type ByteSize int64
+
+var sizeUnits = map[string]int64{
+	"": 1, "B": 1,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+	"kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+}
+
+var sizeRe = regexp.MustCompile(`^\s*([0-9]+)\s*([A-Za-z]*)\s*$`)
+
+// ParseByteSize reads a size as ByteSize's YAML form.
+func ParseByteSize(s string) (ByteSize, error) {
+	m := sizeRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("size %q: want a number of bytes or e.g. 256MiB", s)
+	}
+	unit, ok := sizeUnits[m[2]]
+	if !ok {
+		return 0, fmt.Errorf("size %q: unknown unit %q (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s, m[2])
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > (1<<62)/unit {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return ByteSize(n * unit), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a size must be a scalar", n.Line)
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}

@@ -1,0 +1,90 @@
+// Command edge-agent is Fleetgate's in-vehicle daemon: it reads the GNSS
+// receiver and the ELM327 adapter, keeps every record in a bbolt outbox and
+// sends it to the cloud over MQTT, deleting it only when the cloud's ack
+// says it is stored.
+//
+//	edge-agent run --config FILE   run the daemon
+//	edge-agent version             print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `usage:
+  edge-agent run --config FILE   run the agent
+  edge-agent version             print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the command line; it returns the exit status: 0 after a clean
+// shutdown, 1 when the agent failed, 2 for a usage or configuration error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintf(stdout, "edge-agent %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "run":
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("config", "", "the configuration file (YAML)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if *path == "" || fs.NArg() != 0 {
+			fmt.Fprint(stderr, "edge-agent run: --config FILE is required\n", usage)
+			return 2
+		}
+		cfg, err := LoadConfig(*path, os.LookupEnv)
+		if err != nil {
+			fmt.Fprintf(stderr, "edge-agent: %v\n", err)
+			return 2
+		}
+		log := newLogger(cfg.Log, stderr)
+		if err := runAgent(ctx, cfg, log); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("agent stopped", "err", err)
+			return 1
+		}
+		log.Info("agent stopped")
+		return 0
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "edge-agent: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo // Validate has checked it
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,118 @@
+package edge_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
+)
+
+func openOutbox(t *testing.T) *bolt.Outbox {
+	t.Helper()
+	o, err := bolt.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+// waitFor polls cond until it holds or 10 seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func depth(t *testing.T, o edge.Outbox) edge.OutboxStats {
+	t.Helper()
+	st, err := o.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestCollectorGroupCommit(t *testing.T) {
+	o := openOutbox(t)
+	committed := make(chan int, 10)
+	c := edge.Collector{
+		Outbox:        o,
+		FlushInterval: time.Hour, // only the record count and the shutdown flush
+		MaxRecords:    100,
+		OnCommit:      func(r []edge.Record) { committed <- len(r) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := make(chan edge.Record)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, in) }()
+	for i := range 250 {
+		in <- edge.PositionRecord(telemetry.Position{UnixMs: int64(i)})
+	}
+	for range 2 {
+		if n := <-committed; n != 100 {
+			t.Errorf("a commit of %d records, want 100", n)
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v", err)
+	}
+	st := depth(t, o)
+	if st.Depth != 250 || st.Commits != 3 {
+		t.Errorf("after shutdown: depth %d in %d commits, want 250 in 3", st.Depth, st.Commits)
+	}
+	recs, err := o.Unsent(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if r.Seq() != uint64(i+1) || r.UnixMs() != int64(i) {
+			t.Fatalf("record %d: seq %d time %d; arrival order lost", i, r.Seq(), r.UnixMs())
+		}
+	}
+}
+
+func TestCollectorFlushesOnInterval(t *testing.T) {
+	o := openOutbox(t)
+	c := edge.Collector{Outbox: o, FlushInterval: 10 * time.Millisecond, MaxRecords: 1000}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := make(chan edge.Record, 10)
+	go c.Run(ctx, in)
+	for i := range 5 {
+		in <- edge.OBDRecord(telemetry.OBDSample{UnixMs: int64(i), PID: 0x010D})
+	}
+	waitFor(t, "5 records in the outbox", func() bool { return depth(t, o).Depth == 5 })
+	if st := depth(t, o); st.Commits > 5 {
+		t.Errorf("%d commits for 5 records", st.Commits)
+	}
+}
+
+func TestCollectorHoldsRecordsWhileOutboxFails(t *testing.T) {
+	o := openOutbox(t)
+	c := edge.Collector{Outbox: o, FlushInterval: time.Millisecond, MaxRecords: 10}
+	if err := o.Close(); err != nil { // every Append now fails
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := make(chan edge.Record, 10)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, in) }()
+	in <- edge.EventRecord(telemetry.Event{Type: telemetry.EventAgentStarted})
+	cancel()
+	err := <-done
+	if !errors.Is(err, edge.ErrOutboxClosed) {
+		t.Errorf("Run = %v; want the records it could not store reported", err)
+	}
+}
