@@ -19,7 +19,9 @@ type Diff struct {
 
 // OK reports whether the API holds exactly the truth: nothing lost, duplicated,
 // invented or changed.
-func (d Diff) OK() bool { return d.Lost == 0 && d.Duplicated == 0 && d.Invented == 0 && d.Mismatched == 0 }
+func (d Diff) OK() bool {
+	return d.Lost == 0 && d.Duplicated == 0 && d.Invented == 0 && d.Mismatched == 0
+}
 
 func (d Diff) String() string {
 	return fmt.Sprintf("sent %d, stored %d, lost %d, duplicated %d, invented %d, mismatched %d; e.g. %v",
