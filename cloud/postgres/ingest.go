@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -14,21 +15,45 @@ import (
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-const insertPositions = `INSERT INTO positions (vehicle_id, stream_id, seq, time, lat_e7, lon_e7,
-	alt_cm, geoid_sep_cm, speed_mmps, course_cdeg, mode, quality, sats_used, sats_in_view,
-	hdop_c, vdop_c, pdop_c, err_lat_cm, err_lon_cm, err_alt_cm, received_at)
-SELECT u.*, $21::timestamptz FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[], $5::int4[], $6::int4[],
-	$7::int4[], $8::int4[], $9::int4[], $10::int4[], $11::int2[], $12::int2[], $13::int2[], $14::int2[],
-	$15::int4[], $16::int4[], $17::int4[], $18::int4[], $19::int4[], $20::int4[]) AS u
-ON CONFLICT DO NOTHING`
+// stage is one staging table: a temporary table per connection, made when the
+// pool opens the connection and emptied at every commit, into which Commit
+// COPYs the rows of a micro-batch before moving them into the real table with
+// one INSERT … SELECT … ON CONFLICT DO NOTHING (which skips records already
+// stored: replays). Its columns are selected from the real table, so their
+// types follow the migrations.
+type stage struct {
+	name, table string
+	cols        []string // in COPY order; received_at is set by the move
+	move        string   // the INSERT … SELECT; $1 is received_at
+}
 
-const insertOBD = `INSERT INTO obd_samples (vehicle_id, stream_id, seq, time, pid, value, received_at)
-SELECT u.*, $7::timestamptz FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[], $5::int4[], $6::float8[]) AS u
-ON CONFLICT DO NOTHING`
+func newStage(name, table string, cols ...string) stage {
+	c := strings.Join(cols, ", ")
+	return stage{name: name, table: table, cols: cols,
+		move: fmt.Sprintf("INSERT INTO %s (%s, received_at) SELECT %s, $1::timestamptz FROM %s ON CONFLICT DO NOTHING", table, c, c, name)}
+}
 
-const insertEvents = `INSERT INTO events (vehicle_id, stream_id, seq, time, type, code, detail, value, received_at)
-SELECT u.*, $9::timestamptz FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[], $5::int4[], $6::text[], $7::text[], $8::int8[]) AS u
-ON CONFLICT DO NOTHING`
+var (
+	stagePositions = newStage("stage_positions", "positions", "vehicle_id", "stream_id", "seq", "time", "lat_e7", "lon_e7",
+		"alt_cm", "geoid_sep_cm", "speed_mmps", "course_cdeg", "mode", "quality", "sats_used", "sats_in_view",
+		"hdop_c", "vdop_c", "pdop_c", "err_lat_cm", "err_lon_cm", "err_alt_cm")
+	stageOBD    = newStage("stage_obd_samples", "obd_samples", "vehicle_id", "stream_id", "seq", "time", "pid", "value")
+	stageEvents = newStage("stage_events", "events", "vehicle_id", "stream_id", "seq", "time", "type", "code", "detail", "value")
+	stages      = []stage{stagePositions, stageOBD, stageEvents}
+)
+
+// createStages makes the staging tables on a new connection (the pool's
+// AfterConnect hook).
+func createStages(ctx context.Context, c *pgx.Conn) error {
+	for _, s := range stages {
+		q := fmt.Sprintf("CREATE TEMPORARY TABLE %s ON COMMIT DELETE ROWS AS SELECT %s FROM %s WITH NO DATA",
+			s.name, strings.Join(s.cols, ", "), s.table)
+		if _, err := c.Exec(ctx, q); err != nil {
+			return fmt.Errorf("create staging table %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
 
 const upsertVehicles = `INSERT INTO vehicles (id, first_seen, last_seen)
 SELECT id, $2::timestamptz, $2::timestamptz FROM unnest($1::text[]) AS id
@@ -45,27 +70,38 @@ WHERE v.id = u.id AND (v.pos_time IS NULL OR u.time > v.pos_time)`
 const insertDeadLetters = `INSERT INTO dead_letters (topic, vehicle_id, stream_id, payload, reason, received_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::text[], $6::timestamptz[])`
 
-// Commit writes c in one transaction: positions, OBD samples and events with
-// one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING per table, the
-// vehicles (first and last seen, latest fix moving forward only) and the dead
-// letters, pipelined in one round trip, then COMMIT. Records already stored
-// are skipped, not rewritten. See cloud.IngestStore for the error codes.
+// Commit writes c in one transaction: the records of all its batches are
+// COPYed (binary) into the connection's staging tables and moved into
+// positions, obd_samples and events with one INSERT … SELECT … ON CONFLICT DO
+// NOTHING per table; then the vehicles (first and last seen, latest fix moving
+// forward only, rows locked in id order and last, so that concurrent commits
+// hold them briefly) and the dead letters, pipelined in one round trip; then
+// COMMIT. Records already stored are skipped, not rewritten, and not counted
+// in Inserted. See cloud.IngestStore for the error codes.
 func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, error) {
 	var res cloud.CommitResult
 	received := c.ReceivedAt
 	if received.IsZero() {
 		received = db.Now()
 	}
+	copies := []struct {
+		stage stage
+		src   copySource
+	}{
+		{stagePositions, newPositionRows(c.Batches)},
+		{stageOBD, newOBDRows(c.Batches)},
+		{stageEvents, newEventRows(c.Batches)},
+	}
 	b := &pgx.Batch{}
-	var counted []*pgx.QueuedQuery
-	if cols := positionColumns(c.Batches); cols.n > 0 {
-		counted = append(counted, b.Queue(insertPositions, cols.args(received)...))
-	}
-	if cols := obdColumns(c.Batches); len(cols.vehicle) > 0 {
-		counted = append(counted, b.Queue(insertOBD, cols.vehicle, cols.stream, cols.seq, cols.time, cols.pid, cols.value, received))
-	}
-	if cols := eventColumns(c.Batches); len(cols.vehicle) > 0 {
-		counted = append(counted, b.Queue(insertEvents, cols.vehicle, cols.stream, cols.seq, cols.time, cols.typ, cols.code, cols.detail, cols.value, received))
+	var staged []int // indexes into copies of those with rows
+	for i, cp := range copies {
+		if cp.src.Len() > 0 {
+			staged = append(staged, i)
+			b.Queue(cp.stage.move, received).Exec(func(tag pgconn.CommandTag) error {
+				res.Inserted += tag.RowsAffected()
+				return nil
+			})
+		}
 	}
 	if ids := vehicleIDs(c.Batches); len(ids) > 0 {
 		b.Queue(upsertVehicles, ids, received)
@@ -79,13 +115,12 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	if b.Len() == 0 {
 		return res, nil
 	}
-	for _, q := range counted {
-		q.Exec(func(tag pgconn.CommandTag) error {
-			res.Inserted += tag.RowsAffected()
-			return nil
-		})
-	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		for _, i := range staged {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{copies[i].stage.name}, copies[i].stage.cols, copies[i].src); err != nil {
+				return err
+			}
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
@@ -94,17 +129,55 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	return res, nil
 }
 
-// positionCols holds the columns of insertPositions.
-type positionCols struct {
-	n           int
-	vehicle     []string
-	stream, seq []int64
-	time        []time.Time
-	lat, lon    []int32
-	opt         [14][]*int32 // alt_cm … err_alt_cm, in the statement's order
+// copySource is a pgx.CopyFromSource that knows how many rows it yields.
+type copySource interface {
+	pgx.CopyFromSource
+	Len() int
 }
 
-// optional lists the optional Position fields in insertPositions' order.
+// rows is a copySource over one kind of record in a list of batches.
+// It reuses one slice for the values of every row: pgx encodes a row before
+// asking for the next one.
+type rows[T any] struct {
+	batches []*telemetry.Batch
+	list    func(*telemetry.Batch) []T
+	fill    func(b *telemetry.Batch, r *T, vals []any)
+	n       int
+	bi, ri  int // the current row is list(batches[bi])[ri-1]
+	vals    []any
+}
+
+func newRows[T any](batches []*telemetry.Batch, width int, list func(*telemetry.Batch) []T, fill func(*telemetry.Batch, *T, []any)) *rows[T] {
+	r := &rows[T]{batches: batches, list: list, fill: fill, vals: make([]any, width)}
+	for _, b := range batches {
+		r.n += len(list(b))
+	}
+	return r
+}
+
+// Len returns how many rows the source yields in all.
+func (r *rows[T]) Len() int { return r.n }
+
+func (r *rows[T]) Next() bool {
+	for r.bi < len(r.batches) {
+		if r.ri < len(r.list(r.batches[r.bi])) {
+			r.ri++
+			return true
+		}
+		r.bi, r.ri = r.bi+1, 0
+	}
+	return false
+}
+
+func (r *rows[T]) Values() ([]any, error) {
+	b := r.batches[r.bi]
+	r.fill(b, &r.list(b)[r.ri-1], r.vals)
+	return r.vals, nil
+}
+
+func (r *rows[T]) Err() error { return nil }
+
+// optional lists the optional Position fields in stagePositions' order.
 var optional = [14]struct {
 	bit telemetry.Field
 	get func(*telemetry.Position) int32
@@ -125,88 +198,35 @@ var optional = [14]struct {
 	{telemetry.HasErrAlt, func(p *telemetry.Position) int32 { return p.ErrAltCm }},
 }
 
-func positionColumns(batches []*telemetry.Batch) *positionCols {
-	c := &positionCols{}
-	for _, b := range batches {
-		for i := range b.Positions {
-			p := &b.Positions[i]
-			c.n++
-			c.vehicle = append(c.vehicle, b.VehicleID)
-			c.stream = append(c.stream, int64(b.StreamID))
-			c.seq = append(c.seq, int64(p.Seq))
-			c.time = append(c.time, time.UnixMilli(p.UnixMs).UTC())
-			c.lat = append(c.lat, p.LatE7)
-			c.lon = append(c.lon, p.LonE7)
+func newPositionRows(batches []*telemetry.Batch) *rows[telemetry.Position] {
+	return newRows(batches, len(stagePositions.cols), func(b *telemetry.Batch) []telemetry.Position { return b.Positions },
+		func(b *telemetry.Batch, p *telemetry.Position, v []any) {
+			v[0], v[1], v[2], v[3] = b.VehicleID, int64(b.StreamID), int64(p.Seq), time.UnixMilli(p.UnixMs).UTC()
+			v[4], v[5] = p.LatE7, p.LonE7
 			for j, f := range optional {
-				var v *int32
 				if p.Has&f.bit != 0 {
-					x := f.get(p)
-					v = &x
+					v[6+j] = f.get(p)
+				} else {
+					v[6+j] = nil
 				}
-				c.opt[j] = append(c.opt[j], v)
 			}
-		}
-	}
-	return c
+		})
 }
 
-func (c *positionCols) args(received time.Time) []any {
-	args := []any{c.vehicle, c.stream, c.seq, c.time, c.lat, c.lon}
-	for _, o := range c.opt {
-		args = append(args, o)
-	}
-	return append(args, received)
+func newOBDRows(batches []*telemetry.Batch) *rows[telemetry.OBDSample] {
+	return newRows(batches, len(stageOBD.cols), func(b *telemetry.Batch) []telemetry.OBDSample { return b.OBD },
+		func(b *telemetry.Batch, s *telemetry.OBDSample, v []any) {
+			v[0], v[1], v[2], v[3] = b.VehicleID, int64(b.StreamID), int64(s.Seq), time.UnixMilli(s.UnixMs).UTC()
+			v[4], v[5] = int32(s.PID), s.Value
+		})
 }
 
-type obdCols struct {
-	vehicle     []string
-	stream, seq []int64
-	time        []time.Time
-	pid         []int32
-	value       []float64
-}
-
-func obdColumns(batches []*telemetry.Batch) *obdCols {
-	c := &obdCols{}
-	for _, b := range batches {
-		for i := range b.OBD {
-			s := &b.OBD[i]
-			c.vehicle = append(c.vehicle, b.VehicleID)
-			c.stream = append(c.stream, int64(b.StreamID))
-			c.seq = append(c.seq, int64(s.Seq))
-			c.time = append(c.time, time.UnixMilli(s.UnixMs).UTC())
-			c.pid = append(c.pid, int32(s.PID))
-			c.value = append(c.value, s.Value)
-		}
-	}
-	return c
-}
-
-type eventCols struct {
-	vehicle      []string
-	stream, seq  []int64
-	time         []time.Time
-	typ          []int32
-	code, detail []string
-	value        []int64
-}
-
-func eventColumns(batches []*telemetry.Batch) *eventCols {
-	c := &eventCols{}
-	for _, b := range batches {
-		for i := range b.Events {
-			e := &b.Events[i]
-			c.vehicle = append(c.vehicle, b.VehicleID)
-			c.stream = append(c.stream, int64(b.StreamID))
-			c.seq = append(c.seq, int64(e.Seq))
-			c.time = append(c.time, time.UnixMilli(e.UnixMs).UTC())
-			c.typ = append(c.typ, int32(e.Type))
-			c.code = append(c.code, e.Code)
-			c.detail = append(c.detail, e.Detail)
-			c.value = append(c.value, e.Value)
-		}
-	}
-	return c
+func newEventRows(batches []*telemetry.Batch) *rows[telemetry.Event] {
+	return newRows(batches, len(stageEvents.cols), func(b *telemetry.Batch) []telemetry.Event { return b.Events },
+		func(b *telemetry.Batch, e *telemetry.Event, v []any) {
+			v[0], v[1], v[2], v[3] = b.VehicleID, int64(b.StreamID), int64(e.Seq), time.UnixMilli(e.UnixMs).UTC()
+			v[4], v[5], v[6], v[7] = int32(e.Type), e.Code, e.Detail, e.Value
+		})
 }
 
 // vehicleIDs returns the distinct vehicle ids of batches with records, sorted

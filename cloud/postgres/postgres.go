@@ -44,13 +44,16 @@ func NewDB(url string) *DB {
 }
 
 // Open connects to the database and makes sure the partitions around now
-// exist. The schema must have been migrated (Migrate). It returns an error with
+// exist. The schema must have been migrated (Migrate): every new connection
+// makes Commit's temporary staging tables from it. (Behind a connection
+// pooler, use session pooling: temporary tables belong to a session.) It returns an error with
 // code EUNAVAILABLE when the server cannot be reached.
 func (db *DB) Open(ctx context.Context) error {
 	cfg, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		return cloud.Errorf(cloud.EINVALID, "parse DATABASE_URL: %w", err)
 	}
+	cfg.AfterConnect = createStages
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return cloud.Errorf(cloud.EINVALID, "open database pool: %w", err)

@@ -19,7 +19,7 @@ import (
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 // openDB migrates a fresh database and opens it with the clock at now.
-func openDB(t *testing.T) (*postgres.DB, string) {
+func openDB(t testing.TB) (*postgres.DB, string) {
 	t.Helper()
 	u := testenv.Postgres(t)
 	ctx := context.Background()
@@ -36,7 +36,7 @@ func openDB(t *testing.T) (*postgres.DB, string) {
 }
 
 // sql connects to the test database directly, to look behind the API.
-func sql(t *testing.T, u string) *pgx.Conn {
+func sql(t testing.TB, u string) *pgx.Conn {
 	t.Helper()
 	c, err := pgx.Connect(context.Background(), u)
 	if err != nil {
@@ -379,5 +379,73 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if n := count(t, c, "SELECT count(*) FROM dead_letters WHERE stream_id = 42"); n != 1 {
 		t.Errorf("%d dead letters with stream 42", n)
+	}
+}
+
+// TestRefusedCommitLeavesNothingStaged: a commit the database refuses stores
+// nothing of any batch in it, says EINVALID, and leaves the connection's
+// staging tables empty for the next commit (one connection, so the next
+// commit uses the same staging tables).
+func TestRefusedCommitLeavesNothingStaged(t *testing.T) {
+	u := testenv.Postgres(t)
+	ctx := context.Background()
+	if err := postgres.Migrate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	c := sql(t, u)
+	if _, err := c.Exec(ctx, "ALTER TABLE positions ADD CONSTRAINT no_lat_one CHECK (lat_e7 <> 1)"); err != nil {
+		t.Fatal(err)
+	}
+	db := postgres.NewDB(u + "&pool_max_conns=1")
+	db.Now = func() time.Time { return now }
+	if err := db.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	good := sampleBatch("veh-good", 1)
+	bad := &telemetry.Batch{VehicleID: "veh-bad", StreamID: 2, Positions: []telemetry.Position{fix(1, now, 1)}}
+	_, err := db.Commit(ctx, &cloud.Commit{Batches: []*telemetry.Batch{good, bad}})
+	if cloud.ErrorCode(err) != cloud.EINVALID {
+		t.Fatalf("commit with a refused row: %v, want EINVALID", err)
+	}
+	for _, table := range []string{"positions", "obd_samples", "events", "vehicles"} {
+		if n := count(t, c, "SELECT count(*) FROM "+table); n != 0 {
+			t.Errorf("%s: %d rows after a refused commit", table, n)
+		}
+	}
+	res, err := db.Commit(ctx, &cloud.Commit{Batches: []*telemetry.Batch{good}})
+	if err != nil || res.Inserted != 4 {
+		t.Fatalf("commit after a refused one: inserted %d, %v; want 4", res.Inserted, err)
+	}
+	for table, want := range map[string]int{"positions": 2, "obd_samples": 1, "events": 1} {
+		if n := count(t, c, "SELECT count(*) FROM "+table); n != want {
+			t.Errorf("%s: %d rows, want %d (rows of the refused commit left in staging?)", table, n, want)
+		}
+	}
+}
+
+// TestCommitManyBatchesOneTransaction: the batches of many vehicles go in one
+// transaction (one xmin), each record once, replays within it skipped.
+func TestCommitManyBatchesOneTransaction(t *testing.T) {
+	db, u := openDB(t)
+	ctx := context.Background()
+	var batches []*telemetry.Batch
+	for v := range 50 {
+		b := sampleBatch(fmt.Sprintf("veh-%02d", v), uint64(v+1))
+		batches = append(batches, b, b) // each twice: a replay in the same micro-batch
+	}
+	res, err := db.Commit(ctx, &cloud.Commit{Batches: batches})
+	if err != nil || res.Inserted != 200 {
+		t.Fatalf("inserted %d, %v; want 200", res.Inserted, err)
+	}
+	c := sql(t, u)
+	if n := count(t, c, "SELECT count(DISTINCT xmin::text) FROM (SELECT xmin FROM positions UNION ALL SELECT xmin FROM obd_samples UNION ALL SELECT xmin FROM events) x"); n != 1 {
+		t.Errorf("rows written by %d transactions, want 1", n)
+	}
+	for table, want := range map[string]int{"positions": 100, "obd_samples": 50, "events": 50, "vehicles": 50} {
+		if n := count(t, c, "SELECT count(*) FROM "+table); n != want {
+			t.Errorf("%s: %d rows, want %d", table, n, want)
+		}
 	}
 }
