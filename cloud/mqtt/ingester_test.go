@@ -1,9 +1,9 @@
 package mqtt_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -47,11 +47,20 @@ func newFixture(t *testing.T) *fixture {
 // newFixtureVia opens the database through addr (host:port) instead of
 // directly when addr is not empty.
 func newFixtureVia(t *testing.T, addr string) *fixture {
+	return newFixtureOn(t, addr, "")
+}
+
+// newFixtureOn is newFixtureVia on the broker at mqttURL, when not empty,
+// instead of the shared one.
+func newFixtureOn(t *testing.T, addr, mqttURL string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{t: t, acks: make(chan *telemetrypb.Ack, 100), clientID: "fgtest-cloud-" + testenv.ID()}
+	f := &fixture{t: t, acks: make(chan *telemetrypb.Ack, 1000), clientID: "fgtest-cloud-" + testenv.ID()}
 	var ns string
 	f.mqttURL, ns = testenv.MQTT(t)
+	if mqttURL != "" {
+		f.mqttURL = mqttURL
+	}
 	f.ns = telemetry.Namespace(ns)
 	f.dbURL = testenv.Postgres(t)
 	if err := postgres.Migrate(ctx, f.dbURL); err != nil {
@@ -253,10 +262,11 @@ func TestAckOnlyAfterCommitAndReplay(t *testing.T) {
 	if s := in.Stats(); s.Inserted != 60 || s.DeadLetters != 0 {
 		t.Errorf("stats %+v: want 60 inserted (the replay inserts nothing), no dead letters", s)
 	}
-	st, err := f.live.Latest(context.Background(), "veh-001")
-	if err != nil || st.Position.Seq != 59 {
-		t.Errorf("live state %+v, %v; want the newest fix, seq 59", st, err)
-	}
+	// The live state is written in the background, after the commit.
+	poll(t, "the newest fix, seq 59, in the live state", func() bool {
+		st, err := f.live.Latest(context.Background(), "veh-001")
+		return err == nil && st.Position.Seq == 59
+	})
 	if f.count("SELECT count(*) FROM dead_letters") != 0 {
 		t.Error("dead letters written for a good batch")
 	}
@@ -347,9 +357,7 @@ func TestRedisFailureDoesNotBlockAck(t *testing.T) {
 	if ranges(a.GetCommitted()) != "1-4" {
 		t.Errorf("ack %v", a)
 	}
-	if s := in.Stats(); s.LiveFailures != 1 {
-		t.Errorf("live failures %d, want 1", s.LiveFailures)
-	}
+	poll(t, "the live state failure counted", func() bool { return in.Stats().LiveFailures == 1 })
 }
 
 func TestMessagesWaitInTheBrokerWhileDown(t *testing.T) {
@@ -378,22 +386,41 @@ func TestRunRejectsBadConfig(t *testing.T) {
 }
 
 // proxy is a TCP proxy that can refuse and cut connections, standing for a
-// PostgreSQL server that goes down and comes back.
+// PostgreSQL server that goes down and comes back. Armed, it goes down at the
+// next COMMIT, cutting every connection: before the server gets the COMMIT
+// (cutBeforeCommit: the transaction is lost) or once the server has answered
+// it (cutAfterCommit: the transaction is committed, the answer lost).
 type proxy struct {
 	t      *testing.T
 	ln     net.Listener
 	target string
+	cut    chan struct{} // closed when an armed cut happens
 	mu     sync.Mutex
 	up     bool
+	armed  cutMode
 	conns  []net.Conn
 }
+
+type cutMode int
+
+const (
+	noCut cutMode = iota
+	cutBeforeCommit
+	cutAfterCommit
+)
+
+// The COMMIT query pgx sends (simple protocol) and the server's answer.
+var (
+	commitQuery = []byte("commit\x00")
+	commitDone  = []byte("COMMIT\x00")
+)
 
 func newProxy(t *testing.T, target string) *proxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: target, up: true}
+	p := &proxy{t: t, ln: ln, target: target, up: true, cut: make(chan struct{})}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -424,14 +451,55 @@ func newProxy(t *testing.T, target string) *proxy {
 			p.conns = append(p.conns, c, s)
 			p.mu.Unlock()
 			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(s, c); s.Close() }()
-			go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
+			go func() { defer wg.Done(); p.pipe(s, c, cutBeforeCommit, commitQuery); s.Close() }()
+			go func() { defer wg.Done(); p.pipe(c, s, cutAfterCommit, commitDone); c.Close() }()
 		}
 	}()
 	return p
 }
 
+// pipe copies src to dst until either ends; armed with mode, it cuts instead
+// of forwarding a chunk holding mark.
+func (p *proxy) pipe(dst, src net.Conn, mode cutMode, mark []byte) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if bytes.Contains(buf[:n], mark) && p.cutIfArmed(mode) {
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+// arm makes the proxy go down at the next COMMIT, as mode says.
+func (p *proxy) arm(mode cutMode) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.armed = mode
+}
+
+func (p *proxy) cutIfArmed(mode cutMode) bool {
+	p.mu.Lock()
+	armed := p.armed == mode
+	if armed {
+		p.armed = noCut
+	}
+	p.mu.Unlock()
+	if armed {
+		p.setUp(false)
+		close(p.cut)
+	}
+	return armed
+}
 
 // setUp lets connections through (true) or cuts the open ones and refuses new
 // ones (false).
