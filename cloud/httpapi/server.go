@@ -33,6 +33,7 @@ type Server struct {
 	Positions cloud.PositionService
 	OBD       cloud.OBDService
 	Ready     []Check
+	Metrics   http.Handler // served at GET /metrics when set (Prometheus)
 	Logger    *slog.Logger
 	Now       func() time.Time
 
@@ -61,6 +62,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/vehicles/{id}", s.vehicle)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/positions", s.positions)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/obd", s.obd)
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, cloud.Errorf(cloud.ENOTFOUND, "no such endpoint: %s", r.URL.Path))
 	})

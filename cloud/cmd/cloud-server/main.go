@@ -131,6 +131,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD = db, db, db
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live}, {Name: "broker", Pinger: in}}
+	api.Metrics = newMetrics(in)
 	api.Logger = logger.With("component", "http")
 
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", cfg.MQTTURL, "namespace", cfg.MQTTNamespace,
@@ -142,7 +143,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	err := g.Wait()
 	s := in.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,
-		"dead_letters", s.DeadLetters, "live_failures", s.LiveFailures)
+		"commits", s.Commits, "dead_letters", s.DeadLetters, "live_failures", s.LiveFailures)
 	return err
 }
 

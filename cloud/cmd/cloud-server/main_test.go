@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -201,6 +202,31 @@ func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
 	if err != nil || len(page.Positions) != 1 || page.Positions[0].Lat != 43.7384166 ||
 		page.Positions[0].Time != at.UTC().Format("2006-01-02T15:04:05.000Z") {
 		t.Errorf("positions %+v, %v", page, err)
+	}
+
+	// The MQTT ack follows the Ack's PUBACK: poll the metrics for it.
+	var metrics string
+	for end := time.Now().Add(30 * time.Second); !strings.Contains(metrics, "\nfleetgate_ingest_messages_acked_total 1\n"); {
+		if time.Now().After(end) {
+			t.Fatalf("GET /metrics never counted the acked message:\n%s", metrics)
+		}
+		resp, err := http.Get(api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+		}
+		metrics = string(b)
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"fleetgate_ingest_commits_total 1\n", "fleetgate_ingest_records_inserted_total 1\n",
+		"fleetgate_ingest_batch_messages_count 1\n", "fleetgate_ingest_subscribed 1\n", "go_goroutines "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("GET /metrics lacks %q", want)
+		}
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
