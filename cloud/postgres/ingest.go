@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,41 +16,41 @@ import (
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-// stage is one staging table: a temporary table per connection, made when the
-// pool opens the connection and emptied at every commit, into which Commit
-// COPYs the rows of a micro-batch before moving them into the real table with
-// one INSERT … SELECT … ON CONFLICT DO NOTHING (which skips records already
-// stored: replays). Its columns are selected from the real table, so their
-// types follow the migrations.
-type stage struct {
-	name, table string
-	cols        []string // in COPY order; received_at is set by the move
-	move        string   // the INSERT … SELECT; $1 is received_at
+// table is one of the record tables Commit writes, with its staging table:
+// a temporary table per connection, made when the pool opens the connection
+// and emptied at every commit. Its columns are selected from the real table,
+// so their types follow the migrations.
+type table struct {
+	name, stage string
+	cols        []string // in COPY order, without received_at
+	direct      []string // cols and received_at: a COPY straight into the table
+	move        string   // INSERT … SELECT from the staging table; $1 is received_at
 }
 
-func newStage(name, table string, cols ...string) stage {
+func newTable(name string, cols ...string) table {
 	c := strings.Join(cols, ", ")
-	return stage{name: name, table: table, cols: cols,
-		move: fmt.Sprintf("INSERT INTO %s (%s, received_at) SELECT %s, $1::timestamptz FROM %s ON CONFLICT DO NOTHING", table, c, c, name)}
+	stage := "stage_" + name
+	return table{name: name, stage: stage, cols: cols, direct: append(slices.Clip(cols), "received_at"),
+		move: fmt.Sprintf("INSERT INTO %s (%s, received_at) SELECT %s, $1::timestamptz FROM %s ON CONFLICT DO NOTHING", name, c, c, stage)}
 }
 
 var (
-	stagePositions = newStage("stage_positions", "positions", "vehicle_id", "stream_id", "seq", "time", "lat_e7", "lon_e7",
+	positionsTable = newTable("positions", "vehicle_id", "stream_id", "seq", "time", "lat_e7", "lon_e7",
 		"alt_cm", "geoid_sep_cm", "speed_mmps", "course_cdeg", "mode", "quality", "sats_used", "sats_in_view",
 		"hdop_c", "vdop_c", "pdop_c", "err_lat_cm", "err_lon_cm", "err_alt_cm")
-	stageOBD    = newStage("stage_obd_samples", "obd_samples", "vehicle_id", "stream_id", "seq", "time", "pid", "value")
-	stageEvents = newStage("stage_events", "events", "vehicle_id", "stream_id", "seq", "time", "type", "code", "detail", "value")
-	stages      = []stage{stagePositions, stageOBD, stageEvents}
+	obdTable    = newTable("obd_samples", "vehicle_id", "stream_id", "seq", "time", "pid", "value")
+	eventsTable = newTable("events", "vehicle_id", "stream_id", "seq", "time", "type", "code", "detail", "value")
+	tables      = []table{positionsTable, obdTable, eventsTable}
 )
 
 // createStages makes the staging tables on a new connection (the pool's
 // AfterConnect hook).
 func createStages(ctx context.Context, c *pgx.Conn) error {
-	for _, s := range stages {
+	for _, t := range tables {
 		q := fmt.Sprintf("CREATE TEMPORARY TABLE %s ON COMMIT DELETE ROWS AS SELECT %s FROM %s WITH NO DATA",
-			s.name, strings.Join(s.cols, ", "), s.table)
+			t.stage, strings.Join(t.cols, ", "), t.name)
 		if _, err := c.Exec(ctx, q); err != nil {
-			return fmt.Errorf("create staging table %s: %w", s.name, err)
+			return fmt.Errorf("create staging table %s: %w", t.stage, err)
 		}
 	}
 	return nil
@@ -70,12 +71,10 @@ WHERE v.id = u.id AND (v.pos_time IS NULL OR u.time > v.pos_time)`
 const insertDeadLetters = `INSERT INTO dead_letters (topic, vehicle_id, stream_id, payload, reason, received_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::text[], $6::timestamptz[])`
 
-// Commit writes c in one transaction: the records of all its batches are
-// COPYed (binary) into the connection's staging tables and moved into
-// positions, obd_samples and events with one INSERT … SELECT … ON CONFLICT DO
-// NOTHING per table; then the vehicles (first and last seen, latest fix moving
-// forward only, rows locked in id order and last, so that concurrent commits
-// hold them briefly) and the dead letters, pipelined in one round trip; then
+// Commit writes c in one transaction: the records of all its batches (see
+// writeRecords), then the vehicles (first and last seen, latest fix moving
+// forward only; rows locked in id order and last, so that concurrent commits
+// hold them briefly) and the dead letters, pipelined in one round trip, then
 // COMMIT. Records already stored are skipped, not rewritten, and not counted
 // in Inserted. See cloud.IngestStore for the error codes.
 func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, error) {
@@ -84,25 +83,17 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	if received.IsZero() {
 		received = db.Now()
 	}
-	copies := []struct {
-		stage stage
-		src   copySource
-	}{
-		{stagePositions, newPositionRows(c.Batches)},
-		{stageOBD, newOBDRows(c.Batches)},
-		{stageEvents, newEventRows(c.Batches)},
-	}
-	b := &pgx.Batch{}
-	var staged []int // indexes into copies of those with rows
-	for i, cp := range copies {
-		if cp.src.Len() > 0 {
-			staged = append(staged, i)
-			b.Queue(cp.stage.move, received).Exec(func(tag pgconn.CommandTag) error {
-				res.Inserted += tag.RowsAffected()
-				return nil
-			})
+	var recs []records
+	for _, r := range []records{
+		{positionsTable, newPositionRows(c.Batches)},
+		{obdTable, newOBDRows(c.Batches)},
+		{eventsTable, newEventRows(c.Batches)},
+	} {
+		if r.src.Len() > 0 {
+			recs = append(recs, r)
 		}
 	}
+	b := &pgx.Batch{}
 	if ids := vehicleIDs(c.Batches); len(ids) > 0 {
 		b.Queue(upsertVehicles, ids, received)
 		if l := latestColumns(c.Batches); len(l.vehicle) > 0 {
@@ -112,14 +103,17 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	if len(c.DeadLetters) > 0 {
 		b.Queue(insertDeadLetters, deadLetterColumns(c.DeadLetters, received)...)
 	}
-	if b.Len() == 0 {
+	if len(recs) == 0 && b.Len() == 0 {
 		return res, nil
 	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		for _, i := range staged {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{copies[i].stage.name}, copies[i].stage.cols, copies[i].src); err != nil {
-				return err
-			}
+		n, err := writeRecords(ctx, tx, recs, received)
+		if err != nil {
+			return err
+		}
+		res.Inserted = n
+		if b.Len() == 0 {
+			return nil
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -129,10 +123,77 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	return res, nil
 }
 
-// copySource is a pgx.CopyFromSource that knows how many rows it yields.
+// records are the rows of one table that a Commit writes.
+type records struct {
+	table table
+	src   copySource
+}
+
+// writeRecords writes recs in tx and returns how many rows are new. First the
+// fast path, when no record is stored yet: a binary COPY straight into each
+// table, inside a savepoint. A unique violation there means a record is
+// already stored (a replay) or repeated in recs: back to the savepoint, and
+// the general path: a COPY into each staging table, then one INSERT … SELECT …
+// ON CONFLICT DO NOTHING per table, which skips the records already stored.
+func writeRecords(ctx context.Context, tx pgx.Tx, recs []records, received time.Time) (int64, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, r := range recs {
+		r.src.Reset(received)
+		k, err := sp.CopyFrom(ctx, pgx.Identifier{r.table.name}, r.table.direct, r.src)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+			return writeStaged(ctx, tx, sp, recs, received)
+		}
+		if err != nil {
+			return 0, err
+		}
+		n += k
+	}
+	return n, sp.Commit(ctx)
+}
+
+// writeStaged rolls back to the savepoint sp and writes recs through the
+// staging tables; see writeRecords.
+func writeStaged(ctx context.Context, tx, sp pgx.Tx, recs []records, received time.Time) (int64, error) {
+	if err := sp.Rollback(ctx); err != nil {
+		return 0, err
+	}
+	b := &pgx.Batch{}
+	for _, r := range recs {
+		r.src.Reset(time.Time{})
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{r.table.stage}, r.table.cols, r.src); err != nil {
+			return 0, err
+		}
+		b.Queue(r.table.move, received)
+	}
+	br := tx.SendBatch(ctx, b)
+	var n int64
+	for range recs {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return 0, err
+		}
+		n += tag.RowsAffected()
+	}
+	return n, br.Close()
+}
+
+// copySource is a pgx.CopyFromSource that knows how many rows it yields and
+// can yield them again.
 type copySource interface {
 	pgx.CopyFromSource
 	Len() int
+	// Reset starts again from the first row; a non-zero received is then
+	// added to every row as one more value (received_at).
+	Reset(received time.Time)
 }
 
 // rows is a copySource over one kind of record in a list of batches.
@@ -145,10 +206,11 @@ type rows[T any] struct {
 	n       int
 	bi, ri  int // the current row is list(batches[bi])[ri-1]
 	vals    []any
+	width   int // of the row fill makes; vals has one more place, for received_at
 }
 
 func newRows[T any](batches []*telemetry.Batch, width int, list func(*telemetry.Batch) []T, fill func(*telemetry.Batch, *T, []any)) *rows[T] {
-	r := &rows[T]{batches: batches, list: list, fill: fill, vals: make([]any, width)}
+	r := &rows[T]{batches: batches, list: list, fill: fill, vals: make([]any, width, width+1), width: width}
 	for _, b := range batches {
 		r.n += len(list(b))
 	}
@@ -157,6 +219,15 @@ func newRows[T any](batches []*telemetry.Batch, width int, list func(*telemetry.
 
 // Len returns how many rows the source yields in all.
 func (r *rows[T]) Len() int { return r.n }
+
+// Reset starts again from the first row; see copySource.
+func (r *rows[T]) Reset(received time.Time) {
+	r.bi, r.ri = 0, 0
+	r.vals = r.vals[:r.width]
+	if !received.IsZero() {
+		r.vals = append(r.vals, received)
+	}
+}
 
 func (r *rows[T]) Next() bool {
 	for r.bi < len(r.batches) {
@@ -177,7 +248,7 @@ func (r *rows[T]) Values() ([]any, error) {
 
 func (r *rows[T]) Err() error { return nil }
 
-// optional lists the optional Position fields in stagePositions' order.
+// optional lists the optional Position fields in positionsTable's order.
 var optional = [14]struct {
 	bit telemetry.Field
 	get func(*telemetry.Position) int32
@@ -199,7 +270,7 @@ var optional = [14]struct {
 }
 
 func newPositionRows(batches []*telemetry.Batch) *rows[telemetry.Position] {
-	return newRows(batches, len(stagePositions.cols), func(b *telemetry.Batch) []telemetry.Position { return b.Positions },
+	return newRows(batches, len(positionsTable.cols), func(b *telemetry.Batch) []telemetry.Position { return b.Positions },
 		func(b *telemetry.Batch, p *telemetry.Position, v []any) {
 			v[0], v[1], v[2], v[3] = b.VehicleID, int64(b.StreamID), int64(p.Seq), time.UnixMilli(p.UnixMs).UTC()
 			v[4], v[5] = p.LatE7, p.LonE7
@@ -214,7 +285,7 @@ func newPositionRows(batches []*telemetry.Batch) *rows[telemetry.Position] {
 }
 
 func newOBDRows(batches []*telemetry.Batch) *rows[telemetry.OBDSample] {
-	return newRows(batches, len(stageOBD.cols), func(b *telemetry.Batch) []telemetry.OBDSample { return b.OBD },
+	return newRows(batches, len(obdTable.cols), func(b *telemetry.Batch) []telemetry.OBDSample { return b.OBD },
 		func(b *telemetry.Batch, s *telemetry.OBDSample, v []any) {
 			v[0], v[1], v[2], v[3] = b.VehicleID, int64(b.StreamID), int64(s.Seq), time.UnixMilli(s.UnixMs).UTC()
 			v[4], v[5] = int32(s.PID), s.Value
@@ -222,7 +293,7 @@ func newOBDRows(batches []*telemetry.Batch) *rows[telemetry.OBDSample] {
 }
 
 func newEventRows(batches []*telemetry.Batch) *rows[telemetry.Event] {
-	return newRows(batches, len(stageEvents.cols), func(b *telemetry.Batch) []telemetry.Event { return b.Events },
+	return newRows(batches, len(eventsTable.cols), func(b *telemetry.Batch) []telemetry.Event { return b.Events },
 		func(b *telemetry.Batch, e *telemetry.Event, v []any) {
 			v[0], v[1], v[2], v[3] = b.VehicleID, int64(b.StreamID), int64(e.Seq), time.UnixMilli(e.UnixMs).UTC()
 			v[4], v[5], v[6], v[7] = int32(e.Type), e.Code, e.Detail, e.Value
