@@ -316,17 +316,13 @@ func (in *Ingester) Run(ctx context.Context) error {
 	return nil
 }
 
-// removeSession connects once more with ClientID and a clean session, which
-// makes the broker drop the persistent session and its subscription.
+// removeSession removes the persistent session of ClientID from the broker.
 func (in *Ingester) removeSession() {
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(in.URL).SetClientID(in.ClientID).
-		SetCleanSession(true).SetConnectTimeout(in.ConnectTimeout))
-	tok := c.Connect()
-	if !tok.WaitTimeout(in.ConnectTimeout) || tok.Error() != nil {
-		in.Logger.Warn("could not remove the MQTT session; the broker keeps it", "client_id", in.ClientID, "err", tok.Error())
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), in.ConnectTimeout)
+	defer cancel()
+	if err := RemoveSession(ctx, in.URL, in.ClientID); err != nil {
+		in.Logger.Warn("could not remove the MQTT session; the broker keeps it", "client_id", in.ClientID, "err", err)
 	}
-	c.Disconnect(250)
 }
 
 // subscribe (re)subscribes after every connection, retrying until it works
@@ -813,6 +809,20 @@ func Reachable(ctx context.Context, url string) error {
 		SetConnectTimeout(5 * time.Second).SetConnectRetry(false).SetAutoReconnect(false))
 	if err := wait(ctx, c.Connect(), 10*time.Second); err != nil {
 		return cloud.Errorf(cloud.EUNAVAILABLE, "connect: %w", err)
+	}
+	c.Disconnect(100)
+	return nil
+}
+
+// RemoveSession makes the broker at url drop the persistent session of
+// clientID, with its subscriptions and queued messages, by connecting once
+// with that id and a clean session. Use it to retire a replica for good. It
+// returns an error with code EUNAVAILABLE when the broker cannot be reached.
+func RemoveSession(ctx context.Context, url, clientID string) error {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(clientID).
+		SetCleanSession(true).SetConnectTimeout(5 * time.Second).SetConnectRetry(false).SetAutoReconnect(false))
+	if err := wait(ctx, c.Connect(), 10*time.Second); err != nil {
+		return cloud.Errorf(cloud.EUNAVAILABLE, "connect as %s: %w", clientID, err)
 	}
 	c.Disconnect(100)
 	return nil

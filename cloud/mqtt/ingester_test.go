@@ -150,12 +150,9 @@ func (f *fixture) start(modify ...func(*mqtt.Ingester)) (*mqtt.Ingester, func())
 
 // clearSession removes a persistent session from the broker.
 func clearSession(t *testing.T, url, clientID string) {
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(true))
-	if err := waitToken(c.Connect()); err != nil {
+	if err := mqtt.RemoveSession(context.Background(), url, clientID); err != nil {
 		t.Errorf("clear session %s: %v", clientID, err)
-		return
 	}
-	c.Disconnect(100)
 }
 
 func poll(t *testing.T, what string, ok func() bool) {
