@@ -10,15 +10,24 @@ import (
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-// BenchmarkCommit measures one ingest transaction of a micro-batch: 100
-// vehicles × 100 fixes (10,000 positions with the fields a receiver gives)
-// per Commit, into the real PostgreSQL.
+// BenchmarkCommit measures one ingest transaction into the real PostgreSQL:
+// a micro-batch of one vehicle's minute of 1 Hz fixes, and one of 100
+// vehicles × 100 fixes; and the latter with a replay in it (one vehicle's
+// batch of the previous commit again), which takes the staging path.
 func BenchmarkCommit(b *testing.B) {
-	for _, size := range []struct{ vehicles, fixes int }{{1, 60}, {100, 100}} {
-		b.Run(fmt.Sprintf("rows=%d", size.vehicles*size.fixes), func(b *testing.B) {
+	for _, size := range []struct {
+		vehicles, fixes int
+		replay          bool
+	}{{1, 60, false}, {100, 100, false}, {100, 100, true}} {
+		name := fmt.Sprintf("rows=%d", size.vehicles*size.fixes)
+		if size.replay {
+			name += ",replay"
+		}
+		b.Run(name, func(b *testing.B) {
 			db, _ := openDB(b)
 			ctx := context.Background()
 			var seq uint64
+			var last *telemetry.Batch
 			start := now.Add(-24 * time.Hour)
 			for b.Loop() {
 				c := &cloud.Commit{ReceivedAt: now}
@@ -30,6 +39,10 @@ func BenchmarkCommit(b *testing.B) {
 					}
 					c.Batches = append(c.Batches, bt)
 				}
+				if size.replay && last != nil {
+					c.Batches = append(c.Batches, last)
+				}
+				last = c.Batches[0]
 				seq += uint64(size.fixes)
 				res, err := db.Commit(ctx, c)
 				if err != nil {
