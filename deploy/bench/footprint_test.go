@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,9 +15,11 @@ import (
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
-// BenchmarkAgentFootprint runs the real edge-agent binary at 10 Hz GPS and 8
-// OBD PIDs a second, fed by the real firmware-sim (GPS at --rate 10 and its
-// ELM327, through ptys), sending to the real cloud-server, and measures the
+// BenchmarkAgentFootprint runs the real edge-agent binary, built as `make
+// build-edge` builds it for the gateways (static, CGO_ENABLED=0, -trimpath),
+// at 10 Hz GPS and 8 OBD PIDs a second, fed by the real firmware-sim (GPS at
+// --rate 10 and its ELM327, through ptys), sending to the real cloud-server,
+// and measures the
 // agent's peak resident memory (VmHWM) and its CPU time over wall time
 // (DESIGN.md §9: RSS ≤ 20 MB, CPU ≤ 2 % of a core) over 30 s after a 10 s
 // warm-up (FLEETGATE_FULL=1: 5 minutes). It also reports the rates the
@@ -24,6 +27,11 @@ import (
 func BenchmarkAgentFootprint(b *testing.B) {
 	bin := testenv.Binaries(b)
 	dir := b.TempDir()
+	build := exec.Command("go", "build", "-trimpath", "-o", dir, "./edge/cmd/edge-agent")
+	build.Dir, build.Env = testenv.ModuleRoot(b), append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build edge-agent: %v\n%s", err, out)
+	}
 	s := startServer(b, bin, dir)
 	window := 30 * time.Second
 	if os.Getenv("FLEETGATE_FULL") == "1" {
@@ -42,7 +50,7 @@ func BenchmarkAgentFootprint(b *testing.B) {
 	for i, p := range bench.PIDs {
 		pids[i] = fmt.Sprintf("%q", fmt.Sprintf("%02X", p&0xff))
 	}
-	agent := startAgent(b, bin, dir, s, vehicle, fmt.Sprintf(
+	agent := startAgent(b, dir, dir, s, vehicle, fmt.Sprintf(
 		"gps:\n  port: %s\nobd:\n  port: %s\n  pids: [%s]\n  interval: 1s\nhttp:\n  listen: 127.0.0.1:%d\n",
 		filepath.Join(links, vehicle+"-gps"), filepath.Join(links, vehicle+"-obd"), strings.Join(pids, ", "), testenv.FreePort(b)))
 	pid := agent.Cmd.Process.Pid
