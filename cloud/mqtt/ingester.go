@@ -244,9 +244,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		SetAutoAckDisabled(true).
 		// Each message's handler runs in its own goroutine and blocks while
 		// the queue is full: that is the backpressure. Blocking paho's
-		// router instead (OrderMatters true) would also block the PUBACKs
-		// our own ack publishes wait for: a deadlock. The goroutines are
-		// bounded by the broker's in-flight window.
+		// router instead (OrderMatters true) would stop paho reading the
+		// connection, so the PUBACKs our own Ack publishes wait for would
+		// never be read: a deadlock. The goroutines are bounded by what the
+		// broker sends unacknowledged (see Ingester).
 		SetOrderMatters(false).
 		SetKeepAlive(30 * time.Second).
 		SetConnectTimeout(in.ConnectTimeout).
