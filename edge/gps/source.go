@@ -30,12 +30,10 @@ const (
 	DefaultHuntBytes = 1024 // bytes read at one rate without locking before the next is tried
 )
 
-// EventJump is the event type a flagged jump is reported with. The wire
-// protocol has no type for it yet (EVENT_TYPE_GPS_JUMP is asked of shared/);
-// until then the event goes out as EVENT_TYPE_UNSPECIFIED with code
+// EventJump is the event type a flagged jump is reported with: code
 // "gps.jump", value the distance in metres and detail the distance, time and
 // implied speed.
-const EventJump = telemetry.EventType(0)
+const EventJump = telemetry.EventGPSJump
 
 // Source reads a GNSS receiver and sends a position record per fix. It
 // implements edge.Source and edge.FixReporter.
