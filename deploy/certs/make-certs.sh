@@ -115,7 +115,11 @@ authorityKeyIdentifier = keyid
 CNF
 }
 
-need_ca() { [ -f "$OUT/ca.key" ] && [ -f "$OUT/ca.crt" ] || die "no CA in $OUT: run '$0 -o $OUT ca' first"; }
+need_ca() {
+  if [ ! -f "$OUT/ca.key" ] || [ ! -f "$OUT/ca.crt" ]; then
+    die "no CA in $OUT: run '$0 -o $OUT ca' first"
+  fi
+}
 
 # issue NAME_PATH CN EXT: a new key and a certificate signed by the CA.
 issue() {

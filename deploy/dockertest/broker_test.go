@@ -78,11 +78,11 @@ func runAsMe(t *testing.T) string {
 	return "\nuser " + u.Username + "\n"
 }
 
-// startMosquitto runs mosquitto -c conf and waits until every port accepts
-// connections.
-func startMosquitto(t *testing.T, dir, conf string, ports ...int) {
+// startMosquitto runs the broker (bin with args) and waits until every port
+// accepts connections.
+func startMosquitto(t *testing.T, dir string, env []string, bin string, args []string, ports ...int) {
 	t.Helper()
-	p := e2e.Start(t, dir, "mosquitto", "mosquitto", nil, "-c", conf)
+	p := e2e.Start(t, dir, "mosquitto", bin, env, args...)
 	e2e.Eventually(t, 10*time.Second, "mosquitto listening", func() error {
 		for _, port := range ports {
 			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -117,7 +117,9 @@ func startProductionBroker(t *testing.T, o brokerOptions) *broker {
 	makeCerts(t, b.certs, "ca")
 	makeCerts(t, b.certs, "server", "localhost", "127.0.0.1")
 	makeCerts(t, b.certs, "cloud")
-	makeCerts(t, b.certs, append([]string{"vehicle"}, vehicles...)...)
+	if len(vehicles) > 0 {
+		makeCerts(t, b.certs, append([]string{"vehicle"}, vehicles...)...)
+	}
 	if revoked != "" {
 		makeCerts(t, b.certs, "vehicle", revoked)
 		// Keep a copy to present to the broker: revoke renames the pair.
@@ -132,11 +134,7 @@ func startProductionBroker(t *testing.T, o brokerOptions) *broker {
 		}
 		makeCerts(t, b.certs, "revoke", filepath.Join(b.certs, "vehicles", revoked+".crt"))
 	}
-	// The compose file makes the password file the same way at start.
 	passwd := filepath.Join(dir, "passwd")
-	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", passwd, cloudUser, b.cloudPassword).CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
-	}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +162,15 @@ func startProductionBroker(t *testing.T, o brokerOptions) *broker {
 	}
 	b.conf = filepath.Join(dir, "mosquitto.conf")
 	writeFile(t, b.conf, conf)
-	startMosquitto(t, dir, b.conf, b.tlsPort, b.backendPort)
+	// Start it as docker-compose.prod.yml does: its entrypoint makes the
+	// password file from MQTT_CLOUD_PASSWORD, then execs mosquitto.
+	svc := prodService(t, "mosquitto")
+	script := rewrite(t, strings.Join(svc.Command, "\n"), []rewriteRule{
+		{"/mosquitto/run/passwd", passwd, 1},
+		{"mosquitto -c /mosquitto/config/mosquitto.conf", "mosquitto -c " + b.conf, 1},
+	})
+	args := append(append([]string(nil), svc.Entrypoint[1:]...), script)
+	startMosquitto(t, dir, []string{"MQTT_CLOUD_PASSWORD=" + b.cloudPassword}, svc.Entrypoint[0], args, b.tlsPort, b.backendPort)
 	return b
 }
 

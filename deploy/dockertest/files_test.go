@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fleetgate/fleetgate/internal/testenv"
@@ -28,7 +29,19 @@ func writeFile(t *testing.T, path, content string) {
 // repoFile reads a file of the repository by its slash path.
 func repoFile(t *testing.T, rel string) string {
 	t.Helper()
-	return readFile(t, filepath.Join(testenv.ModuleRoot(t), filepath.FromSlash(rel)))
+	return readFile(t, filepath.Join(moduleRoot(t), filepath.FromSlash(rel)))
+}
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+)
+
+// moduleRoot is testenv.ModuleRoot, asked once per test binary.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	rootOnce.Do(func() { rootDir = testenv.ModuleRoot(t) })
+	return rootDir
 }
 
 // mustReplace replaces the one occurrence of old in s; it fails the test when
