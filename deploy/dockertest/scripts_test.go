@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fleetgate/fleetgate/internal/testenv"
@@ -141,9 +142,14 @@ func TestOSRMPrepare(t *testing.T) {
 // TestOSRMHealthcheck runs deploy/osrm/healthcheck.sh against a server that
 // answers as osrm-routed documents /nearest (HTTP API, "Nearest service").
 func TestOSRMHealthcheck(t *testing.T) {
+	var mu sync.Mutex
 	var status int
 	var body any
+	answer := func(s int, b any) { mu.Lock(); status, body = s, b; mu.Unlock() }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		status, body := status, body
+		mu.Unlock()
 		if r.URL.Path != "/nearest/v1/driving/7.4246,43.7384" {
 			status, body = http.StatusBadRequest, map[string]string{"code": "InvalidUrl", "message": "URL string malformed"}
 		}
@@ -160,13 +166,13 @@ func TestOSRMHealthcheck(t *testing.T) {
 		cmd.Run()
 		return cmd.ProcessState.ExitCode()
 	}
-	status, body = http.StatusOK, map[string]any{"code": "Ok", "waypoints": []map[string]any{
+	answer(http.StatusOK, map[string]any{"code": "Ok", "waypoints": []map[string]any{
 		{"nodes": []int{2264199819, 0}, "hint": "KSoKADRYroqUBAEAEAAAABkAAAAGAAAAAAAAABhnCQCLtwAA_0vMAKlYIQM8TMwArVghAwEAAQH1a66g", "distance": 4.152629, "name": "Boulevard Albert 1er", "location": []float64{7.424604, 43.738369}},
-	}}
+	}})
 	if code := run(host, port); code != 0 {
 		t.Errorf("healthy OSRM: exit %d", code)
 	}
-	status, body = http.StatusBadRequest, map[string]string{"code": "NoSegment", "message": "Could not find a matching segment for any coordinate."}
+	answer(http.StatusBadRequest, map[string]string{"code": "NoSegment", "message": "Could not find a matching segment for any coordinate."})
 	if code := run(host, port); code == 0 {
 		t.Error("an OSRM without the Monaco dataset passed")
 	}
