@@ -24,8 +24,10 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  edge-agent run --config FILE   run the agent
-  edge-agent version             print the version
+  edge-agent run --config FILE                       run the agent
+  edge-agent nmea-decode [FILE|-|PORT-URL]           decode NMEA to one JSON fix per line (like gpsdecode)
+  edge-agent healthcheck (--config FILE | --url URL) exit 0 if the running agent's /health answers
+  edge-agent version                                 print the version
 `
 
 func main() {
@@ -69,6 +71,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("agent stopped")
 		return 0
+	case "nmea-decode":
+		return nmeaDecode(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
