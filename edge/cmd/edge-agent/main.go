@@ -3,8 +3,9 @@
 // sends it to the cloud over MQTT, deleting it only when the cloud's ack
 // says it is stored.
 //
-//	edge-agent run --config FILE   run the daemon
-//	edge-agent version             print the version
+//	edge-agent run --config FILE          run the daemon
+//	edge-agent outbox stats --data DIR    the outbox's state as JSON
+//	edge-agent version                    print the version
 package main
 
 import (
@@ -24,8 +25,9 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  edge-agent run --config FILE   run the agent
-  edge-agent version             print the version
+  edge-agent run --config FILE         run the agent
+  edge-agent outbox stats --data DIR   print the outbox's state as JSON (works while the agent runs)
+  edge-agent version                   print the version
 `
 
 func main() {
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("agent stopped")
 		return 0
+	case "outbox":
+		return outboxCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
