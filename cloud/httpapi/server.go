@@ -32,6 +32,11 @@ type Server struct {
 	Vehicles  cloud.VehicleService
 	Positions cloud.PositionService
 	OBD       cloud.OBDService
+	// Statuses adds device health to the vehicles (nil: none); Commands and
+	// Publisher serve the command endpoints (nil: 503).
+	Statuses  cloud.StatusService
+	Commands  cloud.CommandService
+	Publisher cloud.CommandPublisher
 	Ready     []Check
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -61,6 +66,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/vehicles/{id}", s.vehicle)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/positions", s.positions)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/obd", s.obd)
+	mux.HandleFunc("POST /api/v1/vehicles/{id}/commands", s.createCommand)
+	mux.HandleFunc("GET /api/v1/vehicles/{id}/commands/{cmd_id}", s.command)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, cloud.Errorf(cloud.ENOTFOUND, "no such endpoint: %s", r.URL.Path))
 	})

@@ -38,10 +38,14 @@ type Ingester struct {
 	Namespace  telemetry.Namespace // topic root, telemetry.DefaultNamespace in production
 	ShareGroup string              // shared subscription group; replicas in one group split the load
 
-	Store  cloud.IngestStore
-	Live   cloud.LiveState // nil: no live state
-	Logger *slog.Logger
-	Now    func() time.Time
+	Store cloud.IngestStore
+	Live  cloud.LiveState // nil: no live state
+	// StatusStore and CommandStore, when set, receive the agents' statuses
+	// and command results (status.go).
+	StatusStore  cloud.StatusService
+	CommandStore cloud.CommandService
+	Logger       *slog.Logger
+	Now          func() time.Time
 
 	// Workers is how many messages are processed at once, and QueueLen how
 	// many received messages may wait for a worker. When both are full the
@@ -242,6 +246,7 @@ func (in *Ingester) subscribe(ctx context.Context, c paho.Client) {
 		if err == nil {
 			in.subscribed.Store(true)
 			in.Logger.Info("subscribed", "filter", filter, "client_id", in.ClientID)
+			in.subscribeExtra(ctx, c)
 			return
 		}
 		in.Logger.Warn("subscribe failed", "filter", filter, "attempt", attempt, "err", err)
@@ -255,6 +260,9 @@ func (in *Ingester) subscribe(ctx context.Context, c paho.Client) {
 // waiting while all are busy, or leaves it unacknowledged when Run is
 // stopping.
 func (in *Ingester) receive(_ paho.Client, m paho.Message) {
+	if in.route(m) {
+		return
+	}
 	select {
 	case in.queue <- m:
 	case <-in.stopping:

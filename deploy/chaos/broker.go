@@ -60,6 +60,11 @@ func NewBroker(t testing.TB, tls *BrokerTLS) *Broker {
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
 		"autosave_interval 1\nmax_queued_messages 100000\nmax_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
 		b.Port, b.Dir)
+	if os.Geteuid() == 0 {
+		// Started as root, Mosquitto would drop to the mosquitto user, which
+		// cannot write its persistence into the test's directory.
+		conf += "user root\n"
+	}
 	if tls != nil {
 		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ntls_version tlsv1.2\n", tls.CA, tls.Cert, tls.Key)
 	}

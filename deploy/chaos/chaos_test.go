@@ -52,11 +52,12 @@ type row struct {
 // killed, restarted or cut; the only records that may not arrive are those
 // the overflow policy dropped (each counted, persisted and reported) and, when
 // the agent itself is killed, those it had read from the serial port but not
-// yet committed — at most one flush interval's worth plus the NMEA epoch
-// being parsed per kill. The serial line cannot be read again, so that
-// window cannot be closed, only kept short; the kill scenario measures it
-// and fails if any run of missing fixes is longer than the bound or if there
-// are more runs than kills.
+// yet committed — what it read in the last flush interval before the kill
+// (right after a restart that can be the whole backlog the port buffered
+// meanwhile, up to the tty's 4 KiB), plus the NMEA epoch being parsed. The
+// serial line cannot be read again, so that window cannot be closed, only
+// kept short; the kill scenario measures it and fails if any run of missing
+// fixes is longer than that bound or if there are more runs than kills.
 func TestChaos(t *testing.T) {
 	sz := short
 	if os.Getenv("FLEETGATE_FULL") == "1" {
@@ -223,9 +224,13 @@ func agentKill(t *testing.T, sz sizes) row {
 	a, _ := account(t, c)
 
 	// The fixes read but not committed: runs of consecutive truth fixes
-	// missing from PostgreSQL, one run per kill at most, each no longer than
-	// what arrives in a flush interval plus the epoch being parsed and the
-	// partial line a new agent skips (with 250 ms of slack for a slow disk).
+	// missing from PostgreSQL, at most one run per kill, each no longer than
+	// what the agent can read in one flush interval: in steady running the
+	// fixes of one interval (with 250 ms of slack for a slow fsync); right
+	// after a restart the backlog the pty buffered while the agent was down,
+	// which one read hands over at once (the tty's 4 KiB, each epoch of the
+	// simulator's RMC+GGA+GSA taking at least 190 bytes); plus the epoch
+	// being assembled and the partial line a new agent skips.
 	stored := map[int64]bool{}
 	for _, p := range ps {
 		stored[p.Time.UnixMilli()] = true
@@ -242,7 +247,8 @@ func agentKill(t *testing.T, sz sizes) row {
 			inRun = false
 		}
 	}
-	bound := int(math.Ceil(speed*(flush+250*time.Millisecond).Seconds())) + 3
+	const ttyBuffer, minEpochBytes = 4096, 190
+	bound := int(math.Ceil(speed*(flush+250*time.Millisecond).Seconds())) + ttyBuffer/minEpochBytes + 3
 	longest := 0
 	for _, n := range runs {
 		longest = max(longest, n)
@@ -268,7 +274,7 @@ func agentKill(t *testing.T, sz sizes) row {
 func brokerRestart(t *testing.T, sz sizes) row {
 	const speed = 20
 	b := chaos.StartBroker(t, nil)
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.restarts*4+8) * time.Second * speed, OBD: true})
+	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.restarts*10+10) * time.Second * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(b.URL())

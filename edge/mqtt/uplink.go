@@ -276,7 +276,11 @@ type conn struct {
 }
 
 func (u *Uplink) connect(ctx context.Context) (*conn, error) {
-	will, err := u.status(ctx, false)
+	// The will and the first online status carry the same time, the
+	// connection's: the cloud applies a will only to the connection it
+	// belongs to (a will is older than the statuses sent after it).
+	at := u.now()
+	will, err := u.status(ctx, false, at)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +318,7 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 		c.client.Disconnect(0)
 		return nil, fmt.Errorf("subscribe %s, %s: %w", u.topicAck, u.topicCmd, err)
 	}
-	if err := u.publishStatus(ctx, c, true); err != nil {
+	if err := u.publishStatusAt(ctx, c, true, at); err != nil {
 		c.client.Disconnect(0)
 		return nil, err
 	}
@@ -335,8 +339,8 @@ func wait(ctx context.Context, tok paho.Token, timeout time.Duration) error {
 	}
 }
 
-// status builds the agent's Status message, encoded.
-func (u *Uplink) status(ctx context.Context, online bool) ([]byte, error) {
+// status builds the agent's Status message at time at, encoded.
+func (u *Uplink) status(ctx context.Context, online bool, at time.Time) ([]byte, error) {
 	st, err := u.outbox.Stats(ctx)
 	if err != nil {
 		return nil, err
@@ -345,7 +349,7 @@ func (u *Uplink) status(ctx context.Context, online bool) ([]byte, error) {
 	s := &telemetrypb.Status{
 		VehicleId:         u.cfg.VehicleID,
 		Online:            online,
-		UnixMs:            now.UnixMilli(),
+		UnixMs:            at.UnixMilli(),
 		AgentVersion:      u.cfg.AgentVersion,
 		StreamId:          st.StreamID,
 		NextSeq:           st.NextSeq,
@@ -369,7 +373,11 @@ func (u *Uplink) status(ctx context.Context, online bool) ([]byte, error) {
 }
 
 func (u *Uplink) publishStatus(ctx context.Context, c *conn, online bool) error {
-	p, err := u.status(ctx, online)
+	return u.publishStatusAt(ctx, c, online, u.now())
+}
+
+func (u *Uplink) publishStatusAt(ctx context.Context, c *conn, online bool, at time.Time) error {
+	p, err := u.status(ctx, online, at)
 	if err != nil {
 		return err
 	}
