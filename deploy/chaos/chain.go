@@ -29,6 +29,7 @@ type Options struct {
 	// Agent settings; zero values take the ones chaos runs use.
 	FlushInterval time.Duration // default 100ms
 	AckTimeout    time.Duration // default 3s
+	BatchMaxAge   time.Duration // uplink.batch_max_age; default 300ms
 	MaxBytes      string        // outbox.max_bytes; default the agent's
 }
 
@@ -65,6 +66,9 @@ func NewChain(t testing.TB, o Options) *Chain {
 	}
 	if o.AckTimeout == 0 {
 		o.AckTimeout = 3 * time.Second
+	}
+	if o.BatchMaxAge == 0 {
+		o.BatchMaxAge = 300 * time.Millisecond
 	}
 	c := &Chain{t: t, opts: o, Dir: t.TempDir(), Bin: testenv.Binaries(t), DB: testenv.Postgres(t)}
 	c.redisURL, c.prefix = testenv.Redis(t)
@@ -135,7 +139,7 @@ gps:
 outbox:
   flush_interval: %s
 %suplink:
-  batch_max_age: 300ms
+  batch_max_age: %s
   ack_timeout: %s
   status_interval: 2s
   backoff_min: 20ms
@@ -145,7 +149,7 @@ http:
 log:
   level: info
 `, c.Vehicle, c.DataDir, filepath.Join(c.Dir, "dev", c.Vehicle+"-gps"), obd, brokerURL, c.NS,
-		c.opts.FlushInterval, maxBytes, c.opts.AckTimeout, c.HTTPAddr)), 0o600)
+		c.opts.FlushInterval, maxBytes, c.opts.BatchMaxAge, c.opts.AckTimeout, c.HTTPAddr)), 0o600)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -214,6 +218,8 @@ type Stored struct {
 	Events    int
 	// DropReports sums the values of the EventRecordsDropped events.
 	DropReports int64
+	// Quarantines counts the EventOutboxQuarantined events.
+	Quarantines int
 }
 
 // Count returns the number of distinct records and of extra copies.
@@ -262,7 +268,8 @@ func (c *Chain) QueryStored(ctx context.Context) (*Stored, error) {
 			return nil, err
 		}
 	}
-	err = conn.QueryRow(ctx, "SELECT coalesce(sum(value), 0) FROM events WHERE vehicle_id = $1 AND type = 11", c.Vehicle).Scan(&s.DropReports)
+	err = conn.QueryRow(ctx, `SELECT coalesce(sum(value) FILTER (WHERE type = 11), 0), count(*) FILTER (WHERE type = 10)
+FROM events WHERE vehicle_id = $1`, c.Vehicle).Scan(&s.DropReports, &s.Quarantines)
 	return s, err
 }
 

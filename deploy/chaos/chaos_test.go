@@ -1,11 +1,13 @@
 package chaos_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/deploy/chaos"
 	"github.com/fleetgate/fleetgate/deploy/e2e"
-	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/edge"
 )
 
 // The scenarios' sizes: the full form (make chaos, FLEETGATE_FULL=1) and the
@@ -109,10 +111,35 @@ func waitProgress(t *testing.T, c *chaos.Chain, past uint64) {
 	}, c.Agent, c.Sim)
 }
 
-// drain waits until the running agent's outbox is empty: everything it
-// committed has been acknowledged by the cloud.
-func drain(t *testing.T, c *chaos.Chain) chaos.OutboxStats {
+// drain waits until the end of the drive is in PostgreSQL — the truth's last
+// fix and, with obd, as many OBD samples as the truth has — and then until
+// the running agent's outbox is empty: everything it committed has been
+// acknowledged by the cloud.
+func drain(t *testing.T, c *chaos.Chain, tr *e2e.Truth, obd bool) chaos.OutboxStats {
 	t.Helper()
+	ctx := context.Background()
+	e2e.Eventually(t, 3*time.Minute, "the end of the drive in PostgreSQL", func() error {
+		if len(tr.Fixes) > 0 {
+			last := tr.Fixes[len(tr.Fixes)-1].Time
+			ps, err := c.API.Positions(ctx, c.Vehicle, last, last.Add(time.Millisecond))
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 {
+				return fmt.Errorf("the last fix (%s) is not stored yet", last.Format(time.RFC3339Nano))
+			}
+		}
+		if obd {
+			samples, err := c.API.OBD(ctx, c.Vehicle, c.Start.Add(-time.Hour), time.Now().Add(time.Hour))
+			if err != nil {
+				return err
+			}
+			if len(samples) < len(tr.OBD) {
+				return fmt.Errorf("%d of %d OBD samples stored", len(samples), len(tr.OBD))
+			}
+		}
+		return nil
+	}, c.Agent, c.Cloud)
 	var st chaos.OutboxStats
 	e2e.Eventually(t, 3*time.Minute, "the outbox to drain", func() error {
 		var err error
@@ -134,13 +161,14 @@ type accounting struct {
 	committed, stored, dups, missing int
 }
 
-func account(t *testing.T, c *chaos.Chain) (accounting, *bolt.Outbox) {
+func account(t *testing.T, c *chaos.Chain) (accounting, edge.OutboxStats) {
 	t.Helper()
 	ctx := context.Background()
 	if err := c.Agent.Stop(t); err != nil {
 		t.Errorf("agent exit on SIGTERM: %v", err)
 	}
 	o := c.OpenOutbox()
+	defer o.Close() // the agent may be started again
 	if err := o.Check(ctx); err != nil {
 		t.Errorf("bbolt check of the final outbox: %v", err)
 	}
@@ -179,7 +207,7 @@ func account(t *testing.T, c *chaos.Chain) (accounting, *bolt.Outbox) {
 			t.Errorf("PostgreSQL holds seq %d, which the outbox never gave (next %d)", seq, st.NextSeq)
 		}
 	}
-	return a, o
+	return a, st
 }
 
 // agentKill: kill -9 the agent again and again while the simulator streams.
@@ -215,7 +243,7 @@ func agentKill(t *testing.T, sz sizes) row {
 		t.Errorf("the drive ended after %d kills of %d", kills, sz.kills)
 	}
 	tr := c.WaitTruthEnd(5 * time.Minute)
-	drain(t, c)
+	drain(t, c, tr, false)
 	ps, err := c.API.Positions(ctx, c.Vehicle, c.Start.Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -264,9 +292,35 @@ func agentKill(t *testing.T, sz sizes) row {
 	}
 	t.Logf("%d kills; %d fixes emitted, %d stored; %d read but uncommitted at a kill, in %d runs of at most %d (bound %d)",
 		kills, fd.Sent, fd.Stored, fd.Lost, len(runs), longest, bound)
+
+	// A corrupt file at start is moved aside and a new stream begins, and the
+	// cloud hears of it: garble both bbolt meta pages and restart.
+	path := filepath.Join(c.DataDir, "outbox.db")
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 8192), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	c.StartAgent(b.URL())
+	e2e.Eventually(t, time.Minute, "the quarantine event in PostgreSQL", func() error {
+		s, err := c.QueryStored(ctx)
+		if err != nil {
+			return err
+		}
+		if s.Quarantines == 0 {
+			return fmt.Errorf("no OUTBOX_QUARANTINED event yet")
+		}
+		return nil
+	}, c.Agent, c.Cloud)
+	if moved, _ := filepath.Glob(path + ".corrupt-*"); len(moved) != 1 {
+		t.Errorf("quarantined files: %v", moved)
+	}
 	return row{scenario: "agent kill -9", faults: fmt.Sprintf("%d kills, bbolt check each", kills),
 		sent: fd.Sent, committed: a.committed, stored: a.stored, lost: a.missing, dups: a.dups + fd.Duplicated, uncommit: fd.Lost,
-		note: fmt.Sprintf("fixes; uncommitted runs ≤ %d long (bound %d)", longest, bound)}
+		note: fmt.Sprintf("fixes; uncommitted in %d runs ≤ %d long (bound %d); garbled file quarantined, event in PG", len(runs), longest, bound)}
 }
 
 // brokerRestart: restart a private Mosquitto (persistence on) while the
@@ -274,13 +328,14 @@ func agentKill(t *testing.T, sz sizes) row {
 func brokerRestart(t *testing.T, sz sizes) row {
 	const speed = 20
 	b := chaos.StartBroker(t, nil)
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.restarts*10+10) * time.Second * speed, OBD: true})
+	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.restarts*4+10) * time.Second * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(b.URL())
 	ctx := context.Background()
 	restarts := 0
 	last := 0
+	began := time.Now()
 	for restarts < sz.restarts && !c.Ended() {
 		e2e.Eventually(t, 2*time.Minute, "records stored since the last restart", func() error {
 			s, err := c.QueryStored(ctx)
@@ -288,17 +343,23 @@ func brokerRestart(t *testing.T, sz sizes) row {
 				return err
 			}
 			if n, _ := s.Count(); n > last || c.Ended() {
-				last = n
 				return nil
 			}
 			return fmt.Errorf("%d records stored", last)
 		}, c.Agent, c.Cloud, c.Sim)
 		b.Restart(restarts%2 == 1)
 		restarts++
+		// The next restart waits for records stored after this one.
+		s, err := c.QueryStored(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, _ = s.Count()
 	}
 	if restarts < sz.restarts {
 		t.Errorf("the drive ended after %d restarts of %d", restarts, sz.restarts)
 	}
+	t.Logf("%d restarts in %v", restarts, time.Since(began).Round(time.Second))
 	return exact(t, c, "broker restart", fmt.Sprintf("%d restarts (½ SIGKILL)", restarts), "")
 }
 
@@ -308,7 +369,7 @@ func exact(t *testing.T, c *chaos.Chain, name, faults, note string) row {
 	t.Helper()
 	ctx := context.Background()
 	tr := c.WaitTruthEnd(5 * time.Minute)
-	drain(t, c)
+	drain(t, c, tr, true)
 	fd, od, err := c.Compare(ctx, tr)
 	if err != nil {
 		t.Fatal(err)
@@ -336,12 +397,14 @@ func connectionCut(t *testing.T, sz sizes) row {
 	b := chaos.StartBroker(t, nil)
 	rng := rand.New(rand.NewPCG(7, uint64(sz.cuts)))
 	var p *chaos.Proxy
-	p = chaos.StartProxy(t, b.Addr(), "/up/batch", func() bool { return p.Cuts() < sz.cuts && rng.IntN(2) == 0 })
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/4+15) * time.Second * speed, OBD: true})
+	p = chaos.StartProxy(t, b.Addr(), "/up/batch", func() bool { return p.Cuts() < sz.cuts && rng.IntN(3) != 0 })
+	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true,
+		BatchMaxAge: 50 * time.Millisecond})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(p.URL())
 	ctx := context.Background()
+	began := time.Now()
 	var before map[string]uint32
 	e2e.Eventually(t, 20*time.Minute, fmt.Sprintf("%d cuts", sz.cuts), func() error {
 		if before == nil && p.Cuts() >= sz.cuts/2 {
@@ -358,6 +421,7 @@ func connectionCut(t *testing.T, sz sizes) row {
 	if p.Cuts() < sz.cuts {
 		t.Errorf("the drive ended after %d cuts of %d", p.Cuts(), sz.cuts)
 	}
+	t.Logf("%d cuts in %v", p.Cuts(), time.Since(began).Round(time.Second))
 	r := exact(t, c, "connection cut", fmt.Sprintf("%d cuts after PUBLISH", p.Cuts()), "")
 	// Replays were acked again, not written again: rows stored before the
 	// second half of the cuts still have the same row version (xmin).
@@ -464,7 +528,7 @@ func outboxCap(t *testing.T, sz sizes) row {
 		return err
 	}, c.Agent)
 	tr := c.WaitTruthEnd(10 * time.Minute)
-	final := drain(t, c)
+	final := drain(t, c, tr, false)
 	largest = max(largest, final.FileBytes)
 	fd, _, err := c.Compare(ctx, tr)
 	if err != nil {
@@ -474,8 +538,7 @@ func outboxCap(t *testing.T, sz sizes) row {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, last := account(t, c)
-	ls, _ := last.Stats(ctx)
+	a, ls := account(t, c)
 	if ls.FileBytes > maxBytes {
 		t.Errorf("outbox file %d bytes at the end, over its cap of %d", ls.FileBytes, maxBytes)
 	}

@@ -57,14 +57,18 @@ type Config struct {
 	KeepAlive time.Duration       // default 60s
 	TLS       *tls.Config         // for ssl:// and tls://; nil means system roots
 
-	BatchMaxRecords int           // close a batch at this many records; default 600
-	BatchMaxAge     time.Duration // or when its first record has waited this long; default 1s
-	Inflight        int           // batches published and not yet acked; default 8
-	AckTimeout      time.Duration // resend unacked records after this; default 30s
-	StatusInterval  time.Duration // retained status refresh; default 60s
-	ConnectTimeout  time.Duration // default 10s
-	Backoff         edge.Backoff  // between connection attempts; zero value 200ms to 5s
-	AgentVersion    string        // reported in Status
+	BatchMaxRecords int // close a batch at this many records; default 600
+	// HistoryBatchRecords is the size of the backlog's batches after an
+	// outage (fewer, larger messages drain faster); default 4 ×
+	// BatchMaxRecords.
+	HistoryBatchRecords int
+	BatchMaxAge         time.Duration // or when its first record has waited this long; default 1s
+	Inflight            int           // batches published and not yet acked; default 8
+	AckTimeout          time.Duration // resend unacked records after this; default 30s
+	StatusInterval      time.Duration // retained status refresh; default 60s
+	ConnectTimeout      time.Duration // default 10s
+	Backoff             edge.Backoff  // between connection attempts; zero value 200ms to 5s
+	AgentVersion        string        // reported in Status
 
 	// Fix, if set, gives the GNSS fix state for the status report.
 	Fix edge.FixReporter
@@ -85,6 +89,9 @@ func (c *Config) defaults() {
 	setDur(&c.ConnectTimeout, 10*time.Second)
 	if c.BatchMaxRecords <= 0 {
 		c.BatchMaxRecords = 600
+	}
+	if c.HistoryBatchRecords <= 0 {
+		c.HistoryBatchRecords = min(4*c.BatchMaxRecords, telemetry.MaxRows)
 	}
 	if c.Inflight <= 0 {
 		c.Inflight = 8
@@ -621,7 +628,7 @@ func (u *Uplink) fill(ctx context.Context, s *streams, pub func([]edge.Record) (
 		s.waitingLive = time.Time{}
 	}
 	for !s.histDone && len(s.inflight) < u.cfg.Inflight {
-		recs, err := u.outbox.Unsent(ctx, s.hist, u.cfg.BatchMaxRecords)
+		recs, err := u.outbox.Unsent(ctx, s.hist, u.cfg.HistoryBatchRecords)
 		if err != nil {
 			return err
 		}

@@ -231,7 +231,7 @@ func TestBatchesBySizeAndWindow(t *testing.T) {
 		recs[i] = edge.OBDRecord(telemetry.OBDSample{UnixMs: int64(1795773600000 + i), PID: 0x010D, Value: float64(i)})
 	}
 	f.append(recs...)
-	f.start(mqtt.Config{BatchMaxRecords: 10, Inflight: 2, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
+	f.start(mqtt.Config{BatchMaxRecords: 10, HistoryBatchRecords: 10, Inflight: 2, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
 	b1, b2 := f.nextBatch(), f.nextBatch()
 	if got := append(seqs(b1), seqs(b2)...); len(got) != 2 || got[0] != (telemetry.SeqRange{First: 1, Last: 10}) || got[1] != (telemetry.SeqRange{First: 11, Last: 20}) {
 		t.Fatalf("first two batches %v", got)
@@ -389,7 +389,7 @@ func TestNewestFixFirstAfterOutage(t *testing.T) {
 	}
 	recs = append(recs, edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773630000, PID: 0x010C, Value: 900}))
 	f.append(recs...)
-	f.start(mqtt.Config{BatchMaxRecords: 10, Inflight: 8, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
+	f.start(mqtt.Config{BatchMaxRecords: 5, HistoryBatchRecords: 10, Inflight: 8, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
 	var got []telemetry.SeqRange
 	for range 4 {
 		got = append(got, seqs(f.nextBatch())...)
