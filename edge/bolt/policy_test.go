@@ -245,3 +245,27 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("read-only stats %+v", st)
 	}
 }
+
+// TestCapHoldsMapped: from 32 MiB on the whole capped file is mapped at open
+// and bbolt grows the file in 16 MiB steps; the cap still holds.
+func TestCapHoldsMapped(t *testing.T) {
+	const maxBytes = 40 << 20
+	o, err := bolt.Open(filepath.Join(t.TempDir(), "outbox.db"), &bolt.Options{MaxBytes: maxBytes, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	for i := 0; ; i++ {
+		if err := o.Append(ctx, fixes(clock.UnixMilli()+int64(i)*1_000_000, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		st := stats(t, o)
+		if st.FileBytes > maxBytes {
+			t.Fatalf("after %d appends the file is %d bytes, over the cap of %d", i+1, st.FileBytes, maxBytes)
+		}
+		if st.Dropped > st.Depth {
+			break // well past the cap: more dropped than kept
+		}
+	}
+	checkSound(t, o)
+}
