@@ -24,11 +24,15 @@ import (
 type sizes struct {
 	kills, restarts, cuts int
 	capDrops              uint64 // records the cap scenario must see dropped
+	// restartEvery is the real time the drive allows per broker restart:
+	// paho backs the cloud's reconnects off exponentially (up to 10 s) when
+	// its connection keeps being lost, so a long series of restarts slows.
+	restartEvery time.Duration
 }
 
 var (
-	full  = sizes{kills: 50, restarts: 20, cuts: 1000, capDrops: 20000}
-	short = sizes{kills: 5, restarts: 3, cuts: 50, capDrops: 1000}
+	full  = sizes{kills: 50, restarts: 20, cuts: 1000, capDrops: 20000, restartEvery: 10 * time.Second}
+	short = sizes{kills: 5, restarts: 3, cuts: 50, capDrops: 1000, restartEvery: 4 * time.Second}
 )
 
 // row is one line of the final table.
@@ -328,7 +332,7 @@ func agentKill(t *testing.T, sz sizes) row {
 func brokerRestart(t *testing.T, sz sizes) row {
 	const speed = 20
 	b := chaos.StartBroker(t, nil)
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.restarts*4+10) * time.Second * speed, OBD: true})
+	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: (time.Duration(sz.restarts)*sz.restartEvery + 10*time.Second) * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(b.URL())

@@ -223,10 +223,12 @@ func (u *Uplink) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	defer workers.Wait()
 	defer close(u.stop)
+	cmdCtx, stopCommands := context.WithCancel(ctx)
+	defer stopCommands() // also when the outbox fails with ctx still live
 	workers.Add(1)
 	go func() {
 		defer workers.Done()
-		u.runCommands(ctx)
+		u.runCommands(cmdCtx)
 	}()
 	u.start = u.now()
 	failing := false
