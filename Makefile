@@ -6,6 +6,18 @@ BIN ?= bin
 PROTOC_GEN_GO_VERSION := v1.36.12
 # Packages whose tests need no services, for quick local runs.
 CMDS := edge/cmd/edge-agent cloud/cmd/cloud-server firmware-sim/cmd/firmware-sim
+# Containers (docker-compose.yml for development, docker-compose.prod.yml for
+# production; deploy/PRODUCTION_DEPLOYMENT.md). SERVICE picks the service of
+# logs, shell, prod-logs and prod-shell.
+COMPOSE ?= docker compose
+DEV := $(COMPOSE) --env-file .env.docker -f docker-compose.yml
+PROD := $(COMPOSE) --env-file .env.production -f docker-compose.prod.yml
+SERVICE ?=
+FLEETGATE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+EDGE_PLATFORMS := linux/amd64,linux/arm64,linux/arm/v7
+# The database of the db-* targets when the development stack is not running
+# (cloud-server's default: the local PostgreSQL of DESIGN.md section 11).
+DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable
 
 .DEFAULT_GOAL := help
 
@@ -73,3 +85,93 @@ proto: ## regenerate shared/telemetry/telemetrypb from telemetry.proto (protoc f
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	cd shared/telemetry/telemetrypb && PATH=$(CURDIR)/$(BIN):$$PATH protoc --go_out=. --go_opt=paths=source_relative telemetry.proto
+
+# ---- development stack (docker-compose.yml) ----------------------------------
+
+.PHONY: start
+start: ## development stack: build and start every service (docker compose, .env.docker)
+	$(DEV) up -d --build
+	@echo "API http://localhost:8000  agent http://localhost:9100/metrics  (ports: .env.docker)"
+
+.PHONY: down
+down: ## stop and remove the development stack (volumes are kept)
+	$(DEV) down --remove-orphans
+
+.PHONY: logs
+logs: ## follow the development stack's logs (SERVICE=cloud for one)
+	$(DEV) logs -f --tail=200 $(SERVICE)
+
+.PHONY: shell
+shell: ## a shell in a development container (SERVICE=cloud by default)
+	$(DEV) exec $(or $(SERVICE),cloud) sh
+
+# The db-* targets use the development stack's PostgreSQL when it runs, and
+# otherwise the database of DATABASE_URL with local tools (psql, go run).
+DEV_DB_UP := $(DEV) ps --status running --quiet postgres 2>/dev/null | grep -q .
+
+.PHONY: db-migrate
+db-migrate: ## apply the migrations (the stack's database, else DATABASE_URL's)
+	@if $(DEV_DB_UP); then \
+	  echo "migrating the development stack's database"; \
+	  $(DEV) exec cloud go run ./cloud/cmd/cloud-server migrate; \
+	else \
+	  DATABASE_URL='$(DATABASE_URL)' $(GO) run ./cloud/cmd/cloud-server migrate; \
+	fi
+
+.PHONY: db-reset
+db-reset: ## drop and recreate the database, then migrate (asks; FORCE=1 does not)
+	@if $(DEV_DB_UP); then where="the development stack's database fleetgate"; else where="$(DATABASE_URL)"; fi; \
+	if [ "$(FORCE)" != 1 ]; then \
+	  read -r -p "drop $$where and all its data? [y/N] " ok; [ "$$ok" = y ] || { echo "nothing done"; exit 1; }; \
+	fi; \
+	if $(DEV_DB_UP); then \
+	  $(DEV) exec -T postgres psql -U fleetgate -d postgres -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS fleetgate WITH (FORCE)' -c 'CREATE DATABASE fleetgate'; \
+	else \
+	  db=$$(echo '$(DATABASE_URL)' | sed -E 's#^[^/]*//[^/]*/([^?]*).*#\1#'); \
+	  admin=$$(echo '$(DATABASE_URL)' | sed -E 's#^([^/]*//[^/]*/)[^?]*#\1postgres#'); \
+	  psql "$$admin" -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; \
+	fi
+	@$(MAKE) --no-print-directory db-migrate
+
+.PHONY: db-shell
+db-shell: ## psql on the database (the stack's, else DATABASE_URL's)
+	@if $(DEV_DB_UP); then \
+	  $(DEV) exec postgres psql -U fleetgate -d fleetgate; \
+	else \
+	  psql '$(DATABASE_URL)'; \
+	fi
+
+# ---- production (docker-compose.prod.yml, .env.production) -------------------
+
+.env.production:
+	@echo "no .env.production: cp .env.production.example .env.production, fill it in, chmod 600 (deploy/PRODUCTION_DEPLOYMENT.md)"; exit 1
+
+.PHONY: prod-build
+prod-build: .env.production ## build the production images, tagged FLEETGATE_VERSION (default: git describe)
+	FLEETGATE_VERSION=$(FLEETGATE_VERSION) $(PROD) build --pull
+
+.PHONY: prod-up
+prod-up: .env.production ## create or update the production stack and wait until every service is healthy
+	FLEETGATE_VERSION=$(FLEETGATE_VERSION) $(PROD) up -d --remove-orphans --wait
+
+.PHONY: prod-start
+prod-start: .env.production ## start the production stack's existing containers again (after prod-stop or a reboot)
+	$(PROD) start
+
+.PHONY: prod-stop
+prod-stop: .env.production ## stop the production stack without removing it
+	$(PROD) stop
+
+.PHONY: prod-logs
+prod-logs: .env.production ## follow the production logs (SERVICE=cloud for one)
+	$(PROD) logs -f --tail=200 $(SERVICE)
+
+.PHONY: prod-shell
+prod-shell: .env.production ## a busybox shell in a production container's network and processes (SERVICE=cloud; the images have no shell)
+	@id=$$($(PROD) ps -q $(or $(SERVICE),cloud)); [ -n "$$id" ] || { echo "$(or $(SERVICE),cloud) is not running"; exit 1; }; \
+	docker run --rm -it --network container:$$id --pid container:$$id busybox:1.37 sh
+
+.PHONY: edge-image
+edge-image: ## build the edge-agent image for linux/amd64, arm64 and arm/v7 (docker buildx; PUSH=1 pushes)
+	docker buildx build -f Dockerfile.edge --target production --platform $(EDGE_PLATFORMS) \
+	  --build-arg VERSION=$(FLEETGATE_VERSION) -t fleetgate/edge-agent:$(FLEETGATE_VERSION) $(if $(PUSH),--push,) .

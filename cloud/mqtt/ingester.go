@@ -125,10 +125,10 @@ func (in *Ingester) Ping(context.Context) error {
 	c := in.client
 	in.mu.Unlock()
 	if c == nil || !c.IsConnectionOpen() {
-		return cloud.Errorf(cloud.EUNAVAILABLE, "not connected to the broker at %s", in.URL)
+		return cloud.Errorf(cloud.EUNAVAILABLE, "not connected to the broker at %s", redactURL(in.URL))
 	}
 	if !in.subscribed.Load() {
-		return cloud.Errorf(cloud.EUNAVAILABLE, "connected to the broker at %s but not subscribed yet", in.URL)
+		return cloud.Errorf(cloud.EUNAVAILABLE, "connected to the broker at %s but not subscribed yet", redactURL(in.URL))
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		SetOnConnectHandler(func(c paho.Client) { in.subscribe(ctx, c) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			in.subscribed.Store(false)
-			in.Logger.Warn("MQTT connection lost", "url", in.URL, "err", err)
+			in.Logger.Warn("MQTT connection lost", "url", redactURL(in.URL), "err", err)
 		})
 	client := paho.NewClient(opts)
 	in.mu.Lock()

@@ -115,7 +115,10 @@ func (c *Chain) StartSim() {
 }
 
 // StartAgent (re)starts the edge agent against brokerURL with the chain's
-// data directory: a restarted agent continues the same outbox.
+// data directory: a restarted agent continues the same outbox. The GPS
+// port's rate is fixed (gps.bauds: [9600]): baud detection switches rates,
+// and a switch flushes the input the pty buffered, which these scenarios
+// must see arrive.
 func (c *Chain) StartAgent(brokerURL string) *e2e.Proc {
 	c.t.Helper()
 	c.agentRuns++
@@ -132,6 +135,7 @@ func (c *Chain) StartAgent(brokerURL string) *e2e.Proc {
 data_dir: %s
 gps:
   port: %s
+  bauds: [9600]
 %smqtt:
   url: %s
   namespace: %s

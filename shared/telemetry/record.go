@@ -105,6 +105,7 @@ const (
 	EventClockJump          = telemetrypb.EventType_EVENT_TYPE_CLOCK_JUMP
 	EventDeviceConnected    = telemetrypb.EventType_EVENT_TYPE_DEVICE_CONNECTED
 	EventDeviceDisconnected = telemetrypb.EventType_EVENT_TYPE_DEVICE_DISCONNECTED
+	EventGPSJump            = telemetrypb.EventType_EVENT_TYPE_GPS_JUMP
 )
 
 // Event is something that happened on the vehicle or in the agent.

@@ -135,7 +135,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live}, {Name: "broker", Pinger: in}}
 	api.Logger = logger.With("component", "http")
 
-	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", cfg.MQTTURL, "namespace", cfg.MQTTNamespace,
+	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
 		"filter", in.Filter(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(gctx) })

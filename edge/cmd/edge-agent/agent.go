@@ -174,7 +174,7 @@ func buildSources(cfg Config, log *slog.Logger, counters *edge.Counters) (map[st
 		return nil, fmt.Errorf("gps.port: %w", err)
 	}
 	out := map[string]edge.Source{
-		"gps": &gps.Source{Device: dev, Backoff: backoff, Logger: log.With("part", "gps"), Counters: counters},
+		"gps": &gps.Source{Device: dev, Bauds: cfg.GPS.Bauds, Backoff: backoff, Logger: log.With("part", "gps"), Counters: counters},
 	}
 	if cfg.OBD.Port != "" {
 		dev, err := serial.Parse(cfg.OBD.Port)

@@ -113,8 +113,12 @@ func TestAgent(t *testing.T) {
 	go elm327(obdMaster)
 	// Written before the agent starts: the port must not lose it.
 	if _, err := io.WriteString(gpsMaster,
-		"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n"+
-			"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"); err != nil {
+		// The classic NMEA example, dated 2024 (a 1994 date is a GPS
+		// week-rollover victim now), and the next epoch's first sentence,
+		// which closes the first epoch.
+		"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230324,003.1,W*61\r\n"+
+			"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n"+
+			"$GPRMC,123520,A,4807.038,N,01131.000,E,022.4,084.4,230324,003.1,W*6B\r\n"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -216,7 +220,7 @@ log:
 			t.Fatalf("after 30s: fixes %v, OBD %v", fixes, obd)
 		}
 	}
-	if f := fixes[0]; f.UnixMs != 764426119000 || f.LatE7 != 481173000 || f.LonE7 != 115166667 || f.SpeedMmps != 11524 || f.SatsUsed != 8 {
+	if f := fixes[0]; f.UnixMs != 1711197319000 || f.LatE7 != 481173000 || f.LonE7 != 115166667 || f.SpeedMmps != 11524 || f.SatsUsed != 8 {
 		t.Errorf("fix %+v", f)
 	}
 	if obd[0x010C] != 1726 || obd[0x010D] != 50 || obd[0x0105] != 83 {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,10 @@ type Config struct {
 // GPSConfig names the GNSS receiver.
 type GPSConfig struct {
 	Port string `yaml:"port"`
+	// Bauds are the rates baud detection tries on a serial port, in order;
+	// empty: the port URL's rate if it names one, else serial.DefaultBauds
+	// (9600, 4800, 38400, 115200).
+	Bauds []int `yaml:"bauds"`
 }
 
 // OBDConfig names the ELM327 adapter and what to poll; no port, no OBD.
@@ -189,6 +194,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := serial.Parse(c.GPS.Port); err != nil {
 		return bad("gps.port", "%v", err)
+	}
+	for i, b := range c.GPS.Bauds {
+		if b < 50 || b > 4000000 || slices.Contains(c.GPS.Bauds[:i], b) {
+			return bad(fmt.Sprintf("gps.bauds[%d]", i), "%d: want a baud rate (50 to 4000000), each once", b)
+		}
 	}
 	if c.OBD.Port != "" {
 		if _, err := serial.Parse(c.OBD.Port); err != nil {

@@ -46,6 +46,7 @@ const (
 	EventType_EVENT_TYPE_CLOCK_JUMP          EventType = 12 // value: the jump in milliseconds
 	EventType_EVENT_TYPE_DEVICE_CONNECTED    EventType = 13 // code: the device name
 	EventType_EVENT_TYPE_DEVICE_DISCONNECTED EventType = 14 // code: the device name, detail: why
+	EventType_EVENT_TYPE_GPS_JUMP            EventType = 15 // value: the jump in metres, detail: distance and time
 )
 
 // Enum value maps for EventType.
@@ -66,6 +67,7 @@ var (
 		12: "EVENT_TYPE_CLOCK_JUMP",
 		13: "EVENT_TYPE_DEVICE_CONNECTED",
 		14: "EVENT_TYPE_DEVICE_DISCONNECTED",
+		15: "EVENT_TYPE_GPS_JUMP",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":         0,
@@ -83,6 +85,7 @@ var (
 		"EVENT_TYPE_CLOCK_JUMP":          12,
 		"EVENT_TYPE_DEVICE_CONNECTED":    13,
 		"EVENT_TYPE_DEVICE_DISCONNECTED": 14,
+		"EVENT_TYPE_GPS_JUMP":            15,
 	}
 )
 
@@ -1206,7 +1209,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x17\n" +
 	"\aunix_ms\x18\x04 \x01(\x03R\x06unixMs\x12\x12\n" +
-	"\x04dtcs\x18\x05 \x03(\tR\x04dtcs*\xc8\x03\n" +
+	"\x04dtcs\x18\x05 \x03(\tR\x04dtcs*\xe1\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_TYPE_AGENT_STARTED\x10\x01\x12\x1a\n" +
@@ -1223,7 +1226,8 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x1aEVENT_TYPE_RECORDS_DROPPED\x10\v\x12\x19\n" +
 	"\x15EVENT_TYPE_CLOCK_JUMP\x10\f\x12\x1f\n" +
 	"\x1bEVENT_TYPE_DEVICE_CONNECTED\x10\r\x12\"\n" +
-	"\x1eEVENT_TYPE_DEVICE_DISCONNECTED\x10\x0e*\xa8\x01\n" +
+	"\x1eEVENT_TYPE_DEVICE_DISCONNECTED\x10\x0e\x12\x17\n" +
+	"\x13EVENT_TYPE_GPS_JUMP\x10\x0f*\xa8\x01\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12$\n" +
 	" COMMAND_TYPE_SET_REPORT_INTERVAL\x10\x01\x12\x19\n" +
