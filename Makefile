@@ -71,6 +71,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 bench: ## measure the performance targets of DESIGN.md §9 (Go benchmarks with custom metrics)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./... | grep -Ev '^(PASS$$|ok |\? )'
 
+.PHONY: chaos
+chaos: ## the full chaos scenarios (50 agent kills, 20 broker restarts, 1,000 connection cuts, the outbox cap) and their table
+	@mkdir -p $(BIN)
+	@set -o pipefail; FLEETGATE_FULL=1 $(GO) test -count=1 -timeout 90m -run TestChaos -v ./deploy/chaos/ 2>&1 | tee $(BIN)/chaos.log | grep -E '^(=== RUN|--- |\s+--- |\s+chaos_test.go|ok|FAIL|PASS)'; status=$$?; \
+	echo; sed -n '/^CHAOS TABLE$$/,/^END CHAOS TABLE$$/p' $(BIN)/chaos.log | grep -v '^END'; exit $$status
+
 .PHONY: ci
 ci: fmt-check vet deps test fuzz build-edge ## what CI runs: format, vet, dependency rules, all tests with -race, fuzzing (bounded), edge cross-builds
 

@@ -28,6 +28,11 @@ type Outbox interface {
 	// deleted: Ack is idempotent.
 	Ack(ctx context.Context, ranges []telemetry.SeqRange) (int, error)
 
+	// Newest returns the stored record of kind with the highest seq, and
+	// false when there is none among the newest stored records (the search
+	// is bounded). The uplink sends it first after an outage.
+	Newest(ctx context.Context, kind Kind) (Record, bool, error)
+
 	// Stats reports the outbox's size and identity.
 	Stats(ctx context.Context) (OutboxStats, error)
 
@@ -45,9 +50,17 @@ type OutboxStats struct {
 	// OldestUnsent is when the oldest stored record was appended (agent clock);
 	// zero when the outbox is empty.
 	OldestUnsent time.Time
-	Dropped      uint64 // records dropped by the overflow policy, ever, in this file
-	Commits      uint64 // write transactions since Open: one per Append, one per Ack that deleted
-	FileBytes    int64  // size of the file on disk
+	// Dropped counts the records the overflow policy removed, ever, in
+	// this file (it survives restarts); the three counters after it say
+	// why: positions thinned out of old history, oldest records dropped
+	// because the outbox was full, records older than the age cap.
+	Dropped        uint64
+	DroppedThinned uint64
+	DroppedOldest  uint64
+	DroppedExpired uint64
+	MaxBytes       int64  // the cap on the file's size; 0 means none
+	Commits        uint64 // write transactions since Open: one per Append, one per Ack that deleted
+	FileBytes      int64  // size of the file on disk
 }
 
 // OldestUnsentAge returns how long the oldest stored record has waited at now,
@@ -57,6 +70,17 @@ func (s OutboxStats) OldestUnsentAge(now time.Time) time.Duration {
 		return 0
 	}
 	return max(now.Sub(s.OldestUnsent), 0)
+}
+
+// Counters returns the drop counters by name, as the status report and the
+// metrics carry them: outbox.dropped_thinned, outbox.dropped_oldest,
+// outbox.dropped_expired.
+func (s OutboxStats) Counters() map[string]uint64 {
+	return map[string]uint64{
+		"outbox.dropped_thinned": s.DroppedThinned,
+		"outbox.dropped_oldest":  s.DroppedOldest,
+		"outbox.dropped_expired": s.DroppedExpired,
+	}
 }
 
 // ErrOutboxClosed is wrapped by errors from an Outbox used after Close.

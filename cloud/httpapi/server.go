@@ -32,6 +32,11 @@ type Server struct {
 	Vehicles  cloud.VehicleService
 	Positions cloud.PositionService
 	OBD       cloud.OBDService
+	// Statuses adds device health to the vehicles (nil: none); Commands and
+	// Publisher serve the command endpoints (nil: 503).
+	Statuses  cloud.StatusService
+	Commands  cloud.CommandService
+	Publisher cloud.CommandPublisher
 	Ready     []Check
 	Metrics   http.Handler // served at GET /metrics when set (Prometheus)
 	Logger    *slog.Logger
@@ -62,6 +67,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/vehicles/{id}", s.vehicle)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/positions", s.positions)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/obd", s.obd)
+	mux.HandleFunc("POST /api/v1/vehicles/{id}/commands", s.createCommand)
+	mux.HandleFunc("GET /api/v1/vehicles/{id}/commands/{cmd_id}", s.command)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}

@@ -25,6 +25,46 @@ type vehicleJSON struct {
 	FirstSeen Time        `json:"first_seen"`
 	LastSeen  Time        `json:"last_seen"`
 	Position  *latestJSON `json:"position,omitempty"`
+	Device    *deviceJSON `json:"device,omitempty"`
+}
+
+// deviceJSON is the agent's latest status: the device health.
+type deviceJSON struct {
+	Online           bool              `json:"online"`
+	Time             Time              `json:"time"`
+	OnlineSince      *Time             `json:"online_since,omitempty"`
+	AgentVersion     string            `json:"agent_version"`
+	StreamID         string            `json:"stream_id"`
+	NextSeq          uint64            `json:"next_seq"`
+	OutboxDepth      uint64            `json:"outbox_depth"`
+	OutboxBytes      uint64            `json:"outbox_bytes"`
+	OldestUnsentAgeS float64           `json:"oldest_unsent_age_s"`
+	Dropped          uint64            `json:"dropped"`
+	FixMode          int               `json:"fix_mode"`
+	NoFixSince       *Time             `json:"no_fix_since,omitempty"`
+	RTTMs            int64             `json:"rtt_ms"`
+	UptimeS          float64           `json:"uptime_s"`
+	Counters         map[string]uint64 `json:"counters"`
+	Received         Time              `json:"received"`
+}
+
+func toDeviceJSON(d *cloud.DeviceStatus) *deviceJSON {
+	if d == nil {
+		return nil
+	}
+	out := &deviceJSON{Online: d.Online, Time: Time(d.Time), AgentVersion: d.AgentVersion, StreamID: streamHex(d.StreamID),
+		NextSeq: d.NextSeq, OutboxDepth: d.OutboxDepth, OutboxBytes: d.OutboxBytes, OldestUnsentAgeS: d.OldestUnsentAge.Seconds(),
+		Dropped: d.Dropped, FixMode: d.FixMode, RTTMs: d.RTT.Milliseconds(), UptimeS: d.Uptime.Seconds(),
+		Counters: d.Counters, Received: Time(d.ReceivedAt)}
+	if !d.OnlineSince.IsZero() {
+		t := Time(d.OnlineSince)
+		out.OnlineSince = &t
+	}
+	if !d.NoFixSince.IsZero() {
+		t := Time(d.NoFixSince)
+		out.NoFixSince = &t
+	}
+	return out
 }
 
 type latestJSON struct {
@@ -53,11 +93,20 @@ func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
+	var statuses map[string]*cloud.DeviceStatus
+	if s.Statuses != nil {
+		if statuses, err = s.Statuses.FindStatuses(r.Context()); err != nil {
+			s.Error(w, r, err)
+			return
+		}
+	}
 	out := struct {
 		Vehicles []vehicleJSON `json:"vehicles"`
 	}{Vehicles: make([]vehicleJSON, 0, len(vs))}
 	for _, v := range vs {
-		out.Vehicles = append(out.Vehicles, toVehicleJSON(v))
+		j := toVehicleJSON(v)
+		j.Device = toDeviceJSON(statuses[v.ID])
+		out.Vehicles = append(out.Vehicles, j)
 	}
 	s.json(w, http.StatusOK, out)
 }
@@ -76,7 +125,16 @@ func (s *Server) vehicle(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	s.json(w, http.StatusOK, toVehicleJSON(v))
+	j := toVehicleJSON(v)
+	if s.Statuses != nil {
+		d, err := s.Statuses.FindStatus(r.Context(), id)
+		if err != nil && cloud.ErrorCode(err) != cloud.ENOTFOUND {
+			s.Error(w, r, err)
+			return
+		}
+		j.Device = toDeviceJSON(d)
+	}
+	s.json(w, http.StatusOK, j)
 }
 
 // vehicleID returns the {id} of the path, or EINVALID when it is not a vehicle id.

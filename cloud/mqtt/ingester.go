@@ -74,10 +74,14 @@ type Ingester struct {
 	Namespace  telemetry.Namespace // topic root, telemetry.DefaultNamespace in production
 	ShareGroup string              // shared subscription group; replicas in one group split the load
 
-	Store  cloud.IngestStore
-	Live   cloud.LiveState // nil: no live state
-	Logger *slog.Logger
-	Now    func() time.Time
+	Store cloud.IngestStore
+	Live  cloud.LiveState // nil: no live state
+	// StatusStore and CommandStore, when set, receive the agents' statuses
+	// and command results (status.go).
+	StatusStore  cloud.StatusService
+	CommandStore cloud.CommandService
+	Logger       *slog.Logger
+	Now          func() time.Time
 
 	// Workers is how many micro-batches are committed at once.
 	Workers int
@@ -341,6 +345,7 @@ func (in *Ingester) subscribe(ctx context.Context, c paho.Client) {
 		if err == nil {
 			in.subscribed.Store(true)
 			in.Logger.Info("subscribed", "filter", filter, "client_id", in.ClientID)
+			in.subscribeExtra(ctx, c)
 			return
 		}
 		in.Logger.Warn("subscribe failed", "filter", filter, "attempt", attempt, "err", err)
@@ -380,6 +385,9 @@ func (it *item) records() int {
 // validates the message and queues it for the batcher. Only queued messages
 // are decoded: those waiting for a place hold just their payload.
 func (in *Ingester) receive(_ paho.Client, m paho.Message) {
+	if in.route(m) {
+		return
+	}
 	in.stats.received.Add(1)
 	raise(&in.stats.heldMax, in.stats.held.Add(1))
 	select {

@@ -2,14 +2,33 @@
 // no other package imports). Records wait here, keyed by their sequence
 // number, until the cloud acknowledges them.
 //
-// The file holds two buckets:
+// The file holds these buckets:
 //
-//	records  key: seq, 8 bytes big-endian; value: the record (see encodeRecord)
-//	meta     stream_id (8 bytes, random, made with the file), next_seq,
-//	         count, bytes, dropped (8 bytes each, big-endian), format (1 byte)
+//	records   key: seq, 8 bytes big-endian; value: the record (see encodeRecord)
+//	meta      stream_id (8 bytes, random, made with the file), next_seq,
+//	          count, bytes, dropped, dropped_thinned, dropped_oldest,
+//	          dropped_expired (8 bytes each, big-endian), format (1 byte)
+//	commands  key: command id; value: expiry (8 bytes, ms) + the encoded
+//	          CommandResult (see CommandLog)
 //
 // Every change to records updates meta in the same transaction, so the seq
-// counter and the records can never disagree after a crash.
+// counter, the drop counters and the records can never disagree after a
+// crash.
+//
+// # Bounds
+//
+// The file is capped by Options.MaxBytes and the records by Options.MaxAge.
+// Append enforces both in its own transaction (DESIGN.md §4): records
+// appended more than MaxAge ago are dropped; when the stored records' page
+// use passes the budget (see Budget) it first thins old positions — in the
+// oldest quarter of the outbox it deletes every second fix, never leaving
+// two kept fixes more than ThinMaxGap apart — and only if that is not
+// enough drops the oldest records of any kind, until the page use is 90 %
+// of the budget. Every drop is counted in meta, and the same transaction
+// appends an EventRecordsDropped record saying how many and why, so the
+// cloud learns of it too. bbolt's MaxSize is set to MaxBytes as a backstop:
+// should the file still need to grow past it, Append drops the oldest tenth
+// and tries again.
 package bolt
 
 import (
@@ -20,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +60,31 @@ var (
 	keyCount    = []byte("count")
 	keyBytes    = []byte("bytes")
 	keyDropped  = []byte("dropped")
+
+	bucketCommands = []byte("commands")
 )
+
+// Defaults of Options.
+const (
+	DefaultMaxBytes   = 256 << 20
+	DefaultMaxAge     = 30 * 24 * time.Hour
+	DefaultThinMaxGap = 5 * time.Minute
+)
+
+// leafElementSize is bbolt's per-key overhead on a leaf page; with the key
+// and value it is what a record costs in pages (pages are filled to 100 %
+// by Append, see fillPercent).
+const leafElementSize = 16
+
+// fillPercent: records are appended at the end of the key space, so a full
+// page is never split again; filling pages completely keeps the file close
+// to the records' size.
+const fillPercent = 1.0
+
+// maxFileBytes32 is the largest MaxBytes on a 32-bit system: bbolt maps the
+// whole file, and an arm/v7 process has about 3 GiB of address space in
+// which the mapping must be one free run.
+const maxFileBytes32 = 1 << 30
 
 // fileFormat is meta/format: the layout above.
 const fileFormat = 1
@@ -56,6 +100,30 @@ type Options struct {
 	LockTimeout time.Duration
 	// Rand is the source of new stream ids; nil means crypto/rand.
 	Rand io.Reader
+	// MaxBytes caps the file's size; 0 means DefaultMaxBytes, below 0 no
+	// cap. On a 32-bit system it may be at most 1 GiB.
+	MaxBytes int64
+	// MaxAge drops records appended longer ago than this; 0 means
+	// DefaultMaxAge, below 0 no age cap.
+	MaxAge time.Duration
+	// ThinMaxGap is the widest gap (in record time) that thinning may leave
+	// between two kept positions; 0 means DefaultThinMaxGap.
+	ThinMaxGap time.Duration
+	// ReadOnly opens an existing file for reading (Stats, Unsent) with a
+	// shared lock: it fails after LockTimeout while an agent has the file
+	// open, and never creates, repairs or quarantines anything.
+	ReadOnly bool
+}
+
+// Budget returns how many bytes of pages the stored records may use under a
+// file cap of maxBytes: half of it up to 64 MiB (bbolt grows a small file by
+// doubling it), above that three quarters less bbolt's 16 MiB growth step.
+// Keeping the records within it keeps the file within maxBytes.
+func Budget(maxBytes int64) int64 {
+	if maxBytes <= 64<<20 {
+		return maxBytes / 2
+	}
+	return maxBytes - maxBytes/4 - 16<<20
 }
 
 // Outbox is the durable outbox in one bbolt file. It implements edge.Outbox;
@@ -66,10 +134,17 @@ type Outbox struct {
 	path        string
 	streamID    uint64
 	now         func() time.Time
+	maxBytes    int64 // 0: no cap
+	budget      int64 // page use the records may have; 0: no cap
+	maxAge      time.Duration
+	thinGap     int64 // ms
 	commits     atomic.Uint64
 	corrupt     atomic.Uint64
 	closed      atomic.Bool
 	quarantined string
+	// shed holds drops made by the MaxSize backstop that no
+	// EventRecordsDropped record has reported yet.
+	shed dropCount
 }
 
 var _ edge.Outbox = (*Outbox)(nil)
@@ -97,15 +172,34 @@ func Open(path string, opts *Options) (*Outbox, error) {
 	if lock <= 0 {
 		lock = time.Second
 	}
-	o, err := open(path, lock, rnd, now)
-	if err == nil || !errors.Is(err, edge.ErrCorrupt) {
+	lim := limits{maxBytes: opts.MaxBytes, maxAge: opts.MaxAge, thinGap: opts.ThinMaxGap, readOnly: opts.ReadOnly}
+	if lim.maxBytes == 0 {
+		lim.maxBytes = DefaultMaxBytes
+	}
+	if lim.maxBytes < 0 {
+		lim.maxBytes = 0
+	}
+	if lim.maxBytes > 0 && lim.maxBytes < 1<<20 {
+		return nil, fmt.Errorf("open outbox %s: max bytes %d: must be at least 1 MiB", path, lim.maxBytes)
+	}
+	if strconv.IntSize == 32 && lim.maxBytes > maxFileBytes32 {
+		return nil, fmt.Errorf("open outbox %s: max bytes %d: at most 1 GiB on a 32-bit system", path, lim.maxBytes)
+	}
+	if lim.maxAge == 0 {
+		lim.maxAge = DefaultMaxAge
+	}
+	if lim.thinGap <= 0 {
+		lim.thinGap = DefaultThinMaxGap
+	}
+	o, err := open(path, lock, rnd, now, lim)
+	if err == nil || !errors.Is(err, edge.ErrCorrupt) || lim.readOnly {
 		return o, err
 	}
 	moved := path + ".corrupt-" + now().UTC().Format("20060102T150405.000Z")
 	if rerr := os.Rename(path, moved); rerr != nil {
 		return nil, fmt.Errorf("quarantine %s after %v: %w", path, err, rerr)
 	}
-	o, oerr := open(path, lock, rnd, now)
+	o, oerr := open(path, lock, rnd, now, lim)
 	if oerr != nil {
 		return nil, fmt.Errorf("new outbox after quarantining %s: %w", moved, oerr)
 	}
@@ -118,9 +212,16 @@ func Open(path string, opts *Options) (*Outbox, error) {
 	return o, nil
 }
 
+type limits struct {
+	maxBytes int64
+	maxAge   time.Duration
+	thinGap  time.Duration
+	readOnly bool
+}
+
 // open opens or creates the file. Errors that mean the file is not a usable
 // outbox wrap edge.ErrCorrupt.
-func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time) (o *Outbox, err error) {
+func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time, lim limits) (o *Outbox, err error) {
 	// Options chosen for crash safety first, then for a small ARM board:
 	//   NoSync false: every commit is fdatasync'ed; an acknowledged Append
 	//     survives a power cut. (Group commit keeps that to one per flush.)
@@ -130,13 +231,31 @@ func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time) 
 	//   FreelistMapType: O(1) page allocation; the outbox appends at the tail
 	//     and deletes at the head, so free pages pile up.
 	//   Timeout: a second process fails fast instead of waiting forever.
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	//   MaxSize: the file never grows past the cap (see Bounds).
+	//   InitialMmapSize: the whole capped file is mapped once, so a write
+	//     never waits for readers to let go of a smaller mapping. Only from
+	//     32 MiB on (below, bbolt would grow the file to the mapping's
+	//     size) and at most 1 GiB, which a 32-bit arm/v7 process can map.
+	bo := &bbolt.Options{
 		Timeout:        lock,
 		NoSync:         false,
 		NoGrowSync:     false,
 		NoFreelistSync: false,
 		FreelistType:   bbolt.FreelistMapType,
-	})
+		ReadOnly:       lim.readOnly,
+	}
+	if lim.maxBytes > 0 && !lim.readOnly {
+		bo.MaxSize = int(lim.maxBytes)
+		if lim.maxBytes >= 32<<20 {
+			bo.InitialMmapSize = int(min(lim.maxBytes, maxFileBytes32))
+		}
+	}
+	if lim.readOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open outbox %s: %w", path, err)
+		}
+	}
+	db, err := bbolt.Open(path, 0o600, bo)
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrVersionMismatch) ||
 			errors.Is(err, bolterrors.ErrChecksum) || isTooSmall(path) {
@@ -144,7 +263,10 @@ func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time) 
 		}
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	o = &Outbox{db: db, path: path, now: now}
+	o = &Outbox{db: db, path: path, now: now, maxBytes: lim.maxBytes, maxAge: lim.maxAge, thinGap: lim.thinGap.Milliseconds()}
+	if lim.maxBytes > 0 {
+		o.budget = Budget(lim.maxBytes)
+	}
 	defer func() {
 		// bbolt panics on some damaged pages; such a file is corrupt.
 		if p := recover(); p != nil {
@@ -155,10 +277,17 @@ func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time) 
 			o = nil
 		}
 	}()
-	err = db.Update(func(tx *bbolt.Tx) error {
+	update := db.Update
+	if lim.readOnly {
+		update = db.View
+	}
+	err = update(func(tx *bbolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil && recs == nil {
+			if lim.readOnly {
+				return fmt.Errorf("%w: no outbox buckets", edge.ErrCorrupt)
+			}
 			return o.create(tx, rnd)
 		}
 		if meta == nil || recs == nil {
@@ -173,6 +302,10 @@ func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time) 
 			}
 		}
 		o.streamID = getU64(meta, keyStreamID)
+		if !lim.readOnly && tx.Bucket(bucketCommands) == nil {
+			_, err := tx.CreateBucket(bucketCommands) // files made before commands existed
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -198,6 +331,9 @@ func (o *Outbox) create(tx *bbolt.Tx, rnd io.Reader) error {
 	if _, err := tx.CreateBucket(bucketRecords); err != nil {
 		return err
 	}
+	if _, err := tx.CreateBucket(bucketCommands); err != nil {
+		return err
+	}
 	meta, err := tx.CreateBucket(bucketMeta)
 	if err != nil {
 		return err
@@ -208,7 +344,8 @@ func (o *Outbox) create(tx *bbolt.Tx, rnd io.Reader) error {
 	if err := meta.Put(keyStreamID, id[:]); err != nil {
 		return err
 	}
-	for k, v := range map[string]uint64{"next_seq": 1, "count": 0, "bytes": 0, "dropped": 0} {
+	for k, v := range map[string]uint64{"next_seq": 1, "count": 0, "bytes": 0, "dropped": 0,
+		"dropped_thinned": 0, "dropped_oldest": 0, "dropped_expired": 0} {
 		if err := putU64(meta, []byte(k), v); err != nil {
 			return err
 		}
@@ -245,7 +382,9 @@ func (o *Outbox) check(ctx context.Context, op string) error {
 	return nil
 }
 
-// Append stores recs in one transaction with consecutive seqs; see
+// Append stores recs in one transaction with consecutive seqs, and in the
+// same transaction applies the bounds (see Bounds), appending an
+// EventRecordsDropped record after recs when it dropped anything; see
 // edge.Outbox. ctx is checked before the transaction starts (bbolt cannot
 // abandon one midway).
 func (o *Outbox) Append(ctx context.Context, recs []edge.Record) error {
@@ -255,10 +394,33 @@ func (o *Outbox) Append(ctx context.Context, recs []edge.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	appended := o.now().UnixMilli()
-	var first uint64
-	err := o.db.Update(func(tx *bbolt.Tx) error {
+	first, err := o.append(recs)
+	if errors.Is(err, bolterrors.ErrMaxSizeReached) {
+		// The backstop: the records' estimate of page use was wrong (a
+		// long-lived reader kept freed pages from being reused). Make room
+		// in a transaction of its own, whose freed pages the retry reuses.
+		if serr := o.db.Update(func(tx *bbolt.Tx) error { return o.shedOldest(tx) }); serr != nil {
+			return fmt.Errorf("outbox append %d records: %w (making room: %w)", len(recs), err, serr)
+		}
+		o.commits.Add(1)
+		first, err = o.append(recs)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox append %d records: %w", len(recs), err)
+	}
+	o.commits.Add(1)
+	for i := range recs {
+		recs[i].SetSeq(first + uint64(i))
+	}
+	return nil
+}
+
+func (o *Outbox) append(recs []edge.Record) (first uint64, err error) {
+	now := o.now()
+	appended := now.UnixMilli()
+	err = o.db.Update(func(tx *bbolt.Tx) error {
 		b, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
+		b.FillPercent = fillPercent
 		first = getU64(meta, keyNextSeq)
 		// bbolt keeps the key and value slices until the commit, so they
 		// live in one arena that only ever grows: earlier slices stay valid.
@@ -271,22 +433,25 @@ func (o *Outbox) Append(ctx context.Context, recs []edge.Record) error {
 				return err
 			}
 		}
-		size := uint64(len(arena))
 		n := uint64(len(recs))
-		return putAll(meta, map[string]uint64{
-			"next_seq": first + n,
-			"count":    getU64(meta, keyCount) + n,
-			"bytes":    getU64(meta, keyBytes) + size,
-		})
+		st := state{nextSeq: first + n, count: getU64(meta, keyCount) + n, bytes: getU64(meta, keyBytes) + uint64(len(arena))}
+		dropped, err := o.enforce(b, &st, appended)
+		if err != nil {
+			return err
+		}
+		if err := st.put(meta, dropped); err != nil {
+			return err
+		}
+		dropped.add(o.shed) // counted already, reported now
+		if err := o.reportDrops(b, &st, dropped, appended); err != nil {
+			return err
+		}
+		return putAll(meta, map[string]uint64{"next_seq": st.nextSeq, "count": st.count, "bytes": st.bytes})
 	})
-	if err != nil {
-		return fmt.Errorf("outbox append %d records: %w", len(recs), err)
+	if err == nil {
+		o.shed = dropCount{}
 	}
-	o.commits.Add(1)
-	for i := range recs {
-		recs[i].SetSeq(first + uint64(i))
-	}
-	return nil
+	return first, err
 }
 
 // Unsent returns up to max records with seq > after, in seq order. A stored
@@ -333,6 +498,7 @@ func (o *Outbox) Ack(ctx context.Context, ranges []telemetry.SeqRange) (int, err
 	deleted := 0
 	err := o.db.Update(func(tx *bbolt.Tx) error {
 		b, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
+		b.FillPercent = fillPercent
 		var keys [][]byte
 		var size uint64
 		c := b.Cursor()
@@ -377,13 +543,17 @@ func (o *Outbox) Stats(ctx context.Context) (edge.OutboxStats, error) {
 	err := o.db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		s = edge.OutboxStats{
-			StreamID:  o.streamID,
-			NextSeq:   getU64(meta, keyNextSeq),
-			Depth:     getU64(meta, keyCount),
-			Bytes:     getU64(meta, keyBytes),
-			Dropped:   getU64(meta, keyDropped),
-			Commits:   o.commits.Load(),
-			FileBytes: tx.Size(),
+			StreamID:       o.streamID,
+			NextSeq:        getU64(meta, keyNextSeq),
+			Depth:          getU64(meta, keyCount),
+			Bytes:          getU64(meta, keyBytes),
+			Dropped:        getU64(meta, keyDropped),
+			DroppedThinned: getU64(meta, keyDroppedThinned),
+			DroppedOldest:  getU64(meta, keyDroppedOldest),
+			DroppedExpired: getU64(meta, keyDroppedExpired),
+			MaxBytes:       o.maxBytes,
+			Commits:        o.commits.Load(),
+			FileBytes:      fileSize(o.path, tx.Size()),
 		}
 		if k, v := tx.Bucket(bucketRecords).Cursor().First(); k != nil {
 			if _, appended, err := decodeRecord(v, binary.BigEndian.Uint64(k)); err == nil {
@@ -396,6 +566,66 @@ func (o *Outbox) Stats(ctx context.Context) (edge.OutboxStats, error) {
 		return edge.OutboxStats{}, fmt.Errorf("outbox stats: %w", err)
 	}
 	return s, nil
+}
+
+// fileSize returns the size of the file on disk (bbolt grows it ahead of the
+// pages in use), or inUse when it cannot be read.
+func fileSize(path string, inUse int64) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return inUse
+	}
+	return fi.Size()
+}
+
+// Newest returns the record of kind with the highest seq among the newest
+// 100000 stored records; see edge.Outbox.
+func (o *Outbox) Newest(ctx context.Context, kind edge.Kind) (edge.Record, bool, error) {
+	if err := o.check(ctx, "outbox read"); err != nil {
+		return edge.Record{}, false, err
+	}
+	var (
+		rec   edge.Record
+		found bool
+	)
+	err := o.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		n := 0
+		for k, v := c.Last(); k != nil && n < 100000; k, v = c.Prev() {
+			n++
+			if len(v) < 2 || edge.Kind(v[1]) != kind {
+				continue
+			}
+			r, _, err := decodeRecord(v, binary.BigEndian.Uint64(k))
+			if err != nil {
+				o.corrupt.Add(1)
+				continue
+			}
+			rec, found = r, true
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return edge.Record{}, false, fmt.Errorf("outbox read: %w", err)
+	}
+	return rec, found, nil
+}
+
+// Check runs bbolt's consistency check of the whole file (the one `bbolt
+// check` runs) in a read transaction and returns every problem it finds,
+// joined; nil means the file is sound.
+func (o *Outbox) Check(ctx context.Context) error {
+	if err := o.check(ctx, "outbox check"); err != nil {
+		return err
+	}
+	return o.db.View(func(tx *bbolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // Corrupt returns how many stored records Unsent skipped because they did not

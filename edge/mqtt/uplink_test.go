@@ -11,6 +11,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/bolt"
@@ -230,7 +231,7 @@ func TestBatchesBySizeAndWindow(t *testing.T) {
 		recs[i] = edge.OBDRecord(telemetry.OBDSample{UnixMs: int64(1795773600000 + i), PID: 0x010D, Value: float64(i)})
 	}
 	f.append(recs...)
-	f.start(mqtt.Config{BatchMaxRecords: 10, Inflight: 2, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
+	f.start(mqtt.Config{BatchMaxRecords: 10, HistoryBatchRecords: 10, Inflight: 2, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
 	b1, b2 := f.nextBatch(), f.nextBatch()
 	if got := append(seqs(b1), seqs(b2)...); len(got) != 2 || got[0] != (telemetry.SeqRange{First: 1, Last: 10}) || got[1] != (telemetry.SeqRange{First: 11, Last: 20}) {
 		t.Fatalf("first two batches %v", got)
@@ -375,5 +376,53 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := mqtt.New(cfg, o, nil, nil); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
+	}
+}
+
+// TestNewestFixFirstAfterOutage: with a backlog, the newest fix goes alone
+// first, then the history oldest first, without it.
+func TestNewestFixFirstAfterOutage(t *testing.T) {
+	f := newFixture(t)
+	recs := make([]edge.Record, 25)
+	for i := range recs {
+		recs[i] = edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000 + int64(i)*1000, LatE7: int32(i), LonE7: 1})
+	}
+	recs = append(recs, edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773630000, PID: 0x010C, Value: 900}))
+	f.append(recs...)
+	f.start(mqtt.Config{BatchMaxRecords: 5, HistoryBatchRecords: 10, Inflight: 8, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
+	var got []telemetry.SeqRange
+	for range 4 {
+		got = append(got, seqs(f.nextBatch())...)
+	}
+	// The last history batch is 21-24 and 26 (an OBD sample): 25 went first.
+	want := []telemetry.SeqRange{{First: 25, Last: 25}, {First: 1, Last: 10}, {First: 11, Last: 20}, {First: 21, Last: 24}, {First: 26, Last: 26}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("batches (-want +got):\n%s", diff)
+	}
+}
+
+type fixState edge.FixState
+
+func (s fixState) FixState() edge.FixState { return edge.FixState(s) }
+
+// TestStatusReport: the status carries the outbox, the fix state, the drop
+// counters and the agent's counters, and comes at once when asked.
+func TestStatusReport(t *testing.T) {
+	f := newFixture(t)
+	f.append(edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000, LatE7: 1, LonE7: 2}))
+	f.ctr.Add("gps.bad_checksum", 3)
+	since := time.UnixMilli(1795773000000)
+	u := f.start(mqtt.Config{BatchMaxAge: time.Hour, StatusInterval: time.Hour, Fix: fixState{Mode: telemetry.ModeNoFix, NoFixSince: since}})
+	s := f.nextStatus()
+	if !s.GetOnline() || s.GetOutboxDepth() != 1 || s.GetNextSeq() != 2 || s.GetFixMode() != uint32(telemetry.ModeNoFix) ||
+		s.GetNoFixSinceUnixMs() != since.UnixMilli() || s.GetCounters()["gps.bad_checksum"] != 3 {
+		t.Errorf("status %v", s)
+	}
+	if _, ok := s.GetCounters()["outbox.dropped_oldest"]; !ok {
+		t.Errorf("status counters lack the outbox drop counters: %v", s.GetCounters())
+	}
+	u.ReportStatus(context.Background())
+	if s := f.nextStatus(); !s.GetOnline() {
+		t.Errorf("status on demand %v", s)
 	}
 }

@@ -126,10 +126,12 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	in.Namespace = telemetry.Namespace(cfg.MQTTNamespace)
 	in.ShareGroup = cfg.MQTTShareGroup
 	in.Live = live
+	in.StatusStore, in.CommandStore = db, db
 	in.Logger = logger.With("component", "ingest")
 
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD = db, db, db
+	api.Statuses, api.Commands, api.Publisher = db, db, in
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live}, {Name: "broker", Pinger: in}}
 	api.Metrics = newMetrics(in)
 	api.Logger = logger.With("component", "http")

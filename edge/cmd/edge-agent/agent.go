@@ -25,6 +25,10 @@ import (
 // OutboxFile is the outbox's name inside data_dir.
 const OutboxFile = "outbox.db"
 
+// HTTPAddrFile, inside data_dir, holds the address of the running agent's
+// HTTP endpoint.
+const HTTPAddrFile = "agent.http"
+
 // runAgent wires the agent from cfg and runs it until ctx is done: sources →
 // collector (group commit) → bbolt outbox → MQTT uplink, plus the HTTP
 // endpoint. A failing source is logged by its loop and retried; the agent
@@ -34,7 +38,9 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	outbox, err := bolt.Open(filepath.Join(cfg.DataDir, OutboxFile), nil)
+	outbox, err := bolt.Open(filepath.Join(cfg.DataDir, OutboxFile), &bolt.Options{
+		MaxBytes: int64(cfg.Outbox.MaxBytes), MaxAge: cfg.Outbox.MaxAge,
+	})
 	if err != nil {
 		return err
 	}
@@ -43,19 +49,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("outbox file was corrupt; moved aside and started a new one", "moved_to", q)
 	}
 	counters := new(edge.Counters)
-	up, err := mqtt.New(mqtt.Config{
-		URL:             cfg.MQTT.URL,
-		VehicleID:       cfg.VehicleID,
-		Namespace:       telemetry.Namespace(cfg.MQTT.Namespace),
-		ClientID:        cfg.ClientID(),
-		KeepAlive:       cfg.MQTT.KeepAlive,
-		BatchMaxRecords: cfg.Uplink.BatchMaxRecords,
-		BatchMaxAge:     cfg.Uplink.BatchMaxAge,
-		Inflight:        cfg.Uplink.Inflight,
-		AckTimeout:      cfg.Uplink.AckTimeout,
-		Backoff:         edge.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second},
-		AgentVersion:    version,
-	}, outbox, log.With("part", "uplink"), counters)
+	tlsConf, err := cfg.TLS()
 	if err != nil {
 		return err
 	}
@@ -63,6 +57,35 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands")}
+	if s, ok := sources["obd"].(edge.PIDSetter); ok {
+		commander.PIDs = s
+	}
+	if s, ok := sources["obd"].(edge.DTCReader); ok {
+		commander.DTCs = s
+	}
+	fix, _ := sources["gps"].(edge.FixReporter)
+	up, err := mqtt.New(mqtt.Config{
+		URL:             cfg.MQTT.URL,
+		VehicleID:       cfg.VehicleID,
+		Namespace:       telemetry.Namespace(cfg.MQTT.Namespace),
+		ClientID:        cfg.ClientID(),
+		KeepAlive:       cfg.MQTT.KeepAlive,
+		TLS:             tlsConf,
+		BatchMaxRecords: cfg.Uplink.BatchMaxRecords,
+		BatchMaxAge:     cfg.Uplink.BatchMaxAge,
+		Inflight:        cfg.Uplink.Inflight,
+		AckTimeout:      cfg.Uplink.AckTimeout,
+		StatusInterval:  cfg.Uplink.StatusInterval,
+		Backoff:         edge.Backoff{Min: cfg.Uplink.BackoffMin, Max: cfg.Uplink.BackoffMax},
+		AgentVersion:    version,
+		Fix:             fix,
+		Commands:        commander.Run,
+	}, outbox, log.With("part", "uplink"), counters)
+	if err != nil {
+		return err
+	}
+	commander.SetReportInterval, commander.ReportStatus = up.SetReportInterval, up.ReportStatus
 	st, err := outbox.Stats(ctx)
 	if err != nil {
 		return err
@@ -114,6 +137,14 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 		log.Info("http listening", "addr", l.Addr().String())
+		// `edge-agent outbox stats` finds the running agent here: the
+		// outbox file is locked while the agent has it open.
+		addrFile := filepath.Join(cfg.DataDir, HTTPAddrFile)
+		if err := os.WriteFile(addrFile, []byte(l.Addr().String()+"\n"), 0o600); err != nil {
+			l.Close()
+			return fmt.Errorf("http address file: %w", err)
+		}
+		defer os.Remove(addrFile)
 		srv := &http.Server{Handler: newHTTPHandler(outbox, up, counters), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {

@@ -273,6 +273,59 @@ log:
 		}
 	}
 
+	// outbox stats while the agent runs (through its HTTP endpoint).
+	dataDir := filepath.Join(dir, "data")
+	running := outboxStats(t, bin, dataDir)
+	if running.Depth != 0 || running.NextSeq <= maxSeq || running.StreamID != fmt.Sprintf("%016x", stream) {
+		t.Errorf("outbox stats while running: %+v (stream %016x, max seq %d)", running, stream, maxSeq)
+	}
+
+	// Commands: run once per id, answered on up/cmd-result; expired ones never run.
+	results := make(chan *telemetrypb.CommandResult, 10)
+	waitTok(t, obs.Subscribe(topic(telemetry.KindCmdResult), 1, func(_ paho.Client, m paho.Message) {
+		var r telemetrypb.CommandResult
+		if telemetry.Decode(m.Payload(), &r) == nil {
+			results <- &r
+		}
+	}))
+	send := func(c *telemetrypb.Command) *telemetrypb.CommandResult {
+		t.Helper()
+		p, err := telemetry.Encode(c, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTok(t, obs.Publish(topic(telemetry.KindCmd), 1, false, p))
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no result for command %s", c.GetId())
+		}
+		return nil
+	}
+	later := time.Now().Add(time.Hour).UnixMilli()
+	first := send(&telemetrypb.Command{Id: "c1", Type: telemetrypb.CommandType_COMMAND_TYPE_SET_REPORT_INTERVAL, ExpiresUnixMs: later, IntervalMs: 500})
+	if !first.GetOk() || first.GetId() != "c1" {
+		t.Errorf("set report interval: %v", first)
+	}
+	// The same id with another payload: answered from the log, not run.
+	again := send(&telemetrypb.Command{Id: "c1", Type: telemetrypb.CommandType_COMMAND_TYPE_SET_REPORT_INTERVAL, ExpiresUnixMs: later, IntervalMs: 1})
+	if !again.GetOk() || again.GetUnixMs() != first.GetUnixMs() {
+		t.Errorf("repeated command id: %v, want the first result %v", again, first)
+	}
+	if r := send(&telemetrypb.Command{Id: "c2", Type: telemetrypb.CommandType_COMMAND_TYPE_REPORT_STATUS, ExpiresUnixMs: time.Now().Add(-time.Second).UnixMilli()}); r.GetOk() || r.GetError() != "expired" {
+		t.Errorf("expired command: %v", r)
+	}
+	if r := send(&telemetrypb.Command{Id: "c3", Type: telemetrypb.CommandType_COMMAND_TYPE_REPORT_STATUS, ExpiresUnixMs: later}); !r.GetOk() {
+		t.Errorf("report status: %v", r)
+	}
+	for _, typ := range []telemetrypb.CommandType{telemetrypb.CommandType_COMMAND_TYPE_SET_PIDS, telemetrypb.CommandType_COMMAND_TYPE_READ_DTCS} {
+		r := send(&telemetrypb.Command{Id: "c-" + typ.String(), Type: typ, ExpiresUnixMs: later, Pids: []uint32{0x0C}})
+		if !r.GetOk() && !strings.Contains(r.GetError(), "not supported") {
+			t.Errorf("%v: %v; want success or a plain 'not supported'", typ, r)
+		}
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -284,6 +337,10 @@ log:
 	case <-time.After(15 * time.Second):
 		t.Fatal("agent still running 15s after SIGTERM")
 	}
+	// outbox stats with no agent (the file, read-only).
+	if stopped := outboxStats(t, bin, dataDir); stopped.StreamID != running.StreamID || stopped.NextSeq < running.NextSeq {
+		t.Errorf("outbox stats after the agent stopped: %+v, while running %+v", stopped, running)
+	}
 	for {
 		select {
 		case s := <-status:
@@ -294,6 +351,28 @@ log:
 			t.Fatal("no offline status after SIGTERM")
 		}
 	}
+}
+
+type outboxJSON struct {
+	Depth            uint64  `json:"depth"`
+	Bytes            uint64  `json:"bytes"`
+	OldestUnsentAgeS float64 `json:"oldest_unsent_age_s"`
+	Dropped          uint64  `json:"dropped"`
+	StreamID         string  `json:"stream_id"`
+	NextSeq          uint64  `json:"next_seq"`
+}
+
+func outboxStats(t *testing.T, bin, dir string) outboxJSON {
+	t.Helper()
+	out, err := exec.Command(bin, "outbox", "stats", "--data", dir).Output()
+	if err != nil {
+		t.Fatalf("edge-agent outbox stats: %v", err)
+	}
+	var st outboxJSON
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("outbox stats output %q: %v", out, err)
+	}
+	return st
 }
 
 func waitTok(t *testing.T, tok paho.Token) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +59,16 @@ type MQTTConfig struct {
 	Namespace string        `yaml:"namespace"`
 	ClientID  string        `yaml:"client_id"`
 	KeepAlive time.Duration `yaml:"keepalive"`
+	TLS       TLSConfig     `yaml:"tls"`
+}
+
+// TLSConfig is the uplink's TLS for ssl:// and tls:// URLs: a CA bundle to
+// check the broker with (empty: the system roots) and the vehicle's client
+// certificate and key (PEM files; both or neither).
+type TLSConfig struct {
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // OutboxConfig is the group commit and the outbox's bounds.
@@ -72,6 +84,12 @@ type UplinkConfig struct {
 	BatchMaxAge     time.Duration `yaml:"batch_max_age"`
 	Inflight        int           `yaml:"inflight"`
 	AckTimeout      time.Duration `yaml:"ack_timeout"`
+	// StatusInterval is how often the retained status is refreshed.
+	StatusInterval time.Duration `yaml:"status_interval"`
+	// BackoffMin and BackoffMax bound the jittered wait between
+	// connection attempts.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 }
 
 // HTTPConfig is the local health and metrics endpoint.
@@ -97,9 +115,10 @@ func DefaultConfig() Config {
 			KeepAlive: 60 * time.Second,
 		},
 		Outbox: OutboxConfig{FlushInterval: 200 * time.Millisecond, MaxBytes: 256 << 20, MaxAge: 720 * time.Hour},
-		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: time.Second, Inflight: 8, AckTimeout: 30 * time.Second},
-		HTTP:   HTTPConfig{Listen: "127.0.0.1:9100"},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: time.Second, Inflight: 8, AckTimeout: 30 * time.Second,
+			StatusInterval: time.Minute, BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second},
+		HTTP: HTTPConfig{Listen: "127.0.0.1:9100"},
+		Log:  LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -213,6 +232,12 @@ func (c *Config) Validate() error {
 	if c.MQTT.KeepAlive < time.Second {
 		return bad("mqtt.keepalive", "must be at least 1s")
 	}
+	if (c.MQTT.TLS.Cert == "") != (c.MQTT.TLS.Key == "") {
+		return bad("mqtt.tls", "cert and key go together")
+	}
+	if c.MQTT.TLS != (TLSConfig{}) && scheme == "tcp" {
+		return bad("mqtt.tls", "set, but mqtt.url %q is not ssl:// or tls://", c.MQTT.URL)
+	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration
@@ -221,6 +246,9 @@ func (c *Config) Validate() error {
 		{"outbox.max_age", c.Outbox.MaxAge},
 		{"uplink.batch_max_age", c.Uplink.BatchMaxAge},
 		{"uplink.ack_timeout", c.Uplink.AckTimeout},
+		{"uplink.status_interval", c.Uplink.StatusInterval},
+		{"uplink.backoff_min", c.Uplink.BackoffMin},
+		{"uplink.backoff_max", c.Uplink.BackoffMax},
 	} {
 		if d.v <= 0 {
 			return bad(d.field, "must be positive")
@@ -228,6 +256,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Outbox.MaxBytes < 1<<20 {
 		return bad("outbox.max_bytes", "%d bytes: must be at least 1MiB", c.Outbox.MaxBytes)
+	}
+	if strconv.IntSize == 32 && c.Outbox.MaxBytes > 1<<30 {
+		return bad("outbox.max_bytes", "%d bytes: at most 1GiB on a 32-bit system (bbolt maps the whole file)", c.Outbox.MaxBytes)
+	}
+	if c.Uplink.BackoffMax < c.Uplink.BackoffMin {
+		return bad("uplink.backoff_max", "%v is less than uplink.backoff_min %v", c.Uplink.BackoffMax, c.Uplink.BackoffMin)
 	}
 	if c.Uplink.BatchMaxRecords < 1 || c.Uplink.BatchMaxRecords > telemetry.MaxRows {
 		return bad("uplink.batch_max_records", "%d: must be 1 to %d", c.Uplink.BatchMaxRecords, telemetry.MaxRows)
@@ -251,6 +285,35 @@ func (c *Config) Validate() error {
 		return bad("log.format", "%q: want text or json", c.Log.Format)
 	}
 	return nil
+}
+
+// TLS returns the uplink's TLS configuration: nil for a tcp:// URL, else one
+// with the CA bundle (or the system roots) and the client certificate, read
+// from their files now.
+func (c *Config) TLS() (*tls.Config, error) {
+	if !strings.HasPrefix(c.MQTT.URL, "ssl://") && !strings.HasPrefix(c.MQTT.URL, "tls://") {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.MQTT.TLS.CA != "" {
+		pem, err := os.ReadFile(c.MQTT.TLS.CA)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca: %s holds no PEM certificate", c.MQTT.TLS.CA)
+		}
+		tc.RootCAs = pool
+	}
+	if c.MQTT.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(c.MQTT.TLS.Cert, c.MQTT.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.cert/key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // ByteSize is a size in bytes, written in YAML as a plain number of bytes or

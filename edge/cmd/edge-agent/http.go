@@ -27,6 +27,16 @@ func newHTTPHandler(outbox edge.Outbox, up *mqtt.Uplink, counters *edge.Counters
 	)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /outbox", func(w http.ResponseWriter, r *http.Request) {
+		st, err := outbox.Stats(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(newOutboxJSON(st, time.Now()))
+	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		body := map[string]any{"status": "ok", "mqtt_connected": up.Connected()}
 		code := http.StatusOK
@@ -46,6 +56,29 @@ func newHTTPHandler(outbox edge.Outbox, up *mqtt.Uplink, counters *edge.Counters
 	return mux
 }
 
+// outboxJSON is what `edge-agent outbox stats` prints and GET /outbox
+// returns.
+type outboxJSON struct {
+	Depth            uint64            `json:"depth"`
+	Bytes            uint64            `json:"bytes"`
+	FileBytes        int64             `json:"file_bytes"`
+	MaxBytes         int64             `json:"max_bytes"`
+	OldestUnsentAgeS float64           `json:"oldest_unsent_age_s"`
+	Dropped          uint64            `json:"dropped"`
+	DroppedBy        map[string]uint64 `json:"dropped_by"`
+	StreamID         string            `json:"stream_id"`
+	NextSeq          uint64            `json:"next_seq"`
+}
+
+func newOutboxJSON(st edge.OutboxStats, now time.Time) outboxJSON {
+	return outboxJSON{
+		Depth: st.Depth, Bytes: st.Bytes, FileBytes: st.FileBytes, MaxBytes: st.MaxBytes,
+		OldestUnsentAgeS: st.OldestUnsentAge(now).Seconds(), Dropped: st.Dropped,
+		DroppedBy: map[string]uint64{"thinned": st.DroppedThinned, "oldest": st.DroppedOldest, "expired": st.DroppedExpired},
+		StreamID:  fmt.Sprintf("%016x", st.StreamID), NextSeq: st.NextSeq,
+	}
+}
+
 // agentCollector exposes the edge.Counters, one counter each
 // (gps.bad_checksum → fleetgate_edge_gps_bad_checksum_total), and the outbox
 // and uplink state as gauges. It is an unchecked collector: counter names
@@ -63,7 +96,7 @@ var (
 	descBytes = prometheus.NewDesc("fleetgate_edge_outbox_bytes", "Encoded size of the records in the outbox.", nil, nil)
 	descFile  = prometheus.NewDesc("fleetgate_edge_outbox_file_bytes", "Size of the outbox file.", nil, nil)
 	descAge   = prometheus.NewDesc("fleetgate_edge_outbox_oldest_unsent_age_seconds", "How long the oldest stored record has waited.", nil, nil)
-	descDrop  = prometheus.NewDesc("fleetgate_edge_outbox_dropped_total", "Records dropped by the outbox's overflow policy.", nil, nil)
+	descDrop  = prometheus.NewDesc("fleetgate_edge_outbox_dropped_total", "Records dropped by the outbox's overflow policy, by reason.", []string{"reason"}, nil)
 	descSeq   = prometheus.NewDesc("fleetgate_edge_outbox_next_seq", "The sequence number the next record gets.", nil, nil)
 	descConn  = prometheus.NewDesc("fleetgate_edge_mqtt_connected", "1 while the uplink has a broker connection.", nil, nil)
 )
@@ -92,6 +125,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(descFile, prometheus.GaugeValue, float64(st.FileBytes))
 	ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, st.OldestUnsentAge(time.Now()).Seconds())
-	ch <- prometheus.MustNewConstMetric(descDrop, prometheus.CounterValue, float64(st.Dropped))
+	for reason, n := range map[string]uint64{"thinned": st.DroppedThinned, "oldest": st.DroppedOldest, "expired": st.DroppedExpired} {
+		ch <- prometheus.MustNewConstMetric(descDrop, prometheus.CounterValue, float64(n), reason)
+	}
 	ch <- prometheus.MustNewConstMetric(descSeq, prometheus.GaugeValue, float64(st.NextSeq))
 }

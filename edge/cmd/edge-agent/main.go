@@ -3,8 +3,11 @@
 // sends it to the cloud over MQTT, deleting it only when the cloud's ack
 // says it is stored.
 //
-//	edge-agent run --config FILE   run the daemon
-//	edge-agent version             print the version
+//	edge-agent run --config FILE                       run the daemon
+//	edge-agent nmea-decode [FILE|-|PORT-URL]           decode NMEA, one JSON fix per line
+//	edge-agent healthcheck (--config FILE | --url URL) ask the running agent's /health
+//	edge-agent outbox stats --data DIR                 the outbox's state as JSON
+//	edge-agent version                                 print the version
 package main
 
 import (
@@ -27,6 +30,7 @@ const usage = `usage:
   edge-agent run --config FILE                       run the agent
   edge-agent nmea-decode [FILE|-|PORT-URL]           decode NMEA to one JSON fix per line (like gpsdecode)
   edge-agent healthcheck (--config FILE | --url URL) exit 0 if the running agent's /health answers
+  edge-agent outbox stats --data DIR                 print the outbox's state as JSON (works while the agent runs)
   edge-agent version                                 print the version
 `
 
@@ -75,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return nmeaDecode(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], stdout, stderr)
+	case "outbox":
+		return outboxCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

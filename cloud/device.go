@@ -1,0 +1,118 @@
+package cloud
+
+import (
+	"context"
+	"time"
+)
+
+// DeviceStatus is an agent's latest health report (its up/status message,
+// retained by the broker, and its last will), kept per vehicle for the
+// device health the operators see.
+type DeviceStatus struct {
+	VehicleID       string
+	Online          bool
+	Time            time.Time // agent clock, when the report was made
+	OnlineSince     time.Time // when the current connection began; zero while offline
+	AgentVersion    string
+	StreamID        uint64
+	NextSeq         uint64
+	OutboxDepth     uint64
+	OutboxBytes     uint64
+	OldestUnsentAge time.Duration
+	Dropped         uint64
+	FixMode         int       // 1 no fix, 2 2D, 3 3D; 0 unknown
+	NoFixSince      time.Time // zero while there is a fix
+	RTT             time.Duration
+	Counters        map[string]uint64 // serial, source, uplink and outbox counters
+	Uptime          time.Duration
+	ReceivedAt      time.Time
+}
+
+// StatusService keeps each vehicle's latest DeviceStatus. Implementations
+// are safe for concurrent use.
+type StatusService interface {
+	// SaveStatus stores s if it is newer (by Time) than the stored status.
+	// An offline status older than the stored one still applies when it is
+	// the last will of the current connection (its Time is not before
+	// OnlineSince): the agent died after its last report. It returns an
+	// error with code EUNAVAILABLE when the store cannot be reached.
+	SaveStatus(ctx context.Context, s *DeviceStatus) error
+	// FindStatus returns a vehicle's status, or an error with code ENOTFOUND.
+	FindStatus(ctx context.Context, vehicleID string) (*DeviceStatus, error)
+	// FindStatuses returns every vehicle's status by vehicle id.
+	FindStatuses(ctx context.Context) (map[string]*DeviceStatus, error)
+}
+
+// CommandType names a command as the API writes it.
+type CommandType string
+
+// The commands an agent accepts (telemetrypb.CommandType).
+const (
+	CommandSetReportInterval CommandType = "set_report_interval" // IntervalMs
+	CommandSetPIDs           CommandType = "set_pids"            // PIDs, Mode 01
+	CommandReadDTCs          CommandType = "read_dtcs"
+	CommandReportStatus      CommandType = "report_status"
+)
+
+// Command is an operator's command to one vehicle's agent, with its result
+// once the agent answered.
+type Command struct {
+	ID         string
+	VehicleID  string
+	Type       CommandType
+	IntervalMs int64    // set_report_interval
+	PIDs       []uint16 // set_pids: mode<<8 | pid, e.g. 0x010C
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // the agent ignores it after this
+	SentAt     time.Time // zero until the broker took it
+	Result     *CommandResult
+}
+
+// CommandResult is the agent's answer (up/cmd-result).
+type CommandResult struct {
+	OK         bool
+	Error      string
+	DTCs       []string
+	Time       time.Time // agent clock
+	ReceivedAt time.Time
+}
+
+// Status returns "done" or "failed" once answered, "expired" when the
+// deadline passed unanswered, "sent" once the broker took it, else
+// "pending".
+func (c *Command) Status(now time.Time) string {
+	switch {
+	case c.Result != nil && c.Result.OK:
+		return "done"
+	case c.Result != nil:
+		return "failed"
+	case !now.Before(c.ExpiresAt):
+		return "expired"
+	case !c.SentAt.IsZero():
+		return "sent"
+	}
+	return "pending"
+}
+
+// CommandService stores commands and their results. Implementations are
+// safe for concurrent use.
+type CommandService interface {
+	// CreateCommand stores a new command; ENOTFOUND for an unknown vehicle.
+	CreateCommand(ctx context.Context, c *Command) error
+	// MarkSent records that the broker took the command.
+	MarkSent(ctx context.Context, vehicleID, id string, at time.Time) error
+	// FindCommand returns a vehicle's command, or ENOTFOUND.
+	FindCommand(ctx context.Context, vehicleID, id string) (*Command, error)
+	// SaveCommandResult stores the agent's answer to command id. A repeated
+	// answer (the agent answers a redelivered command from its log) changes
+	// nothing; an answer to an unknown command is ENOTFOUND.
+	SaveCommandResult(ctx context.Context, vehicleID, id string, r *CommandResult) error
+}
+
+// CommandPublisher sends a command to a vehicle's agent (the broker's
+// down/cmd topic at QoS 1).
+type CommandPublisher interface {
+	// PublishCommand returns once the broker took the command, or an error
+	// with code EUNAVAILABLE.
+	PublishCommand(ctx context.Context, c *Command) error
+}

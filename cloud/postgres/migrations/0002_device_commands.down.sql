@@ -1,0 +1,2 @@
+DROP TABLE commands;
+ALTER TABLE device_status DROP COLUMN online_since;

@@ -1,0 +1,320 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/internal/testenv"
+)
+
+// Options say how to drive a Chain.
+type Options struct {
+	Speed    int           // simulated seconds per real second
+	Rate     int           // GPS fixes per simulated second; default 1
+	Duration time.Duration // simulated driving time
+	OBD      bool          // poll the simulated ELM327 too
+	// Agent settings; zero values take the ones chaos runs use.
+	FlushInterval time.Duration // default 100ms
+	AckTimeout    time.Duration // default 3s
+	BatchMaxAge   time.Duration // uplink.batch_max_age; default 300ms
+	MaxBytes      string        // outbox.max_bytes; default the agent's
+}
+
+// Chain is the whole chain for one scenario: a fresh database, a private
+// Redis prefix, one simulated vehicle and its agent. The broker is the
+// caller's (a private Broker).
+type Chain struct {
+	t        testing.TB
+	opts     Options
+	Dir      string
+	Bin      string
+	DB       string // PostgreSQL URL
+	API      e2e.API
+	Vehicle  string
+	NS       string // MQTT namespace
+	Truth    string
+	Start    time.Time
+	DataDir  string
+	HTTPAddr string // the agent's /health and /outbox
+
+	Cloud, Sim, Agent *e2e.Proc
+	agentRuns         int
+	redisURL, prefix  string
+}
+
+// NewChain prepares a chain; nothing runs yet.
+func NewChain(t testing.TB, o Options) *Chain {
+	t.Helper()
+	if o.Rate == 0 {
+		o.Rate = 1
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 100 * time.Millisecond
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = 3 * time.Second
+	}
+	if o.BatchMaxAge == 0 {
+		o.BatchMaxAge = 300 * time.Millisecond
+	}
+	c := &Chain{t: t, opts: o, Dir: t.TempDir(), Bin: testenv.Binaries(t), DB: testenv.Postgres(t)}
+	c.redisURL, c.prefix = testenv.Redis(t)
+	id := testenv.ID()
+	c.Vehicle = "chaos" + id + "-001"
+	c.NS = "c" + id + "/fleet/v1"
+	c.Truth = filepath.Join(c.Dir, "truth.jsonl")
+	c.DataDir = filepath.Join(c.Dir, "agent-data")
+	c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	return c
+}
+
+// StartCloud runs cloud-server against brokerURL and waits until it is ready.
+func (c *Chain) StartCloud(brokerURL string) {
+	c.t.Helper()
+	port := testenv.FreePort(c.t)
+	c.API = e2e.API{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	c.Cloud = e2e.Start(c.t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
+		"DATABASE_URL=" + c.DB, "REDIS_URL=" + c.redisURL, "REDIS_PREFIX=" + c.prefix,
+		"MQTT_URL=" + brokerURL, "MQTT_NAMESPACE=" + c.NS, "MQTT_CLIENT_ID=chaos-cloud-" + testenv.ID(),
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=info",
+	}, "run")
+	e2e.Eventually(c.t, 30*time.Second, "cloud-server /ready", func() error {
+		var v map[string]any
+		return c.API.Get(context.Background(), "/ready", &v)
+	}, c.Cloud)
+}
+
+// StartSim runs the simulator for one vehicle and waits for its ports.
+// Simulated time runs in the past, so that accelerated time never makes
+// fixes from the future.
+func (c *Chain) StartSim() {
+	c.t.Helper()
+	c.Start = time.Now().UTC().Add(-c.opts.Duration - time.Hour).Truncate(time.Second)
+	links := filepath.Join(c.Dir, "dev")
+	c.Sim = e2e.Start(c.t, c.Dir, "firmware-sim", filepath.Join(c.Bin, "firmware-sim"), nil, "run",
+		"--vehicles", "1", "--id-prefix", strings.TrimSuffix(c.Vehicle, "001"),
+		"--speed", strconv.Itoa(c.opts.Speed), "--rate", strconv.Itoa(c.opts.Rate), "--start", c.Start.Format(time.RFC3339),
+		"--duration", c.opts.Duration.String(), "--truth", c.Truth, "--link-dir", links, "--seed", "11")
+	for _, dev := range []string{"gps", "obd"} {
+		link := filepath.Join(links, c.Vehicle+"-"+dev)
+		e2e.Eventually(c.t, 20*time.Second, link, func() error { _, err := os.Stat(link); return err }, c.Sim)
+	}
+}
+
+// StartAgent (re)starts the edge agent against brokerURL with the chain's
+// data directory: a restarted agent continues the same outbox. The GPS
+// port's rate is fixed (gps.bauds: [9600]): baud detection switches rates,
+// and a switch flushes the input the pty buffered, which these scenarios
+// must see arrive.
+func (c *Chain) StartAgent(brokerURL string) *e2e.Proc {
+	c.t.Helper()
+	c.agentRuns++
+	obd := ""
+	if c.opts.OBD {
+		obd = fmt.Sprintf("obd:\n  port: %s\n  pids: [\"0C\", \"0D\", \"05\"]\n  interval: 200ms\n", filepath.Join(c.Dir, "dev", c.Vehicle+"-obd"))
+	}
+	maxBytes := ""
+	if c.opts.MaxBytes != "" {
+		maxBytes = "  max_bytes: " + c.opts.MaxBytes + "\n"
+	}
+	cfg := filepath.Join(c.Dir, fmt.Sprintf("agent-%d.yaml", c.agentRuns))
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`vehicle_id: %s
+data_dir: %s
+gps:
+  port: %s
+  bauds: [9600]
+%smqtt:
+  url: %s
+  namespace: %s
+  keepalive: 5s
+outbox:
+  flush_interval: %s
+%suplink:
+  batch_max_age: %s
+  ack_timeout: %s
+  status_interval: 2s
+  backoff_min: 20ms
+  backoff_max: 200ms
+http:
+  listen: %s
+log:
+  level: info
+`, c.Vehicle, c.DataDir, filepath.Join(c.Dir, "dev", c.Vehicle+"-gps"), obd, brokerURL, c.NS,
+		c.opts.FlushInterval, maxBytes, c.opts.BatchMaxAge, c.opts.AckTimeout, c.HTTPAddr)), 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.Agent = e2e.Start(c.t, c.Dir, fmt.Sprintf("edge-agent-%d", c.agentRuns), filepath.Join(c.Bin, "edge-agent"), nil, "run", "--config", cfg)
+	return c.Agent
+}
+
+// KillAgent kills the agent with SIGKILL and waits for it to be gone.
+func (c *Chain) KillAgent() {
+	c.t.Helper()
+	syscall.Kill(c.Agent.Cmd.Process.Pid, syscall.SIGKILL)
+	c.Agent.Stop(c.t)
+}
+
+// OutboxStats is the agent's GET /outbox (what `edge-agent outbox stats`
+// prints).
+type OutboxStats struct {
+	Depth     uint64            `json:"depth"`
+	Bytes     uint64            `json:"bytes"`
+	FileBytes int64             `json:"file_bytes"`
+	MaxBytes  int64             `json:"max_bytes"`
+	Dropped   uint64            `json:"dropped"`
+	DroppedBy map[string]uint64 `json:"dropped_by"`
+	StreamID  string            `json:"stream_id"`
+	NextSeq   uint64            `json:"next_seq"`
+}
+
+// Outbox asks the running agent for its outbox's state.
+func (c *Chain) Outbox() (OutboxStats, error) {
+	var st OutboxStats
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.HTTPAddr+"/outbox", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /outbox: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// OpenOutbox opens the stopped agent's outbox read-only; it is closed when
+// the test ends, or by the caller.
+func (c *Chain) OpenOutbox() *bolt.Outbox {
+	c.t.Helper()
+	o, err := bolt.Open(filepath.Join(c.DataDir, "outbox.db"), &bolt.Options{ReadOnly: true, LockTimeout: 5 * time.Second})
+	if err != nil {
+		c.t.Fatalf("open the outbox read-only: %v", err)
+	}
+	c.t.Cleanup(func() { o.Close() })
+	return o
+}
+
+// Stored is what PostgreSQL holds for the chain's vehicle: how many rows
+// carry each (stream, seq), over positions, OBD samples and events.
+type Stored struct {
+	Rows      map[uint64]map[uint64]int // stream → seq → rows
+	Positions int
+	OBD       int
+	Events    int
+	// DropReports sums the values of the EventRecordsDropped events.
+	DropReports int64
+	// Quarantines counts the EventOutboxQuarantined events.
+	Quarantines int
+}
+
+// Count returns the number of distinct records and of extra copies.
+func (s *Stored) Count() (records, duplicates int) {
+	for _, seqs := range s.Rows {
+		for _, n := range seqs {
+			records++
+			duplicates += n - 1
+		}
+	}
+	return records, duplicates
+}
+
+// QueryStored reads every record identity of the vehicle from PostgreSQL.
+func (c *Chain) QueryStored(ctx context.Context) (*Stored, error) {
+	conn, err := pgx.Connect(ctx, c.DB)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	s := &Stored{Rows: map[uint64]map[uint64]int{}}
+	for _, table := range []struct {
+		name string
+		n    *int
+	}{{"positions", &s.Positions}, {"obd_samples", &s.OBD}, {"events", &s.Events}} {
+		rows, err := conn.Query(ctx, "SELECT stream_id, seq FROM "+table.name+" WHERE vehicle_id = $1", c.Vehicle)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var stream, seq int64
+			if err := rows.Scan(&stream, &seq); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			m := s.Rows[uint64(stream)]
+			if m == nil {
+				m = map[uint64]int{}
+				s.Rows[uint64(stream)] = m
+			}
+			m[uint64(seq)]++
+			*table.n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	err = conn.QueryRow(ctx, `SELECT coalesce(sum(value) FILTER (WHERE type = 11), 0), count(*) FILTER (WHERE type = 10)
+FROM events WHERE vehicle_id = $1`, c.Vehicle).Scan(&s.DropReports, &s.Quarantines)
+	return s, err
+}
+
+// WaitTruthEnd waits for the simulator's end line and returns the truth.
+func (c *Chain) WaitTruthEnd(within time.Duration) *e2e.Truth {
+	c.t.Helper()
+	var tr *e2e.Truth
+	e2e.Eventually(c.t, within, "the simulator's end of drive", func() error {
+		var err error
+		if tr, err = e2e.ReadTruth(c.Truth); err != nil {
+			return err
+		}
+		if !tr.Ends[c.Vehicle] {
+			return fmt.Errorf("no end line yet (%d fixes so far)", len(tr.Fixes))
+		}
+		return nil
+	}, c.Sim, c.Cloud)
+	return tr
+}
+
+// Ended reports whether the simulator has written its end line.
+func (c *Chain) Ended() bool {
+	tr, err := e2e.ReadTruth(c.Truth)
+	return err == nil && tr.Ends[c.Vehicle]
+}
+
+// Compare compares PostgreSQL, through the API, with the truth: fixes and,
+// with OBD, samples.
+func (c *Chain) Compare(ctx context.Context, tr *e2e.Truth) (fixes, obd e2e.Diff, err error) {
+	from, to := c.Start.Add(-time.Hour), time.Now().Add(time.Hour)
+	ps, err := c.API.Positions(ctx, c.Vehicle, from, to)
+	if err != nil {
+		return fixes, obd, err
+	}
+	fixes = e2e.CompareFixes(tr.Fixes, ps)
+	if c.opts.OBD {
+		samples, err := c.API.OBD(ctx, c.Vehicle, from, to)
+		if err != nil {
+			return fixes, obd, err
+		}
+		obd = e2e.CompareOBD(tr.OBD, samples)
+	}
+	return fixes, obd, nil
+}
