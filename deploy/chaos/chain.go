@@ -115,10 +115,9 @@ func (c *Chain) StartSim() {
 }
 
 // StartAgent (re)starts the edge agent against brokerURL with the chain's
-// data directory: a restarted agent continues the same outbox. The GPS
-// port's rate is fixed (gps.bauds: [9600]): baud detection switches rates,
-// and a switch flushes the input the pty buffered, which these scenarios
-// must see arrive.
+// data directory: a restarted agent continues the same outbox. The GPS port
+// keeps the default baud detection: what the pty buffered while the agent was
+// down must survive the hunt and arrive.
 func (c *Chain) StartAgent(brokerURL string) *e2e.Proc {
 	c.t.Helper()
 	c.agentRuns++
@@ -135,7 +134,6 @@ func (c *Chain) StartAgent(brokerURL string) *e2e.Proc {
 data_dir: %s
 gps:
   port: %s
-  bauds: [9600]
 %smqtt:
   url: %s
   namespace: %s

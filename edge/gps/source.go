@@ -266,19 +266,31 @@ func (h *hunter) set() {
 	}
 }
 
+// Read reads for the LineReader. While hunting, the decision to try the next
+// rate is taken here, before reading more: the LineReader asks for more only
+// once it has parsed every complete line it holds, so by then every sentence
+// read at this rate has been counted (a lock ends the hunt). And a hunting
+// read never returns more than what is left of the window, so a large read
+// (a pty's buffered backlog) is not charged to the window before its
+// sentences are seen; switching rate flushes the port's input.
 func (h *hunter) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	if n > 0 && h.counter != nil {
-		h.counter.Add("gps.bytes", uint64(n))
-	}
 	if !h.locked {
-		h.bytes += n
 		if h.bytes >= h.window {
 			h.idx = (h.idx + 1) % len(h.bauds)
 			h.run.s.inc("baud_switches")
 			h.run.log.Debug("no NMEA at this baud rate, trying the next", "baud", h.bauds[h.idx])
 			h.set()
 		}
+		if left := h.window - h.bytes; len(p) > left {
+			p = p[:left]
+		}
+	}
+	n, err := h.r.Read(p)
+	if n > 0 && h.counter != nil {
+		h.counter.Add("gps.bytes", uint64(n))
+	}
+	if !h.locked {
+		h.bytes += n
 	}
 	return n, err
 }

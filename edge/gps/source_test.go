@@ -217,3 +217,83 @@ func TestBaudDetection(t *testing.T) {
 		t.Errorf("positions %d, counters %v", positions, c)
 	}
 }
+
+// bufferedPort is a serial port (or a pty) that already holds a backlog of
+// valid NMEA at the rate the port is opened with, and hands it over in reads as
+// large as the caller asks for, as a pty does with what the simulator wrote
+// while the agent was down. SetBaud drops the backlog, as a real port's
+// input flush does.
+type bufferedPort struct {
+	mu   sync.Mutex
+	buf  []byte
+	sets []int
+}
+
+func (b *bufferedPort) SetBaud(baud int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.sets) > 0 {
+		b.buf = nil // a change of rate flushes the input
+	}
+	b.sets = append(b.sets, baud)
+	return nil
+}
+
+func (b *bufferedPort) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+func (b *bufferedPort) Write(p []byte) (int, error) { return len(p), nil }
+func (b *bufferedPort) Close() error                { return nil }
+
+type bufferedDevice struct{ port *bufferedPort }
+
+func (d *bufferedDevice) Open(context.Context) (io.ReadWriteCloser, error) { return d.port, nil }
+func (d *bufferedDevice) String() string                                   { return "fake://buffered" }
+
+// TestBaudDetectionKeepsBacklog: a backlog of valid sentences at the first
+// rate, read in one large chunk, locks that rate; hunting must not count the
+// chunk against the window before its sentences are parsed, switch rate and
+// flush the rest of the backlog away (a loss found by the kill -9 chaos test).
+func TestBaudDetectionKeepsBacklog(t *testing.T) {
+	const epochs = 59 // over 4 KiB of RMC (rmcAt makes seconds 1 to 59)
+	var backlog []byte
+	for s := 1; s <= epochs; s++ {
+		backlog = append(backlog, rmcAt(s)+"\r\n"...)
+	}
+	port := &bufferedPort{buf: backlog}
+	var counters edge.Counters
+	src := &gps.Source{Device: &bufferedDevice{port}, Counters: &counters, Bauds: []int{9600, 4800, 38400},
+		Backoff: edge.Backoff{Min: time.Hour, Max: time.Hour}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := make(chan edge.Record, 2*epochs)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+	positions := 0
+	for positions < epochs {
+		select {
+		case r := <-out:
+			if r.Kind == edge.KindPosition {
+				positions++
+			}
+		case <-ctx.Done():
+			port.mu.Lock()
+			t.Fatalf("%d of %d positions from the backlog; SetBaud calls %v; counters %v", positions, epochs, port.sets, counters.Snapshot())
+		}
+	}
+	cancel()
+	<-done
+	port.mu.Lock()
+	defer port.mu.Unlock()
+	if fmt.Sprint(port.sets) != "[9600]" {
+		t.Errorf("SetBaud calls %v, want only the initial [9600]", port.sets)
+	}
+}
