@@ -78,6 +78,13 @@ func BenchmarkBytesPerFix(b *testing.B) {
 	b.ReportMetric(float64(len(plain))/n, "B/fix-uncompressed")
 	b.ReportMetric(float64(len(jsonBytes))/n, "B/fix-json")
 	b.ReportMetric(float64(len(jsonBytes))/float64(len(z)), "x-smaller-than-json")
+	// A caught-up agent sends each fix within uplink.batch_max_age: a batch of
+	// one, where the header, the ids and the first absolute values dominate.
+	one, err := telemetry.EncodeBatch(&telemetry.Batch{VehicleID: batch.VehicleID, StreamID: batch.StreamID, Positions: batch.Positions[:1]}, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(one)), "B/fix-live-alone")
 }
 
 // BenchmarkDecodeBatch measures decoding 60-fix compressed batches.

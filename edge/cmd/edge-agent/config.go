@@ -115,7 +115,7 @@ func DefaultConfig() Config {
 			KeepAlive: 60 * time.Second,
 		},
 		Outbox: OutboxConfig{FlushInterval: 200 * time.Millisecond, MaxBytes: 256 << 20, MaxAge: 720 * time.Hour},
-		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: time.Second, Inflight: 8, AckTimeout: 30 * time.Second,
+		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: 500 * time.Millisecond, Inflight: 8, AckTimeout: 30 * time.Second,
 			StatusInterval: time.Minute, BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:9100"},
 		Log:  LogConfig{Level: "info", Format: "text"},

@@ -31,7 +31,7 @@ func TestDefaults(t *testing.T) {
 	d := DefaultConfig()
 	if d.DataDir != "/var/lib/fleetgate" || d.MQTT.URL != "tcp://127.0.0.1:1883" || d.MQTT.Namespace != "fleet/v1" ||
 		d.MQTT.KeepAlive != time.Minute || d.Outbox.FlushInterval != 200*time.Millisecond || d.Outbox.MaxBytes != 256<<20 ||
-		d.Outbox.MaxAge != 720*time.Hour || d.Uplink.BatchMaxRecords != 600 || d.Uplink.BatchMaxAge != time.Second ||
+		d.Outbox.MaxAge != 720*time.Hour || d.Uplink.BatchMaxRecords != 600 || d.Uplink.BatchMaxAge != 500*time.Millisecond ||
 		d.Uplink.Inflight != 8 || d.Uplink.AckTimeout != 30*time.Second || d.HTTP.Listen != "127.0.0.1:9100" ||
 		d.Log.Level != "info" || d.Log.Format != "text" || d.OBD.Interval != time.Second {
 		t.Errorf("DefaultConfig() = %+v", d)
