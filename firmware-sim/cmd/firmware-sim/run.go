@@ -154,11 +154,11 @@ func openVehicle(id, linkDir string) (*vehicle, error) {
 		}
 		return filepath.Join(linkDir, id+"-"+kind)
 	}
-	gpsPort, err := transport.OpenPTY(link("gps"))
+	gpsPort, err := transport.OpenPTY(link("gps"), 0)
 	if err != nil {
 		return nil, fmt.Errorf("vehicle %s gps port: %w", id, err)
 	}
-	obdPort, err := transport.OpenPTY(link("obd"))
+	obdPort, err := transport.OpenPTY(link("obd"), 0)
 	if err != nil {
 		gpsPort.Close()
 		return nil, fmt.Errorf("vehicle %s obd port: %w", id, err)
@@ -173,10 +173,10 @@ func openVehicle(id, linkDir string) (*vehicle, error) {
 
 func printPort(w io.Writer, id, kind string, p *transport.PTY) {
 	if p.Link() != "" {
-		fmt.Fprintf(w, "%s %s %s -> %s\n", id, kind, p.Path(), p.Link())
+		fmt.Fprintf(w, "%s %s %s -> %s\n", id, kind, p.Addr(), p.Link())
 		return
 	}
-	fmt.Fprintf(w, "%s %s %s\n", id, kind, p.Path())
+	fmt.Fprintf(w, "%s %s %s\n", id, kind, p.Addr())
 }
 
 // driveGPS runs the receiver to the end of the drive and writes the end line.
@@ -230,7 +230,7 @@ func (v *vehicle) serveOBD(ctx context.Context, tw *truth.Writer) error {
 // ignores commands it does not know), so that their writes never block.
 func discardInput(ctx context.Context, p *transport.PTY) error {
 	if _, err := io.Copy(io.Discard, p); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("read %s: %w", p.Path(), err)
+		return fmt.Errorf("read %s: %w", p.Addr(), err)
 	}
 	return nil
 }

@@ -36,27 +36,44 @@ func OpenPort(t testing.TB, path string) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var terr error
-	if err := rc.Control(func(fd uintptr) {
-		tio, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			terr = err
-			return
-		}
+	if err := setTermios(f, unix.TCGETS, unix.TCSETS, func(tio *unix.Termios) {
 		tio.Iflag &^= unix.ICRNL | unix.IXON | unix.INLCR | unix.IGNCR
 		tio.Oflag &^= unix.OPOST
 		tio.Lflag &^= unix.ECHO | unix.ICANON | unix.ISIG | unix.IEXTEN
 		tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-		terr = unix.IoctlSetTermios(int(fd), unix.TCSETS, tio)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if terr != nil {
-		t.Fatal(terr)
-	}
 	return f
+}
+
+// SetBaud sets the line speed of an open tty, as a serial library does.
+func SetBaud(f *os.File, baud int) error {
+	return setTermios(f, unix.TCGETS2, unix.TCSETS2, func(tio *unix.Termios) {
+		tio.Cflag &^= unix.CBAUD
+		tio.Cflag |= unix.BOTHER
+		tio.Ispeed, tio.Ospeed = uint32(baud), uint32(baud)
+	})
+}
+
+// setTermios reads the terminal settings of f, lets change modify them and
+// writes them back.
+func setTermios(f *os.File, get, set uint, change func(*unix.Termios)) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var terr error
+	if err := rc.Control(func(fd uintptr) {
+		tio, err := unix.IoctlGetTermios(int(fd), get)
+		if err != nil {
+			terr = err
+			return
+		}
+		change(tio)
+		terr = unix.IoctlSetTermios(int(fd), set, tio)
+	}); err != nil {
+		return err
+	}
+	return terr
 }
