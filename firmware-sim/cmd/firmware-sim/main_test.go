@@ -266,7 +266,7 @@ func TestRunServesGPSAndELM327AndWritesTheTruth(t *testing.T) {
 	dir := t.TempDir()
 	truthPath, links := filepath.Join(dir, "truth.jsonl"), filepath.Join(dir, "links")
 	s := startSim(t, "--duration", "30s", "--speed", "30", "--truth", truthPath, "--link-dir", links,
-		"--start", "2026-11-27T10:00:00Z", "--seed", "5")
+		"--start", "2026-11-27T10:00:00Z", "--seed", "7")
 	if s.ports["veh-001 gps"] != filepath.Join(links, "veh-001-gps") || s.ports["veh-001 obd"] != filepath.Join(links, "veh-001-obd") {
 		t.Fatalf("ports %v", s.ports)
 	}
@@ -450,7 +450,7 @@ func TestHelpAndUsage(t *testing.T) {
 		}
 	}
 	out, err := exec.Command(bin, "routes").Output()
-	if err != nil || !strings.HasPrefix(string(out), "monaco-loop ") {
+	if err != nil || !strings.Contains(string(out), "\nmonaco-loop ") {
 		t.Errorf("routes: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "run", "--rate", "0")
