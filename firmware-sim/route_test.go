@@ -7,17 +7,8 @@ import (
 	"testing"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 )
-
-// haversineM is the great-circle distance in metres, written here independently
-// of the model's own projection.
-func haversineM(lat1, lon1, lat2, lon2 float64) float64 {
-	const r = 6371008.8
-	p1, p2 := lat1*math.Pi/180, lat2*math.Pi/180
-	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
-	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
-	return 2 * r * math.Asin(math.Sqrt(a))
-}
 
 func TestBuiltInRoutes(t *testing.T) {
 	routes := firmwaresim.Routes()
@@ -41,7 +32,7 @@ func TestBuiltInRoutes(t *testing.T) {
 			}
 			for i := range n {
 				a, b := wps[i], wps[(i+1)%len(wps)]
-				d := haversineM(a.Lat, a.Lon, b.Lat, b.Lon)
+				d := simtest.HaversineM(a.Lat, a.Lon, b.Lat, b.Lon)
 				if d < 1 || d > 250 {
 					t.Errorf("waypoints %d→%d are %.1f m apart, want 1..250 m", i, (i+1)%len(wps), d)
 				}

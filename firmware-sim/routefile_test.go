@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 )
 
 func TestParseGPX(t *testing.T) {
@@ -123,7 +124,7 @@ func TestDriveOutAndBackFromFile(t *testing.T) {
 		s := v.AdvanceTo(start.Add(tick))
 		tunnel = tunnel || s.Tunnel
 		for i, e := range ends {
-			if haversineM(s.Lat, s.Lon, e.Lat, e.Lon) < 3 && s.SpeedMps == 0 {
+			if simtest.HaversineM(s.Lat, s.Lon, e.Lat, e.Lon) < 3 && s.SpeedMps == 0 {
 				reached[i] = true // stopped there, to turn round
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 )
 
 var start = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -79,7 +80,7 @@ func TestPhysics(t *testing.T) {
 		for sec := 1; sec <= int(drive/time.Second)+60; sec++ {
 			s := v.AdvanceTo(start.Add(time.Duration(sec) * time.Second))
 			at := s.Time.Sub(start)
-			d := haversineM(prev.Lat, prev.Lon, s.Lat, s.Lon)
+			d := simtest.HaversineM(prev.Lat, prev.Lon, s.Lat, s.Lon)
 			// No teleports: along the road the vehicle covers at most its
 			// speed over the second (its speeds at both ends plus what accelerating
 			// then braking within the second can add); the straight line is shorter.

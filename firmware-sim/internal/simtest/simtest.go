@@ -4,6 +4,7 @@ package simtest
 
 import (
 	"context"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -76,4 +77,14 @@ func setTermios(f *os.File, get, set uint, change func(*unix.Termios)) error {
 		return err
 	}
 	return terr
+}
+
+// HaversineM is the great-circle distance in metres, written independently
+// of the model's own projection.
+func HaversineM(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371008.8
+	p1, p2 := lat1*math.Pi/180, lat2*math.Pi/180
+	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
+	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
+	return 2 * r * math.Asin(math.Sqrt(a))
 }
