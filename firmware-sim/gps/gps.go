@@ -73,8 +73,8 @@ func (f Format) talker() string {
 	return f.Talker
 }
 
-// sentences returns the configured set in epoch order.
-func (f Format) sentences() []string {
+// SentenceSet returns the configured set in epoch order.
+func (f Format) SentenceSet() []string {
 	if len(f.Sentences) == 0 {
 		return DefaultSentences
 	}
@@ -104,7 +104,7 @@ func (f Format) Validate() error {
 		}
 		seen[s] = true
 	}
-	set := f.sentences()
+	set := f.SentenceSet()
 	if !slices.ContainsFunc(set, func(s string) bool { return s == "RMC" || s == "GGA" || s == "GNS" || s == "GLL" }) {
 		return fmt.Errorf("sentences %s: none carries the position (RMC, GGA, GNS or GLL)", strings.Join(set, ","))
 	}

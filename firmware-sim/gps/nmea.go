@@ -40,7 +40,7 @@ func Encode(f Fix, format Format) Epoch {
 	w := wire(f)
 	var e Epoch
 	fields := map[string][]string{}
-	for _, s := range format.sentences() {
+	for _, s := range format.SentenceSet() {
 		var fs [][]string
 		t := talker
 		switch s {
