@@ -9,28 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/proxy"
 )
-
-// echo runs a TCP echo server standing in for the broker.
-func echo(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return "tcp://" + ln.Addr().String()
-}
 
 func dial(t *testing.T, p *proxy.Proxy) net.Conn {
 	t.Helper()
@@ -64,7 +45,7 @@ func closed(c net.Conn) bool {
 }
 
 func TestProxyCutsAndRestores(t *testing.T) {
-	p, err := proxy.Listen("127.0.0.1:0", echo(t))
+	p, err := proxy.Listen("127.0.0.1:0", simtest.EchoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -519,6 +519,33 @@ func orNothing(params []string) string {
 	return strings.Join(params, ", ")
 }
 
+// Validate checks a scenario changed after Parse (by command-line flags):
+// the checks that need the whole scenario, without file positions.
+func (sc *Scenario) Validate() error {
+	p := &parser{}
+	for _, f := range sc.Faults {
+		if f.Vehicle != "" && !slices.ContainsFunc(sc.Vehicles, func(v Vehicle) bool { return v.ID == f.Vehicle }) {
+			return fmt.Errorf("fault %s: no vehicle %q", f.Kind, f.Vehicle)
+		}
+		p.faultNodes = append(p.faultNodes, &yaml.Node{})
+	}
+	seen := map[string]bool{}
+	for _, v := range sc.Vehicles {
+		if seen[v.ID] {
+			return fmt.Errorf("vehicle id %q given twice", v.ID)
+		}
+		seen[v.ID] = true
+		if v.GPS.Rate < 1 || v.GPS.Rate > gps.MaxRate {
+			return fmt.Errorf("vehicle %s: gps rate %d Hz outside 1..%d", v.ID, v.GPS.Rate, gps.MaxRate)
+		}
+		if err := v.GPS.Format.Validate(); err != nil {
+			return fmt.Errorf("vehicle %s: %w", v.ID, err)
+		}
+	}
+	p.check(sc)
+	return p.err()
+}
+
 // check verifies what needs the whole scenario: overlapping faults that
 // cannot overlap, and receivers that cannot fit their output in their baud
 // rate. Errors point at the vehicle or the later fault.
@@ -529,11 +556,11 @@ func (p *parser) check(sc *Scenario) {
 				return p.vehicleOf[i]
 			}
 		}
-		return &yaml.Node{Line: 1, Column: 1}
+		return &yaml.Node{}
 	}
 	for _, v := range sc.Vehicles {
 		if need := v.GPS.Rate * v.GPS.Format.EpochBytes() * 10; v.GPS.Baud > 0 && need > v.GPS.Baud {
-			p.errorf(nodeOf(v.ID), "vehicle %s: %d Hz of %s (up to %d bytes an epoch) needs %d baud; gps.baud is %d",
+			p.errorf(nodeOf(v.ID), "vehicle %s: %d Hz of %s (up to %d bytes an epoch) needs %d baud; the receiver's (gps.baud, --baud) is %d",
 				v.ID, v.GPS.Rate, strings.Join(v.GPS.Format.SentenceSet(), ","), v.GPS.Format.EpochBytes(), need, v.GPS.Baud)
 		}
 		type halt struct {

@@ -162,7 +162,7 @@ func TestValidationNamesTheLine(t *testing.T) {
 		{"bad talker", head + "    gps: {talker: XX}\n", `x.yaml:4:19: vehicles[0].gps.talker "XX"`},
 		{"bad sentence", head + "    gps: {sentences: [RMC, TXT]}\n", `x.yaml:4:22: vehicles[0].gps: sentence "TXT"`},
 		{"bad baud", head + "    gps: {baud: 9601}\n", "x.yaml:4:17: vehicles[0].gps.baud 9601: want one of"},
-		{"too slow a line", head + "    gps: {rate: 10}\n", "x.yaml:3:5: vehicle veh-001: 10 Hz of RMC,GGA,GSA (up to 217 bytes an epoch) needs 21700 baud; gps.baud is 9600"},
+		{"too slow a line", head + "    gps: {rate: 10}\n", "x.yaml:3:5: vehicle veh-001: 10 Hz of RMC,GGA,GSA (up to 217 bytes an epoch) needs 21700 baud; the receiver's (gps.baud, --baud) is 9600"},
 		{"bad transport", head + "    obd: {transport: usb}\n", `x.yaml:4:22: vehicles[0].obd.transport "usb": want pty or tcp`},
 		{"bad listen", head + "    obd: {transport: tcp, listen: 4000}\n", `x.yaml:4:35: vehicles[0].obd.listen "4000": want host:port`},
 		{"unknown gps field", head + "    gps: {hz: 5}\n", `x.yaml:4:11: vehicles[0].gps: unknown field "hz"`},

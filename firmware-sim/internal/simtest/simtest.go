@@ -4,7 +4,9 @@ package simtest
 
 import (
 	"context"
+	"io"
 	"math"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -87,4 +89,25 @@ func HaversineM(lat1, lon1, lat2, lon2 float64) float64 {
 	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
 	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
 	return 2 * r * math.Asin(math.Sqrt(a))
+}
+
+// EchoServer runs a TCP server that echoes what it reads, standing in for a
+// broker behind the uplink proxy, and returns its tcp:// URL.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return "tcp://" + ln.Addr().String()
 }
