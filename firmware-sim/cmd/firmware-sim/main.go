@@ -32,6 +32,7 @@ Usage:
   firmware-sim validate FILE       check a scenario file; errors name line and column
   firmware-sim routes              list the built-in routes
   firmware-sim faults              list the fault kinds a scenario may inject
+  firmware-sim load [flags]        publish telemetry to MQTT as many virtual agents
   firmware-sim help                this text; "firmware-sim <command> --help" for a command's flags
 `
 
@@ -60,6 +61,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return validateCmd(args[1:], stdout, stderr)
 	case "faults":
 		return faultsCmd(args[1:], stdout, stderr)
+	case "load":
+		return loadCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "firmware-sim: unknown command %q\n\n%s", args[0], usage)
 	return 2

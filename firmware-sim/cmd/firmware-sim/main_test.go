@@ -378,7 +378,7 @@ func TestRunServesGPSAndELM327AndWritesTheTruth(t *testing.T) {
 
 func TestHelpAndUsage(t *testing.T) {
 	bin := buildBinary(t)
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"routes", "--help"}, {"scenarios", "--help"}, {"validate", "--help"}, {"faults", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"routes", "--help"}, {"scenarios", "--help"}, {"validate", "--help"}, {"faults", "--help"}, {"load", "--help"}} {
 		out, err := exec.Command(bin, args...).Output()
 		if err != nil || !strings.Contains(string(out), "Usage") {
 			t.Errorf("firmware-sim %v: %v\n%s", args, err, out)
@@ -399,5 +399,29 @@ func TestHelpAndUsage(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "--rate") {
 		t.Errorf("run --rate 0: %v, stderr %q", err, stderr.String())
+	}
+}
+
+func TestLoadCommand(t *testing.T) {
+	bin := buildBinary(t)
+	url := simtest.Mosquitto(t)
+	cmd := exec.Command(bin, "load", "--vehicles", "5", "--rate", "2", "--duration", "2s", "--mqtt", url, "--namespace", "t/fleet/v1",
+		"--obd-pids", "0C,0D", "--inflight", "1000", "--ack-timeout", "1h", "--batch-max-age", "200ms")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("load: %v\n%s", err, stderr.String())
+	}
+	m := regexp.MustCompile(`rate achieved: ([0-9.]+) records/s of 30.0 asked; CPU: [0-9.]+ s per second`).FindSubmatch(out)
+	if m == nil || !strings.Contains(string(out), "5 connected at the end") {
+		t.Fatalf("load printed:\n%s", out)
+	}
+	if rate, _ := strconv.ParseFloat(string(m[1]), 64); rate == 0 {
+		t.Errorf("nothing published:\n%s", out)
+	}
+	cmd = exec.Command(bin, "load", "--obd-pids", "0C,ZZ")
+	if err := cmd.Run(); err == nil {
+		t.Error("load accepted --obd-pids ZZ")
 	}
 }

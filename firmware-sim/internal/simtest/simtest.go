@@ -4,10 +4,13 @@ package simtest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -110,4 +113,58 @@ func EchoServer(t testing.TB) string {
 		}
 	}()
 	return "tcp://" + ln.Addr().String()
+}
+
+// Mosquitto starts a private broker for the test (no persistence, no limit
+// on connections) on a free port, stops it when the test ends, and returns
+// its URL. Load tests use it so that their thousands of sessions never
+// reach the shared broker.
+func Mosquitto(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\n", port)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("mosquitto", "-c", conf)
+	logFile, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto (Debian package mosquitto): %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "tcp://" + addr
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
+			t.Fatalf("mosquitto exited: %s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto not listening on %s within 10 s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
