@@ -377,7 +377,12 @@ func (v *vehicle) injectFaults(ctx context.Context, start time.Time, clock firmw
 		switch f.Kind {
 		case firmwaresim.FaultUnplug:
 			if begin {
+				// Between the replies: none is written after the port was
+				// drained and before it is gone, so every reply in the truth
+				// could be read.
+				v.obdW.mu.Lock()
 				err = v.obdPort.Unplug()
+				v.obdW.mu.Unlock()
 			} else {
 				err = v.obdPort.Replug()
 			}
