@@ -28,8 +28,8 @@ const noiseTau = 20 * time.Second
 //
 // Everything it writes is a function of its configuration and the vehicle
 // alone: the same Seed and Vehicle give the same bytes, however fast the
-// clock runs and whoever reads — with one exception, a client reading at
-// another line speed than the receiver talks (see Run).
+// clock runs and whoever reads — with one exception, with StrictBaud, a
+// client reading at another line speed than the receiver talks (see Run).
 type Receiver struct {
 	// Vehicle is the receiver's own copy of the vehicle model; Run advances it
 	// and nothing else may use it meanwhile.
@@ -42,6 +42,11 @@ type Receiver struct {
 	// simulated time, and an epoch due while the line is still busy is
 	// skipped, as real receivers do. 0 sends each epoch whole at its time.
 	Baud int
+	// StrictBaud makes the line a UART: a client reading at another speed
+	// than the receiver talks (when the writer has a Baud method) gets
+	// garbage. Without it the line is a pty's, which carries the bytes at any
+	// speed.
+	StrictBaud bool
 	// Noise adds position, altitude, speed and course errors that follow the
 	// DOP (1-sigma UERE × DOP, correlated over 20 s).
 	Noise bool
@@ -105,8 +110,8 @@ type Pluggable interface {
 }
 
 // Speedometer reports the line speed the client set, and false when the
-// line has none (TCP); the receiver garbles its output when the client reads
-// at another speed than the receiver talks.
+// line has none (TCP); with StrictBaud the receiver garbles its output when
+// the client reads at another speed than the receiver talks.
 type Speedometer interface {
 	Baud() (int, bool)
 }
@@ -136,9 +141,10 @@ func (r *Receiver) Validate() error {
 // A Write that blocks (nobody reads the port) holds the output back; the
 // epochs due meanwhile follow as soon as it returns, so the bytes do not
 // depend on the reader. A Write error wrapping firmwaresim.ErrLinkDown loses
-// that output (no fix is reported) and Run goes on. When w has a Baud method
-// (Speedometer) and the client reads at another speed than the receiver
-// talks, the client gets garbage in its place, as from a real UART.
+// that output (no fix is reported) and Run goes on. With StrictBaud, when w
+// has a Baud method (Speedometer) and the client reads at another speed than
+// the receiver talks, the client gets garbage in its place, as from a real
+// UART.
 //
 // Run returns nil once the Clock reaches Until, ctx.Err() when ctx is done,
 // and the write error otherwise.
@@ -326,7 +332,7 @@ func (r *Receiver) send(ctx context.Context, ln *line, rep *Report, e Epoch) err
 	for _, s := range e.Sentences {
 		chunks = append(chunks, []byte(s+"\r\n"))
 	}
-	if sp, ok := ln.w.(Speedometer); ok && ln.baud > 0 {
+	if sp, ok := ln.w.(Speedometer); ok && ln.baud > 0 && r.StrictBaud {
 		if client, ok := sp.Baud(); ok && client != ln.baud {
 			chunks = [][]byte{misread(ln.rng, e.Bytes(), client, ln.baud)}
 			rep.Garbled = true

@@ -400,6 +400,18 @@ func runTimed(t *testing.T, r gps.Receiver, d time.Duration, clientBaud int) (*t
 	return w, res
 }
 
+// Without StrictBaud the line is a pty's: a client at another speed reads
+// the sentences all the same.
+func TestSpeedMismatchGarblesOnlyAStrictLine(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		w, res := runTimed(t, gps.Receiver{Rate: 1, Baud: 9600, StrictBaud: strict}, 5*time.Second, 4800)
+		clean := bytes.HasPrefix(w.bytes[0], []byte("$GPRMC,"))
+		if clean == strict || len(res.fixes) != map[bool]int{false: 5, true: 0}[strict] {
+			t.Errorf("strict %v, client at 4800 for a 9600-baud receiver: read %q, %d fixes reported", strict, w.bytes[0], len(res.fixes))
+		}
+	}
+}
+
 // Output is paced to the baud rate: each sentence leaves when its last byte
 // would have, and an epoch that does not fit is skipped.
 func TestPacedToTheBaudRate(t *testing.T) {
@@ -455,7 +467,7 @@ func TestFaultsOnTheWire(t *testing.T) {
 		{Kind: firmwaresim.FaultBaudChange, Device: firmwaresim.DeviceGPS, At: at(70), Duration: at(3), Baud: 4800},
 		{Kind: firmwaresim.FaultCANError, Device: firmwaresim.DeviceOBD, At: at(75), Count: 2}, // not the receiver's: only reported
 	}
-	w, res := runTimed(t, gps.Receiver{Rate: 1, Baud: 9600, Faults: faults}, 80*time.Second, 9600)
+	w, res := runTimed(t, gps.Receiver{Rate: 1, Baud: 9600, Faults: faults, StrictBaud: true}, 80*time.Second, 9600)
 
 	var all []byte
 	for _, b := range w.bytes {

@@ -61,6 +61,10 @@ type GPS struct {
 	Baud      int
 	Noise     bool
 	ColdStart time.Duration
+	// StrictBaud: a client reading at another speed than the receiver
+	// talks gets garbage (see gps.Receiver); always so for a vehicle whose
+	// timeline has a baud_change.
+	StrictBaud bool
 }
 
 // Port is how a device is exposed.
@@ -416,8 +420,9 @@ func (p *parser) gps(n *yaml.Node, what string, g *GPS) {
 				g.Baud = b
 			}
 		},
-		"noise":      func(n *yaml.Node) { g.Noise = p.boolean(n, what+".noise") },
-		"cold_start": func(n *yaml.Node) { g.ColdStart, _ = p.duration(n, what+".cold_start", false, true) },
+		"noise":       func(n *yaml.Node) { g.Noise = p.boolean(n, what+".noise") },
+		"strict_baud": func(n *yaml.Node) { g.StrictBaud = p.boolean(n, what+".strict_baud") },
+		"cold_start":  func(n *yaml.Node) { g.ColdStart, _ = p.duration(n, what+".cold_start", false, true) },
 	})
 }
 

@@ -29,14 +29,15 @@ type Config struct {
 	LinkDir  string        // where to place <vehicle>-gps and <vehicle>-obd; "" = none
 	OBDPIDs  string        // unused: every supported PID answers
 
-	Scenario  string // file or built-in name; "" = the flags alone
-	Transport string // pty or tcp, for both devices
-	Talker    string
-	Sentences string // comma-separated
-	Baud      int
-	Noise     bool
-	ColdStart time.Duration
-	Uplink    string // broker URL for the uplink proxy; "" = none
+	Scenario   string // file or built-in name; "" = the flags alone
+	Transport  string // pty or tcp, for both devices
+	Talker     string
+	Sentences  string // comma-separated
+	Baud       int
+	Noise      bool
+	ColdStart  time.Duration
+	StrictBaud bool
+	Uplink     string // broker URL for the uplink proxy; "" = none
 
 	set map[string]bool // flags given on the command line
 }
@@ -65,7 +66,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Transport, "transport", c.Transport, "how the devices are served: pty, or tcp (a port on 127.0.0.1 per device)")
 	fs.StringVar(&c.Talker, "talker", c.Talker, "NMEA talker: "+strings.Join(gps.Talkers, ", "))
 	fs.StringVar(&c.Sentences, "sentences", c.Sentences, "NMEA sentences of each epoch, some of "+strings.Join(gps.Sentences, ","))
-	fs.IntVar(&c.Baud, "baud", c.Baud, "the receiver's line speed; output is paced to it, and a client at another speed reads garbage")
+	fs.IntVar(&c.Baud, "baud", c.Baud, "the receiver's line speed; output is paced to it")
+	fs.BoolVar(&c.StrictBaud, "strict-baud", c.StrictBaud, "a client reading at another speed than the receiver talks gets garbage, as from a UART (always so with a baud_change fault)")
 	fs.BoolVar(&c.Noise, "noise", c.Noise, "add position noise that follows the DOP")
 	fs.DurationVar(&c.ColdStart, "cold-start", c.ColdStart, "time to the first fix (no time known for its first third)")
 	fs.StringVar(&c.Uplink, "uplink-proxy", c.Uplink, "broker URL (tcp://host:port): run an uplink proxy per vehicle for the agent to connect through, cut by uplink_down faults")
@@ -155,7 +157,8 @@ func (c Config) Resolve() (*scenario.Scenario, error) {
 		sc := &scenario.Scenario{Name: "command line", Seed: c.Seed, Start: c.Start, Duration: c.Duration, Speed: c.Speed, Uplink: c.Uplink}
 		for i := range c.Vehicles {
 			sc.Vehicles = append(sc.Vehicles, scenario.Vehicle{ID: c.vehicleID(i), Route: route,
-				GPS: scenario.GPS{Port: scenario.Port{Transport: c.Transport}, Rate: c.Rate, Format: c.format(), Baud: c.Baud, Noise: c.Noise, ColdStart: c.ColdStart},
+				GPS: scenario.GPS{Port: scenario.Port{Transport: c.Transport}, Rate: c.Rate, Format: c.format(), Baud: c.Baud, Noise: c.Noise,
+					ColdStart: c.ColdStart, StrictBaud: c.StrictBaud},
 				OBD: scenario.Port{Transport: c.Transport}})
 		}
 		return sc, c.checkScenario(sc)
@@ -213,6 +216,9 @@ func (c Config) Resolve() (*scenario.Scenario, error) {
 		}
 		if c.given("cold-start") {
 			v.GPS.ColdStart = c.ColdStart
+		}
+		if c.given("strict-baud") {
+			v.GPS.StrictBaud = c.StrictBaud
 		}
 	}
 	if c.given("id-prefix") {

@@ -245,7 +245,8 @@ func (v *vehicle) build(sc *scenario.Scenario, start, until time.Time, clock fir
 	}
 	v.ecu = &ecu{v: obdModel, clock: clock}
 	g := v.spec.GPS
-	v.receiver = &gps.Receiver{Vehicle: gpsModel, Clock: clock, Rate: g.Rate, Format: g.Format, Baud: g.Baud, Noise: g.Noise,
+	strict := g.StrictBaud || slices.ContainsFunc(v.faults, func(f firmwaresim.Fault) bool { return f.Kind == firmwaresim.FaultBaudChange })
+	v.receiver = &gps.Receiver{Vehicle: gpsModel, Clock: clock, Rate: g.Rate, Format: g.Format, Baud: g.Baud, StrictBaud: strict, Noise: g.Noise,
 		ColdStart: g.ColdStart, Seed: seed, Faults: v.faults, Until: until,
 		OnFault: func(m firmwaresim.Mark) {
 			count.faults.Add(1)
