@@ -165,6 +165,12 @@ func TestOutbox(t *testing.T) {
 	if n, _ := o.Ack(ctx, []telemetry.SeqRange{{First: 1, Last: 2}}); n != 0 {
 		t.Errorf("a second Ack deleted %d", n)
 	}
+	if r, ok, err := o.Newest(ctx, edge.KindPosition); err != nil || !ok || r.Seq() != 3 {
+		t.Errorf("Newest(position) = seq %d, %v, %v; want 3", r.Seq(), ok, err)
+	}
+	if _, ok, _ := o.Newest(ctx, edge.KindEvent); ok {
+		t.Error("Newest(event) found one")
+	}
 	o.Append(ctx, make([]edge.Record, 6)) // over capacity: the oldest go
 	st, _ := o.Stats(ctx)
 	if st.Depth != 5 || st.Dropped != 2 || st.NextSeq != 10 || st.StreamID != o.StreamID() {

@@ -108,6 +108,19 @@ func (o *Outbox) Ack(ctx context.Context, ranges []telemetry.SeqRange) (int, err
 	return 0, nil
 }
 
+// Newest returns the stored record of kind with the highest seq, and false
+// when there is none (the uplink sends it first after an outage).
+func (o *Outbox) Newest(ctx context.Context, kind edge.Kind) (edge.Record, bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.recs) - 1; i >= 0; i-- {
+		if o.recs[i].Kind == kind {
+			return o.recs[i], true, nil
+		}
+	}
+	return edge.Record{}, false, nil
+}
+
 // Stats reports the outbox's size and identity.
 func (o *Outbox) Stats(ctx context.Context) (edge.OutboxStats, error) {
 	o.mu.Lock()
