@@ -86,13 +86,14 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 		yml, err := yaml.Marshal(map[string]any{
 			"vehicle_id": id,
 			"data_dir":   filepath.Join(c.dir, id+"-data"),
-			"gps":        map[string]any{"port": filepath.Join(links, id+"-gps")},
-			"obd":        map[string]any{"port": filepath.Join(links, id+"-obd"), "pids": []string{"0C", "0D", "05"}, "interval": "200ms"},
-			"mqtt":       map[string]any{"url": proxies[id], "namespace": ns, "client_id": "e2e-" + id}, // through the uplink proxy
-			"outbox":     map[string]any{"flush_interval": "100ms"},
-			"uplink":     map[string]any{"batch_max_age": "300ms"},
-			"http":       map[string]any{"listen": ""},
-			"log":        map[string]any{"level": "debug"},
+			// The receiver's own rate: baud detection is not what these tests are about.
+			"gps":    map[string]any{"port": "serial://" + filepath.Join(links, id+"-gps") + "?baud=9600"},
+			"obd":    map[string]any{"port": filepath.Join(links, id+"-obd"), "pids": []string{"0C", "0D", "05"}, "interval": "200ms"},
+			"mqtt":   map[string]any{"url": proxies[id], "namespace": ns, "client_id": "e2e-" + id}, // through the uplink proxy
+			"outbox": map[string]any{"flush_interval": "100ms"},
+			"uplink": map[string]any{"batch_max_age": "300ms"},
+			"http":   map[string]any{"listen": ""},
+			"log":    map[string]any{"level": "debug"},
 		})
 		if err != nil {
 			t.Fatal(err)
