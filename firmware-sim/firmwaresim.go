@@ -12,8 +12,15 @@ package firmwaresim
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrLinkDown is wrapped by the errors of a device's link (a pty, a TCP port)
+// when the bytes did not reach a client because the link is down: the device
+// is unplugged, or its TCP client went away. Writing later may succeed; an
+// emulated device treats it as output lost on the wire, not as a failure.
+var ErrLinkDown = errors.New("link down")
 
 // Clock tells simulated time. The command's clock runs it at a multiple of real
 // time; tests use clocks that never sleep.

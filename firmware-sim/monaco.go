@@ -8,7 +8,9 @@ package firmwaresim
 // The centre line was traced from the Circuit de Monaco outline published in
 // github.com/bacinger/f1-circuits (MIT License, © Tomislav Bacinger), simplified
 // to about 4 m and relabelled with street names; altitudes are approximate
-// (harbour ~3 m, Casino ~47 m).
+// (harbour ~3 m, Casino ~47 m). The stretch from Boulevard Louis II after
+// Portier to its exit towards the harbour runs in the tunnel under the
+// Fairmont hotel: no sky there.
 var monacoLoop = &Route{
 	Name:            "monaco-loop",
 	Description:     "Monaco harbour loop on the Grand Prix streets: Boulevard Albert 1er, Avenue d'Ostende, Casino, Boulevard Louis II tunnel, Quai des États-Unis",
@@ -40,11 +42,11 @@ var monacoLoop = &Route{
 		{Lat: 43.74085, Lon: 7.42932, AltM: 28, Street: "Avenue des Spélugues"},
 		{Lat: 43.74093, Lon: 7.42944, AltM: 26, Street: "Avenue des Spélugues"},
 		{Lat: 43.74109, Lon: 7.43002, AltM: 20, Stop: true, Street: "Boulevard Louis II (Portier)"},
-		{Lat: 43.74105, Lon: 7.43030, AltM: 16, LimitKmh: 50, Street: "Boulevard Louis II"},
-		{Lat: 43.74096, Lon: 7.43035, AltM: 14, Street: "Boulevard Louis II (tunnel)"},
-		{Lat: 43.74036, Lon: 7.43033, AltM: 12, Street: "Boulevard Louis II (tunnel)"},
-		{Lat: 43.73942, Lon: 7.42995, AltM: 10, Street: "Boulevard Louis II (tunnel)"},
-		{Lat: 43.73852, Lon: 7.42921, AltM: 9, Street: "Boulevard Louis II (tunnel)"},
+		{Lat: 43.74105, Lon: 7.43030, AltM: 16, LimitKmh: 50, Tunnel: true, Street: "Boulevard Louis II"},
+		{Lat: 43.74096, Lon: 7.43035, AltM: 14, Tunnel: true, Street: "Boulevard Louis II (tunnel)"},
+		{Lat: 43.74036, Lon: 7.43033, AltM: 12, Tunnel: true, Street: "Boulevard Louis II (tunnel)"},
+		{Lat: 43.73942, Lon: 7.42995, AltM: 10, Tunnel: true, Street: "Boulevard Louis II (tunnel)"},
+		{Lat: 43.73852, Lon: 7.42921, AltM: 9, Tunnel: true, Street: "Boulevard Louis II (tunnel)"},
 		{Lat: 43.73792, Lon: 7.42831, AltM: 8, Street: "Boulevard Louis II"},
 		{Lat: 43.73747, Lon: 7.42705, AltM: 6, Street: "Quai des États-Unis"},
 		{Lat: 43.73723, Lon: 7.42560, AltM: 5, Street: "Quai des États-Unis"},
@@ -69,4 +71,33 @@ var monacoLoop = &Route{
 		{Lat: 43.73298, Lon: 7.42207, AltM: 5, LimitKmh: 50, Street: "Boulevard Albert 1er"},
 		{Lat: 43.73360, Lon: 7.42173, AltM: 6, Street: "Boulevard Albert 1er"},
 	},
+}
+
+// monacoTunnel and monacoHarbour are stretches of the same traced streets,
+// driven there and back.
+var (
+	monacoTunnel = &Route{
+		Name:            "monaco-tunnel",
+		Description:     "Avenue des Spélugues, Portier, the Boulevard Louis II tunnel and Quai des États-Unis, there and back: the fix is lost twice a round",
+		DefaultLimitKmh: 50,
+		OutAndBack:      true,
+		Waypoints:       stretch(monacoLoop, 21, 35, 30),
+	}
+	monacoHarbour = &Route{
+		Name:            "monaco-harbour",
+		Description:     "Port Hercule: Quai des États-Unis, Route de la Piscine, Quai Antoine 1er, La Rascasse, Boulevard Albert 1er to Sainte-Dévote, there and back; open sky",
+		DefaultLimitKmh: 50,
+		OutAndBack:      true,
+		Waypoints:       append(stretch(monacoLoop, 33, len(monacoLoop.Waypoints)-1, 50), stretch(monacoLoop, 0, 2, 50)...),
+	}
+)
+
+// stretch copies waypoints from..to (inclusive) of r, the first with the
+// speed limit in force there.
+func stretch(r *Route, from, to int, limitKmh float64) []Waypoint {
+	wps := append([]Waypoint(nil), r.Waypoints[from:to+1]...)
+	if wps[0].LimitKmh == 0 {
+		wps[0].LimitKmh = limitKmh
+	}
+	return wps
 }

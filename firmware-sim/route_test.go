@@ -3,20 +3,12 @@ package firmwaresim_test
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 )
-
-// haversineM is the great-circle distance in metres, written here independently
-// of the model's own projection.
-func haversineM(lat1, lon1, lat2, lon2 float64) float64 {
-	const r = 6371008.8
-	p1, p2 := lat1*math.Pi/180, lat2*math.Pi/180
-	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
-	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
-	return 2 * r * math.Asin(math.Sqrt(a))
-}
 
 func TestBuiltInRoutes(t *testing.T) {
 	routes := firmwaresim.Routes()
@@ -34,13 +26,20 @@ func TestBuiltInRoutes(t *testing.T) {
 			}
 			wps := r.Waypoints
 			total := 0.0
-			for i := range wps {
+			n := len(wps)
+			if r.OutAndBack {
+				n-- // no stretch from the last back to the first
+			}
+			for i := range n {
 				a, b := wps[i], wps[(i+1)%len(wps)]
-				d := haversineM(a.Lat, a.Lon, b.Lat, b.Lon)
+				d := simtest.HaversineM(a.Lat, a.Lon, b.Lat, b.Lon)
 				if d < 1 || d > 250 {
 					t.Errorf("waypoints %d→%d are %.1f m apart, want 1..250 m", i, (i+1)%len(wps), d)
 				}
 				total += d
+			}
+			if r.OutAndBack {
+				total *= 2
 			}
 			if l := r.Length(); math.Abs(l-total) > total*0.002 {
 				t.Errorf("Length() = %.1f m, haversine sum %.1f m", l, total)
@@ -66,13 +65,32 @@ func TestMonacoLoopIsInMonaco(t *testing.T) {
 	if l := r.Length(); l < 3000 || l > 6000 {
 		t.Errorf("monaco-loop is %.0f m long, want 3-6 km", l)
 	}
+	if len(firmwaresim.Routes()) < 3 {
+		t.Errorf("%d built-in routes, want several through Monaco", len(firmwaresim.Routes()))
+	}
+	tunnel := 0
+	for _, w := range r.Waypoints {
+		if w.Tunnel && strings.Contains(w.Street, "Louis II") {
+			tunnel++
+		}
+	}
+	if tunnel == 0 {
+		t.Error("monaco-loop has no tunnel on Boulevard Louis II")
+	}
 	// The Principality lies within roughly 43.724-43.752 N, 7.409-7.440 E.
+	for _, r := range firmwaresim.Routes() {
+		inMonaco(t, r)
+	}
+}
+
+func inMonaco(t *testing.T, r *firmwaresim.Route) {
+	t.Helper()
 	for i, w := range r.Waypoints {
 		if w.Lat < 43.724 || w.Lat > 43.752 || w.Lon < 7.409 || w.Lon > 7.440 {
-			t.Errorf("waypoint %d (%s) at %.5f,%.5f is outside Monaco", i, w.Street, w.Lat, w.Lon)
+			t.Errorf("%s: waypoint %d (%s) at %.5f,%.5f is outside Monaco", r.Name, i, w.Street, w.Lat, w.Lon)
 		}
 		if w.Street == "" {
-			t.Errorf("waypoint %d has no street name", i)
+			t.Errorf("%s: waypoint %d has no street name", r.Name, i)
 		}
 	}
 }

@@ -2,8 +2,11 @@ package firmwaresim
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"regexp"
+	"slices"
 	"time"
 )
 
@@ -24,7 +27,37 @@ type Config struct {
 	// Stop, if not zero, is when the engine is switched off and the vehicle
 	// stands parked for good.
 	Stop time.Time
+	// Halts are stops on schedule: the driver pulls over so as to stand still
+	// from At, for For, with the engine idling or switched off. They must be
+	// in time order.
+	Halts []Halt
+	// DTCs set and clear diagnostic trouble codes, in time order.
+	DTCs []DTCEvent
+	// VIN is the vehicle identification number; empty gives a seeded one.
+	VIN string
 }
+
+// Halt is a stop on schedule (see Config.Halts).
+type Halt struct {
+	At        time.Time
+	For       time.Duration
+	EngineOff bool // ignition off while standing; the engine is cranked again at the end
+}
+
+// DTCEvent sets or clears a diagnostic trouble code at a time.
+type DTCEvent struct {
+	At time.Time
+	// Code is an SAE J2012 code such as "P0301"; with Clear, "" clears every
+	// code, as a scan tool's Mode 04 does.
+	Code  string
+	Clear bool
+}
+
+var dtcPattern = regexp.MustCompile(`^[PCBU][0-3][0-9A-F]{3}$`)
+
+// ValidDTC reports whether code is a trouble code as SAE J2012 writes it:
+// P, C, B or U, then four hex digits, the first 0 to 3.
+func ValidDTC(code string) bool { return dtcPattern.MatchString(code) }
 
 // State is the vehicle at one instant of simulated time: what its GPS receiver
 // and its engine computer would report, in SI units and unrounded.
@@ -47,12 +80,20 @@ type State struct {
 	CoolantC    float64
 	IntakeC     float64 // intake air temperature
 	AmbientC    float64
-	BatteryV    float64 // at the OBD connector
-	FuelPct     float64 // fuel tank level
-	RunTime     time.Duration
+	BatteryV    float64       // at the OBD connector
+	FuelPct     float64       // fuel tank level
+	RunTime     time.Duration // since the engine was last started
 
-	FixValid bool // the receiver has a position fix
-	Sats     int  // satellites used in the fix
+	// DTCs are the stored (confirmed) trouble codes, in the order they were
+	// set, as Mode 03 reports them; MIL is the malfunction indicator lamp,
+	// lit while any is stored. The slice is the caller's.
+	DTCs []string
+	MIL  bool
+	VIN  string
+
+	Tunnel   bool // no sky: the vehicle is in a tunnel
+	FixValid bool // a receiver with a clear view would have a fix (false in a tunnel)
+	Sats     int  // satellites in view and used in the fix; 0 in a tunnel
 	HDOP     float64
 	VDOP     float64
 	PDOP     float64
@@ -96,6 +137,14 @@ type Vehicle struct {
 	// satellites
 	sats int
 	hdop float64
+
+	// schedule
+	halt     *Halt // the halt in progress, or nil
+	nextHalt int   // index in cfg.Halts of the next halt not begun
+	nextDTC  int   // index in cfg.DTCs of the next event not applied
+	ended    bool  // Config.Stop reached
+	dtcs     []string
+	vin      string
 }
 
 // Gearbox and engine of a small petrol hatchback.
@@ -121,6 +170,19 @@ func NewVehicle(cfg Config) (*Vehicle, error) {
 	if cfg.Start.IsZero() {
 		return nil, errors.New("new vehicle: no start time")
 	}
+	for i := range cfg.Halts {
+		if i > 0 && cfg.Halts[i].At.Before(cfg.Halts[i-1].At) || cfg.Halts[i].For < 0 {
+			return nil, fmt.Errorf("new vehicle: halt %d: out of order or negative", i)
+		}
+	}
+	for i, e := range cfg.DTCs {
+		if i > 0 && e.At.Before(cfg.DTCs[i-1].At) {
+			return nil, fmt.Errorf("new vehicle: trouble code event %d out of order", i)
+		}
+		if !ValidDTC(e.Code) && !(e.Clear && e.Code == "") {
+			return nil, fmt.Errorf("new vehicle: trouble code %q: want P, C, B or U and four hex digits", e.Code)
+		}
+	}
 	trk, err := newTrack(cfg.Route)
 	if err != nil {
 		return nil, err
@@ -140,9 +202,15 @@ func NewVehicle(cfg Config) (*Vehicle, error) {
 	v.sats = 7 + rng.IntN(5)
 	v.hdop = v.dop()
 	v.engineOn = cfg.Stop.IsZero() || cfg.Start.Before(cfg.Stop)
+	v.ended = !v.engineOn
 	if v.engineOn {
 		v.rpm = 250 // cranking
 	}
+	v.vin = cfg.VIN
+	if v.vin == "" {
+		v.vin = seededVIN(cfg.Seed)
+	}
+	v.schedule(cfg.Start)
 	return v, nil
 }
 
@@ -171,8 +239,12 @@ func (v *Vehicle) AdvanceTo(t time.Time) State {
 
 // State returns the current state.
 func (v *Vehicle) State() State {
-	lat, lon, alt, heading := v.trk.at(v.s)
+	lat, lon, alt, heading, tunnel := v.trk.at(v.s)
 	vdop := v.hdop * 1.35
+	sats := v.sats
+	if tunnel {
+		sats = 0
+	}
 	return State{
 		Time:        v.cfg.Start.Add(time.Duration(v.step) * Step),
 		EngineOn:    v.engineOn,
@@ -194,13 +266,21 @@ func (v *Vehicle) State() State {
 		BatteryV:    v.battery + v.jitterV,
 		FuelPct:     v.fuelPct,
 		RunTime:     time.Duration(v.runSteps) * Step,
-		FixValid:    true,
-		Sats:        v.sats,
+		DTCs:        slices.Clone(v.dtcs),
+		MIL:         len(v.dtcs) > 0,
+		VIN:         v.vin,
+		Tunnel:      tunnel,
+		FixValid:    !tunnel,
+		Sats:        sats,
 		HDOP:        v.hdop,
 		VDOP:        vdop,
 		PDOP:        math.Hypot(v.hdop, vdop),
 	}
 }
+
+// ClearDTCs clears the stored trouble codes, as a scan tool's Mode 04 does.
+// Codes set later by Config.DTCs still appear.
+func (v *Vehicle) ClearDTCs() { v.dtcs = nil }
 
 // tick advances the model by one Step.
 func (v *Vehicle) tick() {
@@ -208,14 +288,52 @@ func (v *Vehicle) tick() {
 	if v.step%int64(time.Second/Step) == 0 {
 		v.everySecond()
 	}
-	if v.engineOn && !v.cfg.Stop.IsZero() && !v.cfg.Start.Add(time.Duration(v.step)*Step).Before(v.cfg.Stop) {
-		v.engineOn = false
+	now := v.cfg.Start.Add(time.Duration(v.step) * Step)
+	if !v.ended && !v.cfg.Stop.IsZero() && !now.Before(v.cfg.Stop) {
+		v.ended, v.engineOn, v.halt = true, false, nil
 		v.v, v.a = 0, 0
 	}
-	if v.engineOn {
+	v.schedule(now)
+	if v.engineOn && v.halt == nil {
 		v.drive()
+	} else {
+		v.v, v.a = 0, 0
 	}
 	v.engine()
+}
+
+// schedule applies the trouble code events due at now, and begins and ends
+// halts.
+func (v *Vehicle) schedule(now time.Time) {
+	for ; v.nextDTC < len(v.cfg.DTCs) && !now.Before(v.cfg.DTCs[v.nextDTC].At); v.nextDTC++ {
+		switch e := v.cfg.DTCs[v.nextDTC]; {
+		case e.Clear && e.Code == "":
+			v.dtcs = nil
+		case e.Clear:
+			v.dtcs = slices.DeleteFunc(v.dtcs, func(c string) bool { return c == e.Code })
+		case !slices.Contains(v.dtcs, e.Code):
+			v.dtcs = append(v.dtcs, e.Code)
+		}
+	}
+	if v.ended {
+		return
+	}
+	if h := v.halt; h != nil && !now.Before(h.At.Add(h.For)) {
+		v.halt = nil
+		if h.EngineOff {
+			v.engineOn, v.runSteps = true, 0 // cranked again
+		}
+		v.departStep = v.step + int64((2+6*v.rng.Float64())/dt)
+		v.stopAt, v.waitLeft = -1, 0
+	}
+	if v.halt == nil && v.nextHalt < len(v.cfg.Halts) && !now.Before(v.cfg.Halts[v.nextHalt].At) {
+		v.halt = &v.cfg.Halts[v.nextHalt]
+		v.nextHalt++
+		v.v, v.a = 0, 0
+		if v.halt.EngineOff {
+			v.engineOn = false
+		}
+	}
 }
 
 // everySecond redraws the slow random things: satellites and battery ripple.
@@ -255,7 +373,7 @@ func (v *Vehicle) drive() {
 	amax := v.accelFactor * max(1.0, 2.8-0.09*v.v)
 	a := max(-maxDecel, min(amax, (target-v.v)/0.6))
 	if left, parking := v.parkingTimeLeft(); parking {
-		// Pull over and stop before the engine is switched off.
+		// Pull over and stop before a halt or the end of the drive.
 		a = -min(maxDecel, max(stopDecel/2, v.v/max(left-2, 0.1)))
 		v.stopAt = -1
 	} else if v.stopAt >= 0 {
@@ -278,14 +396,19 @@ func (v *Vehicle) drive() {
 	v.s = next
 }
 
-// parkingTimeLeft reports whether the driver is pulling over because the
-// engine is switched off soon (at Config.Stop), and the seconds left until then.
+// parkingTimeLeft reports whether the driver is pulling over because a halt
+// begins soon, or the engine is switched off for good (at Config.Stop), and
+// the seconds left until then.
 func (v *Vehicle) parkingTimeLeft() (float64, bool) {
-	if v.cfg.Stop.IsZero() {
+	next := v.cfg.Stop
+	if v.nextHalt < len(v.cfg.Halts) && (next.IsZero() || v.cfg.Halts[v.nextHalt].At.Before(next)) {
+		next = v.cfg.Halts[v.nextHalt].At
+	}
+	if next.IsZero() {
 		return 0, false
 	}
 	now := v.cfg.Start.Add(time.Duration(v.step) * Step)
-	left := v.cfg.Stop.Sub(now).Seconds()
+	left := next.Sub(now).Seconds()
 	return left, left <= v.v/stopDecel+4
 }
 
@@ -295,12 +418,12 @@ func (v *Vehicle) lookAtLights() {
 	if v.stopAt >= 0 {
 		return
 	}
-	ns, ok := v.trk.nextStop(v.s)
+	ns, always, ok := v.trk.nextStop(v.s)
 	if !ok {
 		return
 	}
 	if ns <= v.decided {
-		if ns, ok = v.trk.nextStop(v.decided + 0.01); !ok || ns-v.s > decideDist {
+		if ns, always, ok = v.trk.nextStop(v.decided + 0.01); !ok || ns-v.s > decideDist {
 			return
 		}
 	}
@@ -311,7 +434,10 @@ func (v *Vehicle) lookAtLights() {
 	v.decided = ns
 	red := v.rng.Float64() < 0.5
 	wait := 8 + 32*v.rng.Float64()
-	if red && v.v*v.v/(2*max(d, 0.01)) < maxDecel*0.7 {
+	if always {
+		red, wait = true, 3+wait/8 // turning round at the end of the road
+	}
+	if red && (always || v.v*v.v/(2*max(d, 0.01)) < maxDecel*0.7) {
 		v.stopAt = ns
 		v.dwellSteps = int64(wait / dt)
 	}
@@ -391,4 +517,48 @@ func (v *Vehicle) engine() {
 
 	litres := v.maf / 14.7 / 745 * dt
 	v.fuelPct = max(0, v.fuelPct-litres/tankL*100)
+}
+
+// seededVIN returns a 17-character VIN for seed, with the check digit of
+// 49 CFR 565 in position 9, made from its own random source so that the
+// drive does not depend on it.
+func seededVIN(seed uint64) string {
+	const chars = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789" // no I, O, Q
+	rng := rand.New(rand.NewPCG(seed, 0x76696e5f76696e5f))
+	b := []byte("VF3" + "00000" + "0" + "T" + "L" + "000000") // WMI, VDS, check, 2026, plant, serial
+	for i := 3; i < 8; i++ {
+		b[i] = chars[rng.IntN(len(chars))]
+	}
+	for i := 11; i < 17; i++ {
+		b[i] = byte('0' + rng.IntN(10))
+	}
+	b[8] = vinCheckDigit(string(b))
+	return string(b)
+}
+
+// vinCheckDigit computes the check digit of a VIN (49 CFR 565.15): letters
+// transliterated, weighted, summed, modulo 11, 10 written X.
+func vinCheckDigit(vin string) byte {
+	weights := [17]int{8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2}
+	const letters = "ABCDEFGH.JKLMN.P.R..STUVWXYZ"
+	values := [...]int{1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 0, 7, 0, 9, 0, 0, 2, 3, 4, 5, 6, 7, 8, 9}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		c := vin[i]
+		var v int
+		if c >= '0' && c <= '9' {
+			v = int(c - '0')
+		} else {
+			for j := 0; j < len(letters); j++ {
+				if letters[j] == c {
+					v = values[j]
+				}
+			}
+		}
+		sum += v * weights[i]
+	}
+	if r := sum % 11; r < 10 {
+		return byte('0' + r)
+	}
+	return 'X'
 }

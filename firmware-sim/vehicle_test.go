@@ -2,12 +2,14 @@ package firmwaresim_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
+	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 )
 
 var start = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -78,7 +80,7 @@ func TestPhysics(t *testing.T) {
 		for sec := 1; sec <= int(drive/time.Second)+60; sec++ {
 			s := v.AdvanceTo(start.Add(time.Duration(sec) * time.Second))
 			at := s.Time.Sub(start)
-			d := haversineM(prev.Lat, prev.Lon, s.Lat, s.Lon)
+			d := simtest.HaversineM(prev.Lat, prev.Lon, s.Lat, s.Lon)
 			// No teleports: along the road the vehicle covers at most its
 			// speed over the second (its speeds at both ends plus what accelerating
 			// then braking within the second can add); the straight line is shorter.
@@ -150,5 +152,183 @@ func TestPhysics(t *testing.T) {
 		if prev.FuelPct >= first.FuelPct {
 			t.Errorf("seed %d: no fuel used in 15 minutes", seed)
 		}
+	}
+}
+
+// Scheduled halts: the driver pulls over, idles or switches the ignition off,
+// then cranks the engine again and drives on.
+func TestHaltsIdleAndIgnitionOff(t *testing.T) {
+	r, err := firmwaresim.RouteByName("monaco-harbour")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := firmwaresim.Halt{At: start.Add(3 * time.Minute), For: time.Minute}
+	off := firmwaresim.Halt{At: start.Add(6 * time.Minute), For: 2 * time.Minute, EngineOff: true}
+	v, err := firmwaresim.NewVehicle(firmwaresim.Config{Route: r, Seed: 8, Start: start, Halts: []firmwaresim.Halt{idle, off}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(h firmwaresim.Halt, at time.Time) bool { return !at.Before(h.At) && at.Before(h.At.Add(h.For)) }
+	prev := v.State()
+	movedAfter := false
+	for tick := 100 * time.Millisecond; tick <= 12*time.Minute; tick += 100 * time.Millisecond {
+		s := v.AdvanceTo(start.Add(tick))
+		switch {
+		case in(idle, s.Time):
+			if s.SpeedMps != 0 || !s.EngineOn || s.RPM < 700 || s.RPM > 1100 || s.Gear != 0 {
+				t.Fatalf("+%v idling: %.2f m/s, engine %v, %.0f rpm, gear %d", tick, s.SpeedMps, s.EngineOn, s.RPM, s.Gear)
+			}
+		case in(off, s.Time):
+			if s.SpeedMps != 0 || s.EngineOn || s.RPM != 0 || s.Lat != prev.Lat || s.Lon != prev.Lon {
+				t.Fatalf("+%v ignition off: %.2f m/s, engine %v, %.0f rpm, moved %v", tick, s.SpeedMps, s.EngineOn, s.RPM, s.Lat != prev.Lat)
+			}
+			if in(off, prev.Time) && s.FuelPct != prev.FuelPct {
+				t.Fatalf("+%v ignition off: fuel %.5f → %.5f", tick, prev.FuelPct, s.FuelPct)
+			}
+			// The surface charge fades within a minute to a resting 12-13 V.
+			if rest := s.Time.Sub(off.At) > time.Minute; s.BatteryV < 12.0 || s.BatteryV > 14.3 || rest && s.BatteryV > 12.9 {
+				t.Fatalf("+%v ignition off: battery %.2f V", tick, s.BatteryV)
+			}
+		case s.Time.After(off.At.Add(off.For)) && s.Time.Before(off.At.Add(off.For+time.Second)):
+			if !s.EngineOn || s.RunTime > time.Second || s.BatteryV > 11.5 {
+				t.Errorf("+%v restart: engine %v, run time %v, battery %.2f V; want cranking", tick, s.EngineOn, s.RunTime, s.BatteryV)
+			}
+		case s.Time.After(off.At.Add(off.For + 15*time.Second)):
+			movedAfter = movedAfter || s.SpeedMps > 1
+		}
+		if s.Time.Equal(idle.At.Add(-100*time.Millisecond)) || s.Time.Equal(off.At.Add(-100*time.Millisecond)) {
+			if s.SpeedMps > 0.5 {
+				t.Errorf("+%v: %.1f m/s just before a halt; the driver pulls over first", tick, s.SpeedMps)
+			}
+		}
+		prev = s
+	}
+	if !movedAfter {
+		t.Error("the vehicle did not drive on after the ignition came back on")
+	}
+	idleStart := fuelAt(t, r, idle.At.Add(5*time.Second))
+	idleEnd := fuelAt(t, r, idle.At.Add(55*time.Second))
+	if idleEnd >= idleStart {
+		t.Errorf("idling for 50 s burnt no fuel: %.5f → %.5f %%", idleStart, idleEnd)
+	}
+}
+
+func fuelAt(t *testing.T, r *firmwaresim.Route, at time.Time) float64 {
+	t.Helper()
+	v, err := firmwaresim.NewVehicle(firmwaresim.Config{Route: r, Seed: 8, Start: start, Halts: []firmwaresim.Halt{{At: start.Add(3 * time.Minute), For: time.Minute}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.AdvanceTo(at).FuelPct
+}
+
+func TestTroubleCodes(t *testing.T) {
+	r, _ := firmwaresim.RouteByName("monaco-loop")
+	v, err := firmwaresim.NewVehicle(firmwaresim.Config{Route: r, Seed: 1, Start: start, DTCs: []firmwaresim.DTCEvent{
+		{At: start.Add(time.Minute), Code: "P0301"},
+		{At: start.Add(2 * time.Minute), Code: "P0420"},
+		{At: start.Add(2 * time.Minute), Code: "P0301"}, // already stored: no second copy
+		{At: start.Add(3 * time.Minute), Code: "P0301", Clear: true},
+		{At: start.Add(4 * time.Minute), Code: "U0100"},
+		{At: start.Add(5 * time.Minute), Clear: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		want []string
+	}{
+		{59 * time.Second, nil}, {time.Minute, []string{"P0301"}}, {2 * time.Minute, []string{"P0301", "P0420"}},
+		{3 * time.Minute, []string{"P0420"}}, {4 * time.Minute, []string{"P0420", "U0100"}}, {5 * time.Minute, nil},
+	} {
+		s := v.AdvanceTo(start.Add(tt.at))
+		if diff := cmp.Diff(tt.want, s.DTCs); diff != "" || s.MIL != (len(tt.want) > 0) {
+			t.Errorf("+%v: MIL %v, codes (-want +got):\n%s", tt.at, s.MIL, diff)
+		}
+		if len(s.DTCs) > 0 {
+			s.DTCs[0] = "changed" // the caller's copy
+			if v.State().DTCs[0] == "changed" {
+				t.Fatal("State shares its trouble code slice with the model")
+			}
+		}
+	}
+	v2, _ := firmwaresim.NewVehicle(firmwaresim.Config{Route: r, Seed: 1, Start: start, DTCs: []firmwaresim.DTCEvent{{At: start, Code: "C1234"}}})
+	if s := v2.State(); len(s.DTCs) != 1 {
+		t.Errorf("a code set at the start is not stored: %v", s.DTCs)
+	}
+	v2.ClearDTCs()
+	if s := v2.State(); len(s.DTCs) != 0 || s.MIL {
+		t.Errorf("after ClearDTCs: %v, MIL %v", s.DTCs, s.MIL)
+	}
+	for _, bad := range []string{"P030", "X0301", "P4301", "p0301"} {
+		if _, err := firmwaresim.NewVehicle(firmwaresim.Config{Route: r, Start: start, DTCs: []firmwaresim.DTCEvent{{At: start, Code: bad}}}); err == nil {
+			t.Errorf("trouble code %q accepted", bad)
+		}
+	}
+}
+
+// The Boulevard Louis II tunnel has no sky: the model says so, with no
+// satellites, only there.
+func TestTunnelHasNoSky(t *testing.T) {
+	v := newVehicle(t, 5, 0)
+	inTunnel := 0
+	for tick := time.Duration(0); tick <= 20*time.Minute; tick += time.Second {
+		s := v.AdvanceTo(start.Add(tick))
+		if s.Tunnel != !s.FixValid || s.Tunnel != (s.Sats == 0) {
+			t.Fatalf("+%v: tunnel %v, fix %v, %d satellites", tick, s.Tunnel, s.FixValid, s.Sats)
+		}
+		if s.Tunnel {
+			inTunnel++
+			// Boulevard Louis II between Portier and the harbour.
+			if s.Lat < 43.7378 || s.Lat > 43.7412 || s.Lon < 7.4282 || s.Lon > 7.4305 {
+				t.Errorf("+%v: in a tunnel at %.5f,%.5f", tick, s.Lat, s.Lon)
+			}
+		}
+	}
+	if inTunnel < 10 {
+		t.Errorf("20 minutes round the loop spent %d s in the tunnel", inTunnel)
+	}
+}
+
+// checkDigit is the VIN check digit of 49 CFR 565.15, written here from the
+// regulation's tables.
+func checkDigit(vin string) byte {
+	translit := map[byte]int{'A': 1, 'B': 2, 'C': 3, 'D': 4, 'E': 5, 'F': 6, 'G': 7, 'H': 8, 'J': 1, 'K': 2, 'L': 3, 'M': 4,
+		'N': 5, 'P': 7, 'R': 9, 'S': 2, 'T': 3, 'U': 4, 'V': 5, 'W': 6, 'X': 7, 'Y': 8, 'Z': 9}
+	weights := []int{8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2}
+	sum := 0
+	for i := range 17 {
+		v, ok := translit[vin[i]]
+		if !ok {
+			v = int(vin[i] - '0')
+		}
+		sum += v * weights[i]
+	}
+	if sum%11 == 10 {
+		return 'X'
+	}
+	return byte('0' + sum%11)
+}
+
+func TestVIN(t *testing.T) {
+	if got := checkDigit("1M8GDM9AXKP042788"); got != 'X' { // the regulation's worked example
+		t.Fatalf("test check digit of the worked example = %c", got)
+	}
+	seen := map[string]bool{}
+	for seed := range uint64(50) {
+		vin := newVehicle(t, seed, 0).State().VIN
+		if len(vin) != 17 || strings.ContainsAny(vin, "IOQ") || vin[8] != checkDigit(vin) {
+			t.Errorf("seed %d: VIN %q (check digit %c)", seed, vin, checkDigit(vin))
+		}
+		seen[vin] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("50 seeds gave %d VINs", len(seen))
+	}
+	r, _ := firmwaresim.RouteByName("monaco-loop")
+	v, _ := firmwaresim.NewVehicle(firmwaresim.Config{Route: r, Start: start, VIN: "WP0ZZZ99ZTS390000"})
+	if got := v.State().VIN; got != "WP0ZZZ99ZTS390000" {
+		t.Errorf("configured VIN: got %q", got)
 	}
 }

@@ -82,7 +82,7 @@ func TestEncode(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := gps.Encode("GP", tt.fix)
+			e := gps.Encode(tt.fix, gps.Format{Talker: "GP"})
 			var want []string
 			for _, b := range tt.want {
 				want = append(want, withChecksum(b))
@@ -114,6 +114,76 @@ func TestEpochTime(t *testing.T) {
 	for _, tt := range tests {
 		if got := gps.EpochTime(start, tt.rate, tt.k).Format("15:04:05.000"); got != tt.want {
 			t.Errorf("EpochTime(rate %d, k %d) = %s, want %s", tt.rate, tt.k, got, tt.want)
+		}
+	}
+}
+
+// Every sentence type, formatted as the NMEA 0183 standard lays it out, with
+// the GN talker (GSV goes out per constellation, as GP).
+func TestEncodeEverySentence(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 412_345_678, time.UTC)
+	fix := gps.Fix{Time: at, Valid: true, Lat: 43.7384166667, Lon: 7.4246333333, AltM: 52.34, SpeedMps: 13.891, CourseDeg: 45.21,
+		Quality: 1, Sats: 4, HDOP: 0.93, VDOP: 1.28, PDOP: 1.58, ErrLatM: 1.64, ErrLonM: 1.64, ErrAltM: 3.2,
+		InView: []gps.Satellite{{2, 45, 120, 40}, {5, 30, 200, 38}, {7, 60, 300, 42}, {9, 10, 50, 30}, {13, 5, 10, 0}}}
+	want := []string{
+		"GNRMC,100000.41,A,4344.30500,N,00725.47800,E,27.002,45.2,271126,,,A",
+		"GNGGA,100000.41,4344.30500,N,00725.47800,E,1,04,0.9,52.3,M,,M,,",
+		"GNGNS,100000.41,4344.30500,N,00725.47800,E,AN,04,0.9,52.3,,,",
+		"GNGLL,4344.30500,N,00725.47800,E,100000.41,A,A",
+		"GNGSA,A,3,02,05,07,09,,,,,,,,,1.58,0.93,1.28",
+		"GPGSV,2,1,05,02,45,120,40,05,30,200,38,07,60,300,42,09,10,050,30",
+		"GPGSV,2,2,05,13,05,010,",
+		"GNVTG,45.2,T,,M,27.002,N,50.008,K,A",
+		"GNZDA,100000.41,27,11,2026,00,00",
+		"GNGST,100000.41,2.3,1.6,1.6,0.0,1.6,1.6,3.2",
+	}
+	// Listed in another order: the epoch keeps the standard order.
+	e := gps.Encode(fix, gps.Format{Talker: "GN", Sentences: []string{"GST", "ZDA", "VTG", "GSV", "GSA", "GLL", "GNS", "GGA", "RMC"}})
+	var wantS []string
+	for _, b := range want {
+		wantS = append(wantS, withChecksum(b))
+	}
+	if diff := cmp.Diff(wantS, e.Sentences); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if e.Fix.ErrLatM != 1.6 || e.Fix.ErrAltM != 3.2 || e.Fix.Sats != 4 || e.Fix.HDOP != 0.9 || e.Fix.PDOP != 1.58 {
+		t.Errorf("parsed back: %+v", e.Fix)
+	}
+	// Without RMC the date comes from ZDA, the speed from VTG.
+	e = gps.Encode(fix, gps.Format{Talker: "GP", Sentences: []string{"GGA", "VTG", "ZDA"}})
+	if !e.Fix.Time.Equal(at.Truncate(10*time.Millisecond)) || math.Abs(e.Fix.SpeedMps-27.002*0.514444) > 1e-9 || e.Fix.CourseDeg != 45.2 {
+		t.Errorf("GGA, VTG, ZDA parsed back: %+v", e.Fix)
+	}
+	// No time yet (cold start).
+	e = gps.Encode(gps.Fix{NoTime: true}, gps.Format{Sentences: gps.Sentences})
+	wantCold := []string{"GPRMC,,V,,,,,,,,,,N", "GPGGA,,,,,,0,00,99.99,,M,,M,,", "GPGNS,,,,,,N,00,99.99,,,,", "GPGLL,,,,,,V,N",
+		"GPGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99", "GPGSV,1,1,00", "GPVTG,,T,,M,,N,,K,N", "GPZDA,,,,,00,00", "GPGST,,,,,,,,"}
+	wantS = nil
+	for _, b := range wantCold {
+		wantS = append(wantS, withChecksum(b))
+	}
+	if diff := cmp.Diff(wantS, e.Sentences); diff != "" {
+		t.Errorf("cold (-want +got):\n%s", diff)
+	}
+}
+
+func TestFormatValidate(t *testing.T) {
+	for _, tt := range []struct {
+		f    gps.Format
+		want string
+	}{
+		{gps.Format{}, ""},
+		{gps.Format{Talker: "GN", Sentences: gps.Sentences}, ""},
+		{gps.Format{Sentences: []string{"GGA", "ZDA"}}, ""},
+		{gps.Format{Talker: "XX"}, `talker "XX"`},
+		{gps.Format{Sentences: []string{"RMC", "TXT"}}, `sentence "TXT"`},
+		{gps.Format{Sentences: []string{"RMC", "RMC"}}, "twice"},
+		{gps.Format{Sentences: []string{"GSA", "ZDA"}}, "none carries the position"},
+		{gps.Format{Sentences: []string{"GGA", "GSA"}}, "none carries the date"},
+	} {
+		err := tt.f.Validate()
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: %v, want %q", tt.f, err, tt.want)
 		}
 	}
 }

@@ -43,16 +43,16 @@ func TestPTY(t *testing.T) {
 	if err := os.Symlink("/nonexistent", link); err != nil {
 		t.Fatal(err)
 	}
-	p, err := transport.OpenPTY(link)
+	p, err := transport.OpenPTY(link, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if !strings.HasPrefix(p.Path(), "/dev/pts/") {
-		t.Errorf("Path() = %q", p.Path())
+	if !strings.HasPrefix(p.Addr(), "/dev/pts/") {
+		t.Errorf("Path() = %q", p.Addr())
 	}
-	if target, err := os.Readlink(link); err != nil || target != p.Path() {
-		t.Fatalf("link points at %q (%v), want %q", target, err, p.Path())
+	if target, err := os.Readlink(link); err != nil || target != p.Addr() {
+		t.Fatalf("link points at %q (%v), want %q", target, err, p.Addr())
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
@@ -111,7 +111,7 @@ func TestPTY(t *testing.T) {
 }
 
 func TestPTYWithoutLink(t *testing.T) {
-	p, err := transport.OpenPTY("")
+	p, err := transport.OpenPTY("", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestPTYWithoutLink(t *testing.T) {
 	if p.Link() != "" {
 		t.Errorf("Link() = %q", p.Link())
 	}
-	c := simtest.OpenPort(t, p.Path())
+	c := simtest.OpenPort(t, p.Addr())
 	defer c.Close()
 	msg := bytes.Repeat([]byte("0123456789"), 100)
 	if _, err := p.Write(msg); err != nil {

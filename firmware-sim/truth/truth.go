@@ -1,8 +1,8 @@
 // Package truth writes and reads the simulator's ground truth: one JSON
 // object per line for every fix and OBD sample the simulator put on the wire,
-// with the values the wire carried, and one line per vehicle when its drive
-// ends (the format is fixed by CONTRACTS.md). Tests compare what reached the
-// cloud with it.
+// with the values the wire carried, every fault it injected, and one line per
+// vehicle when its drive ends (the fix, obd and end lines are fixed by
+// CONTRACTS.md). Tests compare what reached the cloud with it.
 package truth
 
 import (
@@ -42,9 +42,28 @@ type OBD struct {
 	Reply   string // "41 0C 14 5F"
 }
 
+// Fault is a fault the simulator injected, at the simulated time it did.
+// A lasting fault gets a line with Phase "begin" (with Until when its end is
+// known) and one with Phase "end"; one that happens at once (garbage,
+// dtc_clear, a count of OBD replies) a line with Phase "instant".
+type Fault struct {
+	Vehicle string
+	Time    time.Time
+	Fault   string // the kind: unplug, garbage, bad_checksum, ... (firmwaresim.FaultKind)
+	Device  string // gps, obd, vehicle, uplink
+	Phase   string // begin, end, instant
+	Until   time.Time
+	Bytes   int
+	Baud    int
+	Count   int
+	Offset  time.Duration
+	Reply   string
+	Code    string
+}
+
 // Line is one line of a truth file, of any type; fields a type lacks are zero.
 type Line struct {
-	Type      string    `json:"type"` // "fix", "obd" or "end"
+	Type      string    `json:"type"` // "fix", "obd", "fault" or "end"
 	Vehicle   string    `json:"vehicle"`
 	Time      time.Time `json:"time"`
 	Lat       float64   `json:"lat,omitempty"`
@@ -60,6 +79,15 @@ type Line struct {
 	Value     float64   `json:"value,omitempty"`
 	Unit      string    `json:"unit,omitempty"`
 	Reply     string    `json:"reply,omitempty"`
+	Fault     string    `json:"fault,omitempty"`
+	Device    string    `json:"device,omitempty"`
+	Phase     string    `json:"phase,omitempty"`
+	Until     time.Time `json:"until,omitzero"`
+	Bytes     int       `json:"bytes,omitempty"`
+	Baud      int       `json:"baud,omitempty"`
+	Count     int       `json:"count,omitempty"`
+	Offset    string    `json:"offset,omitempty"` // a Go duration, "-1h30m0s"
+	Code      string    `json:"code,omitempty"`
 }
 
 // The line layouts, in the contract's field order.
@@ -86,6 +114,21 @@ type (
 		Value   float64 `json:"value"`
 		Unit    string  `json:"unit"`
 		Reply   string  `json:"reply"`
+	}
+	faultLine struct {
+		Type    string `json:"type"`
+		Vehicle string `json:"vehicle"`
+		Time    string `json:"time"`
+		Fault   string `json:"fault"`
+		Device  string `json:"device"`
+		Phase   string `json:"phase"`
+		Until   string `json:"until,omitempty"`
+		Bytes   int    `json:"bytes,omitempty"`
+		Baud    int    `json:"baud,omitempty"`
+		Count   int    `json:"count,omitempty"`
+		Offset  string `json:"offset,omitempty"`
+		Reply   string `json:"reply,omitempty"`
+		Code    string `json:"code,omitempty"`
 	}
 	endLine struct {
 		Type    string `json:"type"`
@@ -115,6 +158,19 @@ func (w *Writer) Fix(f Fix) error {
 // OBD writes an OBD sample line.
 func (w *Writer) OBD(o OBD) error {
 	return w.line(obdLine{"obd", o.Vehicle, format(o.Time), fmt.Sprintf("%02X", o.PID), fmt.Sprintf("%02X", o.Mode), o.Value, o.Unit, o.Reply})
+}
+
+// Fault writes a fault line.
+func (w *Writer) Fault(f Fault) error {
+	l := faultLine{Type: "fault", Vehicle: f.Vehicle, Time: format(f.Time), Fault: f.Fault, Device: f.Device, Phase: f.Phase,
+		Bytes: f.Bytes, Baud: f.Baud, Count: f.Count, Reply: f.Reply, Code: f.Code}
+	if !f.Until.IsZero() {
+		l.Until = format(f.Until)
+	}
+	if f.Offset != 0 {
+		l.Offset = f.Offset.String()
+	}
+	return w.line(l)
 }
 
 // End writes the line that closes a vehicle's drive, and flushes.
@@ -184,7 +240,7 @@ func Read(r io.Reader) ([]Line, error) {
 			return lines, fmt.Errorf("truth line %d: %w", n, err)
 		}
 		switch l.Type {
-		case "fix", "obd", "end":
+		case "fix", "obd", "fault", "end":
 		default:
 			return lines, fmt.Errorf("truth line %d: unknown type %q", n, l.Type)
 		}

@@ -78,3 +78,41 @@ func TestRunFlushesAtTheEnd(t *testing.T) {
 		t.Errorf("after Run ended: %d lines, %v", len(lines), err)
 	}
 }
+
+func TestFaultLines(t *testing.T) {
+	var buf bytes.Buffer
+	w := truth.NewWriter(&buf)
+	for _, f := range []truth.Fault{
+		{Vehicle: "veh-001", Time: t0.Add(time.Minute), Fault: "unplug", Device: "obd", Phase: "begin", Until: t0.Add(70 * time.Second)},
+		{Vehicle: "veh-001", Time: t0.Add(70 * time.Second), Fault: "unplug", Device: "obd", Phase: "end"},
+		{Vehicle: "veh-001", Time: t0.Add(2 * time.Minute), Fault: "garbage", Device: "gps", Phase: "instant", Bytes: 64},
+		{Vehicle: "veh-001", Time: t0.Add(3 * time.Minute), Fault: "clock_jump", Device: "gps", Phase: "begin", Offset: -90 * time.Minute},
+		{Vehicle: "veh-001", Time: t0.Add(4 * time.Minute), Fault: "obd_reply", Device: "obd", Phase: "instant", Count: 3, Reply: "STOPPED"},
+	} {
+		if err := w.Fault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"fault","vehicle":"veh-001","time":"2026-11-27T10:01:00.000Z","fault":"unplug","device":"obd","phase":"begin","until":"2026-11-27T10:01:10.000Z"}
+{"type":"fault","vehicle":"veh-001","time":"2026-11-27T10:01:10.000Z","fault":"unplug","device":"obd","phase":"end"}
+{"type":"fault","vehicle":"veh-001","time":"2026-11-27T10:02:00.000Z","fault":"garbage","device":"gps","phase":"instant","bytes":64}
+{"type":"fault","vehicle":"veh-001","time":"2026-11-27T10:03:00.000Z","fault":"clock_jump","device":"gps","phase":"begin","offset":"-1h30m0s"}
+{"type":"fault","vehicle":"veh-001","time":"2026-11-27T10:04:00.000Z","fault":"obd_reply","device":"obd","phase":"instant","count":3,"reply":"STOPPED"}
+`
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	lines, err := truth.Read(&buf)
+	if err != nil || len(lines) != 5 {
+		t.Fatalf("read back: %d lines, %v", len(lines), err)
+	}
+	if l := lines[0]; l.Type != "fault" || l.Fault != "unplug" || l.Phase != "begin" || !l.Until.Equal(t0.Add(70*time.Second)) {
+		t.Errorf("line 1 read back as %+v", l)
+	}
+	if l := lines[4]; l.Count != 3 || l.Reply != "STOPPED" {
+		t.Errorf("line 5 read back as %+v", l)
+	}
+}

@@ -4,7 +4,13 @@ package simtest
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,27 +42,129 @@ func OpenPort(t testing.TB, path string) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	rc, err := f.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var terr error
-	if err := rc.Control(func(fd uintptr) {
-		tio, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			terr = err
-			return
-		}
+	if err := setTermios(f, unix.TCGETS, unix.TCSETS, func(tio *unix.Termios) {
 		tio.Iflag &^= unix.ICRNL | unix.IXON | unix.INLCR | unix.IGNCR
 		tio.Oflag &^= unix.OPOST
 		tio.Lflag &^= unix.ECHO | unix.ICANON | unix.ISIG | unix.IEXTEN
 		tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-		terr = unix.IoctlSetTermios(int(fd), unix.TCSETS, tio)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if terr != nil {
-		t.Fatal(terr)
-	}
 	return f
+}
+
+// SetBaud sets the line speed of an open tty, as a serial library does.
+func SetBaud(f *os.File, baud int) error {
+	return setTermios(f, unix.TCGETS2, unix.TCSETS2, func(tio *unix.Termios) {
+		tio.Cflag &^= unix.CBAUD
+		tio.Cflag |= unix.BOTHER
+		tio.Ispeed, tio.Ospeed = uint32(baud), uint32(baud)
+	})
+}
+
+// setTermios reads the terminal settings of f, lets change modify them and
+// writes them back.
+func setTermios(f *os.File, get, set uint, change func(*unix.Termios)) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var terr error
+	if err := rc.Control(func(fd uintptr) {
+		tio, err := unix.IoctlGetTermios(int(fd), get)
+		if err != nil {
+			terr = err
+			return
+		}
+		change(tio)
+		terr = unix.IoctlSetTermios(int(fd), set, tio)
+	}); err != nil {
+		return err
+	}
+	return terr
+}
+
+// HaversineM is the great-circle distance in metres, written independently
+// of the model's own projection.
+func HaversineM(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371008.8
+	p1, p2 := lat1*math.Pi/180, lat2*math.Pi/180
+	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
+	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
+	return 2 * r * math.Asin(math.Sqrt(a))
+}
+
+// EchoServer runs a TCP server that echoes what it reads, standing in for a
+// broker behind the uplink proxy, and returns its tcp:// URL.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return "tcp://" + ln.Addr().String()
+}
+
+// Mosquitto starts a private broker for the test (no persistence, no limit
+// on connections) on a free port, stops it when the test ends, and returns
+// its URL. Load tests use it so that their thousands of sessions never
+// reach the shared broker.
+func Mosquitto(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\n", port)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("mosquitto", "-c", conf)
+	logFile, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto (Debian package mosquitto): %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return "tcp://" + addr
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
+			t.Fatalf("mosquitto exited: %s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto not listening on %s within 10 s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

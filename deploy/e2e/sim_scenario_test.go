@@ -1,0 +1,370 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
+	"github.com/fleetgate/fleetgate/internal/testenv"
+)
+
+// scenarioChain is the real chain driven by a simulator scenario: the cloud,
+// firmware-sim running the scenario, one agent per vehicle connected to the
+// broker through the simulator's uplink proxy.
+type scenarioChain struct {
+	dir      string
+	api      e2e.API
+	cloud    *e2e.Proc
+	sim      *e2e.Proc
+	agents   map[string]*e2e.Proc
+	vehicles []string
+	truth    string
+	start    time.Time
+}
+
+// startScenarioChain runs scenario (a file or a built-in name) with a unique
+// id prefix, a private namespace and database, the given speed and start.
+func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed int, start time.Time) *scenarioChain {
+	t.Helper()
+	c := &scenarioChain{dir: t.TempDir(), agents: map[string]*e2e.Proc{}, start: start}
+	bin := testenv.Binaries(t)
+	dbURL := testenv.Postgres(t)
+	redisURL, prefix := testenv.Redis(t)
+	mqttURL, ns := testenv.MQTT(t)
+	port := testenv.FreePort(t)
+	c.api = e2e.API{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	c.cloud = e2e.Start(t, c.dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
+		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
+		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+	}, "run")
+	e2e.Eventually(t, 30*time.Second, "cloud-server /ready", func() error {
+		var v map[string]any
+		return c.api.Get(context.Background(), "/ready", &v)
+	}, c.cloud)
+
+	idPrefix := "sim" + testenv.ID() + "-"
+	links := filepath.Join(c.dir, "dev")
+	c.truth = filepath.Join(c.dir, "truth.jsonl")
+	c.sim = e2e.Start(t, c.dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
+		"--scenario", scenario, "--id-prefix", idPrefix, "--speed", strconv.Itoa(speed), "--start", start.Format(time.RFC3339),
+		"--truth", c.truth, "--link-dir", links, "--uplink-proxy", mqttURL)
+	proxies := map[string]string{}
+	proxyLine := regexp.MustCompile(`^(\S+) uplink (tcp://\S+) -> `)
+	e2e.Eventually(t, 30*time.Second, "the simulator's ports and proxies", func() error {
+		f, err := os.Open(c.sim.Log)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if m := proxyLine.FindStringSubmatch(sc.Text()); m != nil {
+				proxies[m[1]] = m[2]
+			}
+			if sc.Text() == "ready" && len(proxies) == len(vehicles) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ready line yet (%d proxies)", len(proxies))
+	}, c.sim)
+	for _, v := range vehicles {
+		id := idPrefix + v
+		c.vehicles = append(c.vehicles, id)
+		cfg := filepath.Join(c.dir, id+".yaml")
+		yml, err := yaml.Marshal(map[string]any{
+			"vehicle_id": id,
+			"data_dir":   filepath.Join(c.dir, id+"-data"),
+			// The receiver's own rate: baud detection is not what these tests are about.
+			"gps":    map[string]any{"port": "serial://" + filepath.Join(links, id+"-gps") + "?baud=9600"},
+			"obd":    map[string]any{"port": filepath.Join(links, id+"-obd"), "pids": []string{"0C", "0D", "05"}, "interval": "200ms"},
+			"mqtt":   map[string]any{"url": proxies[id], "namespace": ns, "client_id": "e2e-" + id}, // through the uplink proxy
+			"outbox": map[string]any{"flush_interval": "100ms"},
+			"uplink": map[string]any{"batch_max_age": "300ms"},
+			"http":   map[string]any{"listen": ""},
+			"log":    map[string]any{"level": "debug"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, cfg, string(yml))
+		c.agents[id] = e2e.Start(t, c.dir, "edge-agent-"+id, filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
+	}
+	return c
+}
+
+// waitEnd waits for the end line of every vehicle and returns the truth.
+func (c *scenarioChain) waitEnd(t *testing.T, within time.Duration) []truth.Line {
+	t.Helper()
+	procs := []*e2e.Proc{c.sim, c.cloud}
+	for _, a := range c.agents {
+		procs = append(procs, a)
+	}
+	var lines []truth.Line
+	e2e.Eventually(t, within, "the end of every drive", func() error {
+		f, err := os.Open(c.truth)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if lines, err = truth.Read(f); err != nil {
+			return err
+		}
+		ends := 0
+		for _, l := range lines {
+			if l.Type == "end" {
+				ends++
+			}
+		}
+		if ends < len(c.vehicles) {
+			return fmt.Errorf("%d of %d end lines (%d lines so far)", ends, len(c.vehicles), len(lines))
+		}
+		return nil
+	}, procs...)
+	return lines
+}
+
+// window is a time span of simulated time in which no fix may exist.
+type window struct {
+	vehicle  string // "" for every vehicle
+	from, to time.Time
+	why      string
+}
+
+// checkAgainstTruth diffs the API with the truth: every fix and OBD sample
+// emitted is stored exactly once, nothing else is, and no fix lies in a
+// window where the receiver had none to give.
+func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFix []window) {
+	t.Helper()
+	ctx := context.Background()
+	from, to := c.start.Add(-24*time.Hour), time.Now().Add(time.Hour)
+	for _, v := range c.vehicles {
+		var fixes []e2e.TruthFix
+		var samples []e2e.TruthOBD
+		for _, l := range lines {
+			switch {
+			case l.Vehicle != v:
+			case l.Type == "fix":
+				speed := l.SpeedMps
+				fixes = append(fixes, e2e.TruthFix{Vehicle: v, Time: l.Time, Lat: l.Lat, Lon: l.Lon, SpeedMps: &speed})
+			case l.Type == "obd":
+				samples = append(samples, e2e.TruthOBD{Vehicle: v, Time: l.Time, PID: l.PID, Mode: l.Mode, Value: l.Value})
+			}
+		}
+		for _, f := range fixes {
+			for _, w := range noFix {
+				if (w.vehicle == "" || strings.HasSuffix(v, "-"+w.vehicle)) && !f.Time.Before(w.from) && f.Time.Before(w.to) {
+					t.Errorf("%s: the truth has a fix at %v, during %s", v, f.Time, w.why)
+				}
+			}
+		}
+		if len(fixes) < 100 || len(samples) < 10 {
+			t.Fatalf("%s: the simulator emitted only %d fixes and %d OBD samples", v, len(fixes), len(samples))
+		}
+		var fd, od e2e.Diff
+		var stored []e2e.APIPosition
+		e2e.Eventually(t, 90*time.Second, v+" data in the API", func() error {
+			ps, err := c.api.Positions(ctx, v, from, to)
+			if err != nil {
+				return err
+			}
+			obd, err := c.api.OBD(ctx, v, from, to)
+			if err != nil {
+				return err
+			}
+			stored = ps
+			fd, od = e2e.CompareFixes(fixes, ps), e2e.CompareOBD(samples, obd)
+			if fd.Stored < fd.Sent || od.Stored < od.Sent {
+				return fmt.Errorf("positions: %v; obd: %v", fd, od)
+			}
+			return nil
+		}, c.cloud)
+		if !fd.OK() {
+			t.Errorf("%s positions: %v", v, fd)
+		}
+		if !od.OK() {
+			t.Errorf("%s OBD samples: %v", v, od)
+		}
+		for _, p := range stored {
+			for _, w := range noFix {
+				if (w.vehicle == "" || strings.HasSuffix(v, "-"+w.vehicle)) && !p.Time.Before(w.from) && p.Time.Before(w.to) {
+					t.Errorf("%s: the API has a position at %v, during %s", v, p.Time, w.why)
+				}
+			}
+		}
+		t.Logf("%s: %d fixes and %d OBD samples emitted, each stored exactly once", v, fd.Sent, od.Sent)
+	}
+}
+
+// checkUplinkCut checks that uplink_down really took the agent's network: once
+// the truth says the uplink is down, the vehicle's positions stop reaching
+// the cloud (the count stays the same for a second, while the simulator,
+// hundreds of times faster than real time, emits hundreds of fixes), until
+// the truth says it is back.
+func (c *scenarioChain) checkUplinkCut(t *testing.T, vehicle string) {
+	t.Helper()
+	ctx := context.Background()
+	phase := func(p string) bool {
+		f, err := os.Open(c.truth)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		lines, _ := truth.Read(f)
+		for _, l := range lines {
+			if l.Type == "fault" && l.Fault == "uplink_down" && l.Phase == p {
+				return true
+			}
+		}
+		return false
+	}
+	e2e.Eventually(t, 120*time.Second, "uplink_down in the truth", func() error {
+		if !phase("begin") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	}, c.sim)
+	stored := func() int {
+		ps, err := c.api.Positions(ctx, vehicle, c.start.Add(-time.Hour), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ps)
+	}
+	last, changed := stored(), time.Now()
+	e2e.Eventually(t, 60*time.Second, "positions to stop arriving while the uplink is down", func() error {
+		if phase("end") {
+			t.Fatal("the outage ended before the positions stopped arriving for a second")
+		}
+		if n := stored(); n != last {
+			last, changed = n, time.Now()
+			return fmt.Errorf("%d positions stored, still growing", n)
+		}
+		if time.Since(changed) < time.Second {
+			return fmt.Errorf("%d positions stored, the same for %v", last, time.Since(changed))
+		}
+		return nil
+	}, c.sim)
+}
+
+// stop stops the agents, the simulator and the cloud, each of which must
+// exit cleanly.
+func (c *scenarioChain) stop(t *testing.T) {
+	t.Helper()
+	for name, p := range c.agents {
+		if err := p.Stop(t); err != nil {
+			t.Errorf("%s exited with %v on SIGTERM", name, err)
+		}
+	}
+	for _, p := range []*e2e.Proc{c.sim, c.cloud} {
+		if err := p.Stop(t); err != nil {
+			t.Errorf("%s exited with %v on SIGTERM", p.Name, err)
+		}
+	}
+}
+
+// faultLines returns the truth's fault lines as "vehicle-suffix fault device
+// phase +offset", for the log and the checks.
+func faultLines(lines []truth.Line, start time.Time) []string {
+	var out []string
+	for _, l := range lines {
+		if l.Type == "fault" {
+			out = append(out, fmt.Sprintf("%s %s %s %s +%v", l.Vehicle[strings.LastIndexByte(l.Vehicle, '-')+1:], l.Fault, l.Device, l.Phase, l.Time.Sub(start)))
+		}
+	}
+	return out
+}
+
+const faultScenario = `name: e2e-faults
+seed: 7
+duration: 6m
+vehicles:
+  - id: a
+    route: monaco-tunnel
+    gps: {noise: true, cold_start: 15s}
+  - id: b
+    route: monaco-loop
+    gps: {noise: true, talker: GN, sentences: [RMC, GGA, GSA, GSV, VTG]}
+faults:
+  - {at: 40s, kind: fix_loss, duration: 20s}
+  - {at: 70s, kind: unplug, device: obd, duration: 10s}
+  - {at: 90s, kind: unplug, device: gps, vehicle: a, duration: 15s}
+  - {at: 120s, kind: garbage, device: gps, bytes: 300}
+  - {at: 150s, kind: bad_checksum, duration: 10s}
+  - {at: 180s, kind: uplink_down, duration: 90s}
+  - {at: 200s, kind: can_error, count: 3}
+  - {at: 220s, kind: ignition_off, vehicle: b, duration: 40s}
+  - {at: 240s, kind: garbage, device: obd, bytes: 64}
+`
+
+// TestSimScenarioAgainstTheChain runs a scenario full of faults — a cold
+// start with noise, the tunnel, fix loss, OBD and GPS unplugged, garbage,
+// bad checksums, the uplink cut for 90 s, CAN ERROR, the ignition off — with
+// the real agent and cloud, and diffs the API with the ground truth: every
+// fix and sample emitted is stored exactly once, and no position exists
+// where the receiver had no fix to give.
+func TestSimScenarioAgainstTheChain(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "faults.yaml")
+	writeFile(t, path, faultScenario)
+	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	c := startScenarioChain(t, path, []string{"a", "b"}, 20, start)
+	lines := c.waitEnd(t, 120*time.Second)
+
+	got := strings.Join(faultLines(lines, start), "\n")
+	for _, want := range []string{"a fix_loss gps begin +40s", "b fix_loss gps end +1m0s", "a unplug obd begin +1m10s", "a unplug gps begin +1m30s",
+		"b garbage gps instant +2m0s", "a bad_checksum gps end +2m40s", "b uplink_down uplink begin +3m0s", "b uplink_down uplink end +4m30s",
+		"a can_error obd instant +3m20s", "b ignition_off vehicle begin +3m40s", "a garbage obd instant +4m0s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no fault line %q in the truth:\n%s", want, got)
+		}
+	}
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	c.checkAgainstTruth(t, lines, []window{
+		{"", at(40 * time.Second), at(60 * time.Second), "fix_loss"},
+		{"a", at(90 * time.Second), at(105 * time.Second), "the GPS unplug"},
+		{"", at(150 * time.Second), at(160 * time.Second), "bad checksums"},
+		{"a", at(0), at(15 * time.Second), "the cold start"},
+	})
+	c.stop(t)
+}
+
+// TestSimDoneWhen is the issue's "done when": the built-in scenario that
+// drives the loop for two hours, loses GPS in the tunnel every lap, unplugs
+// OBD for 10 s and kills the uplink for an hour, run against the real agent
+// (200 times faster than real time); the cloud's data diffed with the truth.
+func TestSimDoneWhen(t *testing.T) {
+	start := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+	c := startScenarioChain(t, "tunnel-unplug-outage", []string{"veh-001"}, 200, start)
+	c.checkUplinkCut(t, c.vehicles[0])
+	lines := c.waitEnd(t, 180*time.Second)
+	got := faultLines(lines, start)
+	want := []string{"001 unplug obd begin +5m0s", "001 unplug obd end +5m10s", "001 uplink_down uplink begin +20m0s", "001 uplink_down uplink end +1h20m0s"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("fault lines:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	fixes := 0
+	for _, l := range lines {
+		if l.Type == "fix" {
+			fixes++
+		}
+	}
+	// Two hours at 1 Hz, less the tunnel each lap (a lap is about six
+	// minutes, half a minute of it without a fix).
+	if fixes < 6000 || fixes > 7000 {
+		t.Errorf("%d fixes in two hours", fixes)
+	}
+	c.checkAgainstTruth(t, lines, nil)
+	c.stop(t)
+}
