@@ -186,13 +186,13 @@ func watchBatches(tb testing.TB, s *server, vehicle string) func(ms int64) (time
 func liveLatencies(tb testing.TB, bin string, s *server, extra string, n int) []latency {
 	tb.Helper()
 	dir := tb.TempDir()
-	port, err := transport.OpenPTY("")
+	port, err := transport.OpenPTY("", 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer port.Close()
 	vehicle := "live-" + testenv.ID()
-	agent := startAgent(tb, bin, dir, s, vehicle, fmt.Sprintf("gps:\n  port: %s\n%s", port.Path(), extra))
+	agent := startAgent(tb, bin, dir, s, vehicle, fmt.Sprintf("gps:\n  port: %s\n%s", port.Addr(), extra))
 	d := bench.NewDrive(7)
 	step := time.Second / liveRate
 	next := time.Now().Truncate(time.Second).Add(time.Second)
