@@ -107,6 +107,7 @@ func (c *Chain) StartSim() {
 	c.Sim = e2e.Start(c.t, c.Dir, "firmware-sim", filepath.Join(c.Bin, "firmware-sim"), nil, "run",
 		"--vehicles", "1", "--id-prefix", strings.TrimSuffix(c.Vehicle, "001"),
 		"--speed", strconv.Itoa(c.opts.Speed), "--rate", strconv.Itoa(c.opts.Rate), "--start", c.Start.Format(time.RFC3339),
+		"--baud", "115200", // a 10 Hz receiver needs more than 9600 baud (the simulator paces output to the line)
 		"--duration", c.opts.Duration.String(), "--truth", c.Truth, "--link-dir", links, "--seed", "11")
 	for _, dev := range []string{"gps", "obd"} {
 		link := filepath.Join(links, c.Vehicle+"-"+dev)
