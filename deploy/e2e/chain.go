@@ -252,48 +252,40 @@ func (a API) Get(ctx context.Context, path string, v any) error {
 // Positions returns every position of a vehicle in [from, to], following the
 // pagination cursor.
 func (a API) Positions(ctx context.Context, vehicle string, from, to time.Time) ([]APIPosition, error) {
-	var all []APIPosition
-	after := ""
-	for {
-		q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "limit": {"1000"}}
-		if after != "" {
-			q.Set("after", after)
-		}
-		var page struct {
-			Positions []APIPosition `json:"positions"`
-			Next      string        `json:"next"`
-		}
-		if err := a.Get(ctx, "/api/v1/vehicles/"+url.PathEscape(vehicle)+"/positions?"+q.Encode(), &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Positions...)
-		if page.Next == "" || len(page.Positions) == 0 {
-			return all, nil
-		}
-		after = page.Next
-	}
+	return pages(ctx, a, vehicle, "positions", from, to, func(p *page[APIPosition]) []APIPosition { return p.Positions })
 }
 
 // OBD returns every OBD sample of a vehicle in [from, to], following the cursor.
 func (a API) OBD(ctx context.Context, vehicle string, from, to time.Time) ([]APIOBD, error) {
-	var all []APIOBD
+	return pages(ctx, a, vehicle, "obd", from, to, func(p *page[APIOBD]) []APIOBD { return p.Samples })
+}
+
+// page is one answer of a paginated history endpoint.
+type page[T any] struct {
+	Positions []T    `json:"positions"`
+	Samples   []T    `json:"samples"`
+	Next      string `json:"next"`
+}
+
+// pages GETs /api/v1/vehicles/{vehicle}/{what} page by page and returns the
+// rows that rows picks out of each page.
+func pages[T any](ctx context.Context, a API, vehicle, what string, from, to time.Time, rows func(*page[T]) []T) ([]T, error) {
+	var all []T
 	after := ""
 	for {
 		q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "limit": {"1000"}}
 		if after != "" {
 			q.Set("after", after)
 		}
-		var page struct {
-			Samples []APIOBD `json:"samples"`
-			Next    string   `json:"next"`
-		}
-		if err := a.Get(ctx, "/api/v1/vehicles/"+url.PathEscape(vehicle)+"/obd?"+q.Encode(), &page); err != nil {
+		var p page[T]
+		if err := a.Get(ctx, "/api/v1/vehicles/"+url.PathEscape(vehicle)+"/"+what+"?"+q.Encode(), &p); err != nil {
 			return nil, err
 		}
-		all = append(all, page.Samples...)
-		if page.Next == "" || len(page.Samples) == 0 {
+		got := rows(&p)
+		all = append(all, got...)
+		if p.Next == "" || len(got) == 0 {
 			return all, nil
 		}
-		after = page.Next
+		after = p.Next
 	}
 }
