@@ -70,12 +70,7 @@ func (a Action) String() string {
 // text, or for the bracketed "<DATA ERROR" / "<RX ERROR" contains it (they
 // follow bad data on its line), or for a few that clones decorate
 // ("**CAN ERROR**") contains it. The first match in this order wins.
-var replyErrors = []struct {
-	text     string
-	code     string
-	action   Action
-	contains bool
-}{
+var replyErrors = []replyError{
 	{"NO DATA", "no_data", Count, false},
 	{"?", "unknown_command", Count, false},
 	{"ERROR", "unknown_command", Count, false}, // some clones say ERROR for ?
@@ -96,6 +91,13 @@ var replyErrors = []struct {
 	{"ERR", "err", Reinit, false}, // the other ERRnn internal errors
 	{"ACT ALERT", "act_alert", Reinit, false},
 	{"LP ALERT", "lp_alert", Reinit, false},
+}
+
+type replyError struct {
+	text     string
+	code     string
+	action   Action
+	contains bool
 }
 
 // Codes of errors the session makes itself, with their actions.
