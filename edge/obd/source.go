@@ -291,6 +291,13 @@ func (p *poller) round(ctx context.Context) error {
 	}
 	if len(due) > 0 {
 		ev.Silent = ev.Silent && !ev.Answered
+		if ev.Silent && !ev.HasVolts {
+			// No ECU answered: the voltage tells a stopped engine from a
+			// bus that is failing under a running one.
+			if err := p.voltage(ctx, &ev); err != nil {
+				return err
+			}
+		}
 		if err := p.observe(ctx, ev); err != nil {
 			return err
 		}
