@@ -286,8 +286,14 @@ func TestOBDSourceOnProfiles(t *testing.T) {
 					t.Errorf("PID 0A (never answered) has values %v", got[0x0A])
 				}
 				c := run.Counters.Snapshot()
-				if p.FirstPIDOnly && proto != 3 && c["obd.multi_fallbacks"] != 1 {
-					t.Errorf("obd.multi_fallbacks = %d", c["obd.multi_fallbacks"])
+				if want := map[bool]uint64{true: 1}[p.FirstPIDOnly && proto != 3]; c["obd.multi_fallbacks"] != want {
+					t.Errorf("obd.multi_fallbacks = %d, want %d", c["obd.multi_fallbacks"], want)
+				}
+				if p.BufferFullEvery > 0 && proto != 3 && (c["obd.errors.buffer_full"] == 0 || c["obd.retries"] != 0) {
+					// Retried as single requests (not counted as retries),
+					// and multi-PID requests go on (checked above).
+					t.Errorf("BUFFER FULL every %d long replies: obd.errors.buffer_full = %d, obd.retries = %d",
+						p.BufferFullEvery, c["obd.errors.buffer_full"], c["obd.retries"])
 				}
 				if slices.Contains(p.Unanswered, 0x0A) && c["obd.unanswered_pids"] != 1 {
 					t.Errorf("obd.unanswered_pids = %d (0A is claimed and never answered)", c["obd.unanswered_pids"])

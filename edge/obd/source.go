@@ -347,9 +347,11 @@ func (r *results) refusal(pids []byte, err error) {
 
 // ask requests pids in one request and sends a record per value. A
 // multi-PID request that the adapter or ECU did not fully answer is followed
-// by single requests for the PIDs missing; if those answer, multi-PID
-// requests are given up for this session. A single request whose reply was
-// lost in transit (ActionFor says Retry) is asked once more.
+// by single requests for the PIDs missing; if those answer and the multi-PID
+// request was refused (a partial answer, "?", NO DATA) rather than lost on
+// the way (BUFFER FULL, STOPPED, ...), multi-PID requests are given up for
+// this session. A single request whose reply was lost on the way
+// (ActionFor says Retry) is asked once more.
 func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *results) error {
 	vals, at, err := p.sess.Query(ctx, pids...)
 	if err != nil {
@@ -383,6 +385,10 @@ func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *result
 	if len(pids) == 1 {
 		return nil
 	}
+	// Did the adapter or the ECU refuse the multi-PID request as such (a
+	// partial answer, "?", NO DATA), rather than lose it on the way?
+	var ae *AdapterError
+	refused := err == nil || (errors.As(err, &ae) && (ae.Code == "unknown_command" || ae.Code == "no_data" || ae.Code == "negative_response"))
 	singles := false
 	for _, pid := range pids {
 		if res.got[pid] {
@@ -402,7 +408,7 @@ func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *result
 			return err
 		}
 	}
-	if singles {
+	if singles && refused {
 		p.multi = false
 		p.src.inc("multi_fallbacks")
 		p.log.Info("multi-PID requests not answered in full; asking one PID per request", "pids", fmt.Sprintf("% X", pids))

@@ -101,6 +101,7 @@ type Adapter struct {
 	line     []byte // the command being received
 	overflow bool
 	last     string // the last command, repeated by a lone CR
+	long     int    // Mode 01 replies of more than one line (BufferFullEvery)
 
 	mu        sync.Mutex
 	fault     string

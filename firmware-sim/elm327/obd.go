@@ -99,6 +99,11 @@ func (a *Adapter) obd(cmd string, secondECU bool) ([]string, []Sample) {
 	if len(shown) == 0 {
 		return a.noData(lines), nil // the receive filter (ATCRA) let nothing through
 	}
+	if n := a.profile.BufferFullEvery; n > 0 && req[0] == 0x01 && len(shown) > 1 {
+		if a.long++; a.long%n == 0 {
+			return append(lines, shown[0], "BUFFER FULL"), nil
+		}
+	}
 	lines = append(lines, shown...)
 	if secondECU {
 		if other := a.secondAnswer(resp); other != nil {

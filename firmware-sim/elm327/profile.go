@@ -27,6 +27,10 @@ type Profile struct {
 	// SearchAfterNoData: after a NO DATA the adapter forgets the protocol,
 	// so the next request prints SEARCHING... again.
 	SearchAfterNoData bool
+	// BufferFullEvery: every nth Mode 01 reply of more than one line
+	// overflows the adapter's small buffer: its first line, then BUFFER
+	// FULL. 0 never.
+	BufferFullEvery int
 	// Delay is how long every reply waits before it is written (Serve only).
 	Delay time.Duration
 }
@@ -36,9 +40,10 @@ var (
 	// Genuine follows the ELM327 data sheet.
 	Genuine = Profile{Name: "elm327-v1.5", Version: "ELM327 v1.5"}
 	// CloneV15 is the common "v1.5" clone: echo that stays on, two PIDs
-	// claimed but never answered, a new protocol search after NO DATA.
+	// claimed but never answered, a new protocol search after NO DATA, a
+	// buffer that overflows on every fifth long Mode 01 reply.
 	CloneV15 = Profile{Name: "clone-v1.5", Version: "ELM327 v1.5", StickyEcho: true,
-		Unanswered: []byte{0x08, 0x0A}, SearchAfterNoData: true}
+		Unanswered: []byte{0x08, 0x0A}, SearchAfterNoData: true, BufferFullEvery: 5}
 	// CloneV21 is a "v2.1" clone: echo, spaces and headers as they were
 	// whatever it is told, multi-PID requests answered for the first PID
 	// only, and slow.

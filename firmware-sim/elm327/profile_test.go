@@ -41,6 +41,14 @@ func TestProfiles(t *testing.T) {
 			{"010A", "010A\rNO DATA\r\r>"},
 			{"010C", "010C\rSEARCHING...\r41 0C 1A F8 \r\r>"}, // it forgot the protocol
 			{"010C0A0D", "010C0A0D\r41 0C 1A F8 0D 32 \r\r>"},
+			// Every fifth Mode 01 reply of several lines overflows.
+			{"010C0D05", "010C0D05\r008\r0: 41 0C 1A F8 0D 32 \r1: 05 7B 00 00 00 00 00 \r\r>"},
+			{"010C0D05", "010C0D05\r008\r0: 41 0C 1A F8 0D 32 \r1: 05 7B 00 00 00 00 00 \r\r>"},
+			{"0902", "0902\r014\r0: 49 02 01 57 50 30 \r1: 5A 5A 5A 39 39 5A 54 \r2: 53 33 39 30 30 30 30 \r\r>"},
+			{"010C0D05", "010C0D05\r008\r0: 41 0C 1A F8 0D 32 \r1: 05 7B 00 00 00 00 00 \r\r>"},
+			{"010C0D05", "010C0D05\r008\r0: 41 0C 1A F8 0D 32 \r1: 05 7B 00 00 00 00 00 \r\r>"},
+			{"010C0D05", "010C0D05\r008\rBUFFER FULL\r\r>"},
+			{"010C0D05", "010C0D05\r008\r0: 41 0C 1A F8 0D 32 \r1: 05 7B 00 00 00 00 00 \r\r>"},
 		})
 	})
 	t.Run("clone-v2.1", func(t *testing.T) {
