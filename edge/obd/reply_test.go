@@ -2,7 +2,7 @@ package obd_test
 
 import (
 	"errors"
-	"math"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -33,16 +33,23 @@ func TestParseReply(t *testing.T) {
 		{"bus init", "BUS INIT: ...ERROR\r\r", "010C", nil, false, "bus_init"},
 		{"bus busy", "BUS BUSY\r\r", "010C", nil, false, "bus_busy"},
 		{"FB ERROR", "FB ERROR\r\r", "010C", nil, false, "fb_error"},
-		{"<DATA ERROR", "410C1AF8 <DATA ERROR\r\r", "010C", nil, false, "data_error"}, // see below
+		{"<DATA ERROR alone", "410C1AF8 <DATA ERROR\r\r", "010C", nil, false, "data_error"},
+		{"<DATA ERROR beside a good line", "7E803410D32\r7E903410D31 <DATA ERROR\r\r", "010D", []string{"7E803410D32"}, false, ""},
+		{"clone decoration", "**CAN ERROR**\r\r", "010C", nil, false, "can_error"},
+		{"bus init progress", "SEARCHING...\rBUS INIT: ...OK\r41 0C 1A F8\r\r", "010C", []string{"41 0C 1A F8"}, true, ""},
+		{"ERROR for ?", "\r\nERROR\r\n", "ATH1", nil, false, "unknown_command"},
+		{"LP ALERT", "LP ALERT\r\r", "010C", nil, false, "lp_alert"},
+		{"ERR93", "ERR93\r\r", "010C", nil, false, "err"},
 		{"DATA ERROR", "DATA ERROR\r\r", "010C", nil, false, "data_error"},
 		{"<RX ERROR", "<RX ERROR\r\r", "010C", nil, false, "rx_error"},
 		{"STOPPED", "STOPPED\r\r", "010C", nil, false, "stopped"},
 		{"BUFFER FULL", "BUFFER FULL\r\r", "010C", nil, false, "buffer_full"},
 		{"LV RESET", "LV RESET\r\r", "010C", nil, false, "lv_reset"},
 		{"ACT ALERT", "ACT ALERT\r\r", "010C", nil, false, "act_alert"},
-		{"ERR94", "ERR94\r\r", "010C", nil, false, "err"},
+		{"ERR94", "ERR94\r\r", "010C", nil, false, "err94"},
 		{"error after data", "410C1AF8\rCAN ERROR\r\r", "010C", nil, false, "can_error"},
 		{"only searching", "SEARCHING...\r\r", "010C", nil, true, "searching"},
+		{"garbage bytes around data", "\x7f\x7f\x00410D32\xff\r\r", "010D", []string{"410D32"}, false, ""},
 		{"nothing", "\r\r", "010C", nil, false, "empty"},
 		{"only echo", "010C\r\r", "010C", nil, false, "empty"},
 	}
@@ -72,92 +79,30 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
-// Decode vectors worked out by hand from the SAE J1979 formulas (A, B are the
-// first and second data bytes).
-func TestDecodeMode01(t *testing.T) {
+// Every reply the adapter can give has its documented handling (README.md,
+// "OBD replies").
+func TestActionFor(t *testing.T) {
 	tests := []struct {
-		line string
-		pid  byte
-		want float64
+		raw  string
+		want obd.Action
 	}{
-		{"410C1AF8", 0x0C, 1726},            // (256·26 + 248)/4 = 6904/4
-		{"41 0C 0F A0", 0x0C, 1000},         // (256·15 + 160)/4 = 4000/4
-		{"410CFFFF", 0x0C, 16383.75},        // 65535/4
-		{"410C0000", 0x0C, 0},               //
-		{"410D32", 0x0D, 50},                // A = 0x32 = 50 km/h
-		{"410DFF", 0x0D, 255},               //
-		{"41057B", 0x05, 83},                // 123 − 40 °C
-		{"410500", 0x05, -40},               // 0 − 40
-		{"4105FF", 0x05, 215},               // 255 − 40
-		{"4104FF", 0x04, 100},               // 255·100/255 %
-		{"410480", 0x04, 128.0 * 100 / 255}, // 50.196… %
-		{"41069A", 0x06, 20.3125},           // (154 − 128)·100/128 %
-		{"410700", 0x07, -100},              // (0 − 128)·100/128
-		{"410A64", 0x0A, 300},               // 3·100 kPa
-		{"410B65", 0x0B, 101},               // kPa
-		{"410E80", 0x0E, 0},                 // 128/2 − 64 °
-		{"410F46", 0x0F, 30},                // 70 − 40 °C
-		{"411001F4", 0x10, 5},               // (256·1 + 244)/100 = 500/100 g/s
-		{"4111FF", 0x11, 100},               // %
-		{"411F012C", 0x1F, 300},             // 256·1 + 44 s
-		{"41210064", 0x21, 100},             // km
-		{"412F80", 0x2F, 128.0 * 100 / 255}, // %
-		{"41310100", 0x31, 256},             // km
-		{"413365", 0x33, 101},               // kPa
-		{"414230D4", 0x42, 12.5},            // (256·48 + 212)/1000 = 12500/1000 V
-		{"41463C", 0x46, 20},                // 60 − 40 °C
-		{"415C82", 0x5C, 90},                // 130 − 40 °C
-		{"410D32AA", 0x0D, 50},              // extra byte (padding) ignored
-		{"410D32", 0x0D, 50},                // again, a line on its own
-		{"410c1af8", 0x0C, 1726},            // lower case
+		{"NO DATA", obd.Count}, {"?", obd.Count}, {"7F 01 12", obd.Count},
+		{"CAN ERROR", obd.BackOff}, {"BUS INIT: ...ERROR", obd.BackOff}, {"FB ERROR", obd.BackOff},
+		{"BUS ERROR", obd.BackOff}, {"UNABLE TO CONNECT", obd.BackOff},
+		{"BUS BUSY", obd.Retry}, {"DATA ERROR", obd.Retry}, {"41 0C <DATA ERROR", obd.Retry},
+		{"STOPPED", obd.Retry}, {"BUFFER FULL", obd.Retry}, {"<RX ERROR", obd.Retry}, {"SEARCHING...", obd.Retry},
+		{"LV RESET", obd.Reinit}, {"ERR94", obd.Reinit}, {"ERR93", obd.Reinit}, {"ACT ALERT", obd.Reinit}, {"LP ALERT", obd.Reinit},
 	}
 	for _, tt := range tests {
-		got, err := obd.DecodeMode01([]string{tt.line}, tt.pid)
-		if err != nil {
-			t.Errorf("DecodeMode01(%q, %02X): %v", tt.line, tt.pid, err)
-			continue
+		_, err := obd.ParseReply([]byte(tt.raw+"\r\r"), "010C")
+		if tt.raw == "7F 01 12" {
+			err = &obd.AdapterError{Code: "negative_response", Text: tt.raw}
 		}
-		if math.Abs(got-tt.want) > 1e-9 {
-			t.Errorf("DecodeMode01(%q, %02X) = %v, want %v", tt.line, tt.pid, got, tt.want)
-		}
-	}
-	bad := []struct {
-		lines []string
-		pid   byte
-		code  string
-	}{
-		{[]string{"410D32"}, 0x0C, "mismatch"},   // answer to another PID
-		{[]string{"420C1AF8"}, 0x0C, "mismatch"}, // another mode
-		{[]string{"410C1A"}, 0x0C, "short_reply"},
-		{[]string{"410C1AF"}, 0x0C, "garbage"}, // odd digits
-		{[]string{"41 0D ZZ"}, 0x0D, "garbage"},
-		{[]string{"OK"}, 0x0D, "garbage"},
-		{nil, 0x0D, "empty"},
-	}
-	for _, tt := range bad {
-		v, err := obd.DecodeMode01(tt.lines, tt.pid)
-		var ae *obd.AdapterError
-		if !errors.As(err, &ae) || ae.Code != tt.code {
-			t.Errorf("DecodeMode01(%q, %02X) = %v, %v; want code %s", tt.lines, tt.pid, v, err, tt.code)
+		if got := obd.ActionFor(err); got != tt.want {
+			t.Errorf("%q (%v): action %v, want %v", tt.raw, err, got, tt.want)
 		}
 	}
-	if v, err := obd.DecodeMode01([]string{"BUS?", "410D32"}, 0x0D); err != nil || v != 50 {
-		t.Errorf("a good line after a bad one: %v, %v; want 50", v, err)
-	}
-	if _, err := obd.DecodeMode01([]string{"41FF00"}, 0xFF); err == nil {
-		t.Error("a PID outside the table decoded")
-	}
-}
-
-func TestParsePID(t *testing.T) {
-	for _, s := range []string{"0C", "0c", "0D", "05", "42"} {
-		if _, err := obd.ParsePID(s); err != nil {
-			t.Errorf("ParsePID(%q): %v", s, err)
-		}
-	}
-	for _, s := range []string{"", "C", "00C", "ZZ", "FF", "0x0C"} {
-		if p, err := obd.ParsePID(s); err == nil {
-			t.Errorf("ParsePID(%q) = %02X, want an error", s, p)
-		}
+	if got := obd.ActionFor(fmt.Errorf("010C: %w", obd.ErrTimeout)); got != obd.Resync {
+		t.Errorf("timeout: action %v, want resync", got)
 	}
 }

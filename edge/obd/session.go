@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,30 +18,54 @@ import (
 // reply (the '>' prompt) within the command's timeout.
 var ErrTimeout = errors.New("adapter timeout")
 
-// Default timeouts. ATZ restarts the chip (about a second); a first Mode 01
-// request after ATSP0 may search protocols for several seconds.
+// ErrNoBanner is wrapped by Init's error when ATZ was answered, but not by an
+// ELM327 (no "ELM" in its identification).
+var ErrNoBanner = errors.New("no ELM327 banner")
+
+// Default timeouts. ATZ restarts the chip (about a second); the first request
+// after ATSP0 may search every protocol for several seconds; other commands
+// answer within a few hundred milliseconds, or the adapter prints NO DATA.
 const (
-	DefaultTimeout      = 5 * time.Second
-	DefaultResetTimeout = 5 * time.Second
+	DefaultTimeout       = 2 * time.Second
+	DefaultResetTimeout  = 5 * time.Second
+	DefaultSearchTimeout = 15 * time.Second
 )
 
 // maxReply bounds the bytes kept while waiting for a prompt, so that an
 // adapter spewing garbage without a prompt cannot grow memory.
 const maxReply = 4096
 
-// Session is one ELM327 dialogue over an opened device. NewSession starts a
+// Info is what the session learnt of the adapter and the vehicle.
+type Info struct {
+	Adapter  string // ATI, e.g. "ELM327 v1.5" (the ATZ banner if ATI fails)
+	Format   Format // the protocol (0 until a vehicle answered) and headers
+	Protocol string // ATDP without "AUTO, ", e.g. "ISO 15765-4 (CAN 11/500)"
+}
+
+// Session is one ELM327 dialogue over an opened device: the AT commands,
+// OBD requests and the parsing of their replies. NewSession starts a
 // goroutine that reads the device; it ends when a Read fails, so close the
 // device after Close. A Session is not safe for concurrent use.
+//
+// Every method that talks to the adapter returns an error wrapping
+// ErrTimeout when the prompt did not come in time (the adapter may still be
+// answering: call Resync), an *AdapterError for a reply without the data
+// asked for, ctx.Err(), or the device's read or write error (the session is
+// then over). Each failed request is counted once, as obd.errors.<code>.
 type Session struct {
-	rw           io.ReadWriter
-	Timeout      time.Duration // per command; DefaultTimeout if 0
-	ResetTimeout time.Duration // for ATZ; DefaultResetTimeout if 0
-	Counters     *edge.Counters
-	Now          func() time.Time
+	rw            io.ReadWriter
+	Timeout       time.Duration // per command; DefaultTimeout if 0
+	ResetTimeout  time.Duration // for ATZ; DefaultResetTimeout if 0
+	SearchTimeout time.Duration // for the first request after ATSP0; DefaultSearchTimeout if 0
+	Counters      *edge.Counters
+	Now           func() time.Time // the time replies arrive; nil means time.Now
 
 	chunks chan []byte
 	done   chan struct{}
 	err    error // the read error, set before chunks is closed
+
+	info   Info
+	search []string // the lines of the protocol search's 0100, for discovery
 }
 
 // NewSession starts reading rw. counters may be nil.
@@ -72,12 +98,20 @@ func (s *Session) read() {
 // the next failed Read (close the device) or delivery.
 func (s *Session) Close() { close(s.done) }
 
+// Info returns what Init and Connect learnt.
+func (s *Session) Info() Info { return s.info }
+
 // Command sends cmd and a CR, reads up to the prompt, and returns the parsed
 // reply with the time the prompt arrived. Whatever the adapter sent before the
-// command (a late reply, a stale prompt) is discarded first. It returns an
-// error wrapping ErrTimeout, an *AdapterError, ctx.Err(), or the device's read
-// or write error (the session is then over).
+// command (a late reply, a stale prompt) is discarded first.
 func (s *Session) Command(ctx context.Context, cmd string, timeout time.Duration) (Reply, time.Time, error) {
+	return s.command(ctx, cmd, timeout, nil)
+}
+
+// command is Command; accept, if not nil, decides whether a prompted reply is
+// the answer to cmd: one it refuses is a stale reply that was on its way, and
+// reading goes on until the next prompt or the timeout.
+func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration, accept func(Reply, error) bool) (Reply, time.Time, error) {
 	s.inc("commands")
 	if err := s.drain(); err != nil {
 		return Reply{}, time.Time{}, err
@@ -99,26 +133,53 @@ func (s *Session) Command(ctx context.Context, cmd string, timeout time.Duration
 			if !ok {
 				return Reply{}, time.Time{}, fmt.Errorf("read reply to %s: %w", cmd, s.readErr())
 			}
-			if i := bytes.IndexByte(b, '>'); i >= 0 {
-				at := s.now()
+			for len(b) > 0 {
+				i := bytes.IndexByte(b, '>')
+				if i < 0 {
+					if len(raw)+len(b) > maxReply {
+						s.inc("errors.overlong")
+						raw = raw[:0] // keep waiting for the prompt, with bounded memory
+					}
+					raw = append(raw, b...)
+					break
+				}
 				raw = append(raw, b[:i]...)
+				b = b[i+1:]
+				at := s.now()
 				r, err := ParseReply(raw, cmd)
+				s.countDropped(raw, r)
+				if accept != nil && !accept(r, err) {
+					s.inc("stale_prompts")
+					raw = raw[:0]
+					continue
+				}
 				if r.Searching {
 					s.inc("searching")
 				}
-				var ae *AdapterError
-				if errors.As(err, &ae) {
-					s.inc("errors." + ae.Code)
+				if err != nil {
+					s.countErr(err)
+					return Reply{}, at, fmt.Errorf("%s: %w", cmd, err)
 				}
-				return r, at, err
+				return r, at, nil
 			}
-			if len(raw)+len(b) > maxReply {
-				s.inc("errors.overlong")
-				raw = raw[:0] // keep waiting for the prompt, with bounded memory
-				continue
-			}
-			raw = append(raw, b...)
 		}
+	}
+}
+
+// countDropped counts what ParseReply threw away: bytes that are not
+// printable ASCII, and lines marked <DATA ERROR.
+func (s *Session) countDropped(raw []byte, r Reply) {
+	n := 0
+	for _, b := range raw {
+		if b != '\r' && b != '\n' && (b < 0x20 || b > 0x7e) {
+			n++
+		}
+	}
+	if n > 0 {
+		s.add("garbage_bytes", uint64(n))
+	}
+	if r.Dropped > 0 {
+		s.add("dropped_lines", uint64(r.Dropped))
 	}
 }
 
@@ -143,58 +204,295 @@ func (s *Session) readErr() error {
 	return s.err
 }
 
-// setup is the initialisation dialogue: reset, then echo, linefeeds, spaces
-// and headers off, then automatic protocol selection.
-var setup = []string{"ATE0", "ATL0", "ATS0", "ATH0", "ATSP0"}
-
-// Init resets the adapter (ATZ, which must answer with an ELM banner) and
-// configures it; every setting must answer OK. It returns the banner, e.g.
-// "ELM327 v1.5".
-func (s *Session) Init(ctx context.Context) (string, error) {
-	r, _, err := s.Command(ctx, "ATZ", or(s.ResetTimeout, DefaultResetTimeout))
-	if err != nil {
-		return "", fmt.Errorf("reset: %w", err)
-	}
-	banner := ""
-	for _, l := range r.Lines {
-		if strings.Contains(strings.ToUpper(l), "ELM") {
-			banner = l
-		}
-	}
-	if banner == "" {
-		return "", fmt.Errorf("reset: no ELM327 banner in %q", r.Lines)
-	}
-	for _, cmd := range setup {
-		r, _, err := s.Command(ctx, cmd, or(s.Timeout, DefaultTimeout))
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", cmd, err)
-		}
-		if len(r.Lines) == 0 || !strings.EqualFold(r.Lines[len(r.Lines)-1], "OK") {
-			return "", fmt.Errorf("%s: want OK, got %q", cmd, r.Lines)
-		}
-	}
-	return banner, nil
-}
-
-// Query asks for Mode 01 PID pid and returns its value in the unit of the PID
-// table and the agent time the reply arrived. Errors as for Command, plus an
-// *AdapterError for a reply that does not carry the PID's data.
-func (s *Session) Query(ctx context.Context, pid byte) (float64, time.Time, error) {
-	cmd := fmt.Sprintf("01%02X", pid)
-	r, at, err := s.Command(ctx, cmd, or(s.Timeout, DefaultTimeout))
-	if err != nil {
-		return 0, at, err
-	}
-	v, err := DecodeMode01(r.Lines, pid)
-	if err != nil {
+// Resync gets back in step with an adapter that missed a prompt: it sends
+// ATI (any character also interrupts a request still running) and reads
+// until the answer to it: the identification, or "?" when the interrupted
+// request swallowed the A. Late replies and prompts before it are skipped
+// (obd.stale_prompts).
+func (s *Session) Resync(ctx context.Context) error {
+	s.inc("resyncs")
+	_, _, err := s.command(ctx, "ATI", s.timeout(), func(r Reply, err error) bool {
 		var ae *AdapterError
-		if errors.As(err, &ae) {
-			s.inc("errors." + ae.Code)
+		if errors.As(err, &ae) && ae.Code == "unknown_command" {
+			return true
 		}
-		return 0, at, fmt.Errorf("%s: %w", cmd, err)
+		return slices.ContainsFunc(r.Lines, looksLikeVersion)
+	})
+	var ae *AdapterError
+	if err == nil || errors.As(err, &ae) {
+		return nil // the answer to ATI came: in step again
 	}
-	return v, at, nil
+	return fmt.Errorf("resync: %w", err)
 }
+
+// Init resets the adapter and configures it: ATZ (whose reply must carry an
+// ELM banner; stale prompts before it are skipped), echo off (ATE0; echoed
+// commands are stripped anyway), linefeeds off (ATL0), spaces off (ATS0),
+// headers on (ATH1, so that each ECU's reply can be told apart), automatic
+// protocol (ATSP0), then the identification (ATI). Only ATZ and ATSP0 must
+// succeed: clones refuse some of the others, and the parser copes without
+// them. It returns an error wrapping ErrNoBanner when something other than an
+// ELM327 answered.
+func (s *Session) Init(ctx context.Context) (Info, error) {
+	s.info, s.search = Info{}, nil
+	banner := ""
+	hasBanner := func(r Reply, _ error) bool {
+		for _, l := range r.Lines {
+			if strings.Contains(strings.ToUpper(l), "ELM") {
+				banner = l
+				return true
+			}
+		}
+		return false
+	}
+	var err error
+	for range 2 {
+		if _, _, err = s.command(ctx, "ATZ", or(s.ResetTimeout, DefaultResetTimeout), hasBanner); !errors.Is(err, ErrTimeout) {
+			break
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
+			return Info{}, fmt.Errorf("reset: %w: %w", ErrNoBanner, err)
+		}
+		return Info{}, fmt.Errorf("reset: %w", err)
+	}
+	headers := false
+	for _, cmd := range []string{"ATE0", "ATL0", "ATS0", "ATH1", "ATSP0"} {
+		ok, err := s.ok(ctx, cmd)
+		if err != nil {
+			return Info{}, err
+		}
+		switch {
+		case cmd == "ATH1":
+			headers = ok
+		case cmd == "ATSP0" && !ok:
+			return Info{}, fmt.Errorf("ATSP0: automatic protocol refused")
+		}
+		if !ok {
+			s.inc("settings_refused")
+		}
+	}
+	s.info = Info{Adapter: banner, Format: Format{Headers: headers}}
+	if r, _, err := s.Command(ctx, "ATI", s.timeout()); err == nil && len(r.Lines) > 0 && looksLikeVersion(r.Lines[0]) {
+		s.info.Adapter = r.Lines[0]
+	} else if err != nil && !errors.Is(err, ErrAdapter) {
+		return Info{}, err
+	}
+	return s.info, nil
+}
+
+// ok sends a setting and reports whether the adapter answered OK; an error
+// reply is a false, a timeout or a failed device an error.
+func (s *Session) ok(ctx context.Context, cmd string) (bool, error) {
+	r, _, err := s.Command(ctx, cmd, s.timeout())
+	if errors.Is(err, ErrAdapter) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.EqualFold(r.Lines[len(r.Lines)-1], "OK"), nil
+}
+
+func looksLikeVersion(l string) bool {
+	u := strings.ToUpper(l)
+	return strings.Contains(u, "ELM") || strings.Contains(u, "STN") || strings.Contains(u, "V1") || strings.Contains(u, "V2")
+}
+
+// Voltage reads the supply voltage at the OBD connector (ATRV: "12.6V").
+func (s *Session) Voltage(ctx context.Context) (float64, error) {
+	r, _, err := s.Command(ctx, "ATRV", s.timeout())
+	if err != nil {
+		return 0, err
+	}
+	l := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.ToUpper(r.Lines[0])), "V"))
+	v, perr := strconv.ParseFloat(l, 64)
+	if perr != nil || v < 0 || v > 40 {
+		err := &AdapterError{Code: "garbage", Text: r.Lines[0]}
+		s.countErr(err)
+		return 0, fmt.Errorf("ATRV: %w", err)
+	}
+	return v, nil
+}
+
+// Connect makes the adapter find the vehicle: 0100 with the search timeout
+// (the automatic protocol search prints SEARCHING... first), then the
+// protocol it settled on (ATDPN, ATDP). It returns an *AdapterError when no
+// ECU answered (UNABLE TO CONNECT, NO DATA: the ignition is off, or no
+// vehicle), leaving the protocol unknown.
+func (s *Session) Connect(ctx context.Context) error {
+	r, _, err := s.Command(ctx, "0100", or(s.SearchTimeout, DefaultSearchTimeout))
+	if err != nil {
+		return err
+	}
+	s.search = r.Lines
+	p := uint64(ProtoUnknown)
+	r, _, err = s.Command(ctx, "ATDPN", s.timeout())
+	switch {
+	case err == nil:
+		n, perr := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(r.Lines[0]), "A"), 16, 8)
+		if perr == nil && ProtocolName(byte(n)) != "" {
+			p = n
+		}
+	case !errors.Is(err, ErrAdapter):
+		return fmt.Errorf("protocol: %w", err)
+	}
+	if p == uint64(ProtoUnknown) {
+		s.inc("unknown_protocol")
+	}
+	s.info.Format.Protocol = byte(p)
+	s.info.Protocol = ProtocolName(byte(p))
+	if r, _, err := s.Command(ctx, "ATDP", s.timeout()); err == nil {
+		if name := strings.TrimPrefix(r.Lines[0], "AUTO, "); strings.Contains(name, "(") || strings.Contains(name, "J1850") || strings.Contains(name, "9141") {
+			s.info.Protocol = name
+		}
+	} else if !errors.Is(err, ErrAdapter) {
+		return err
+	}
+	return nil
+}
+
+// Request sends an OBD request (hex) and returns the messages of its reply,
+// in the session's format. Lines it could not use are counted as
+// obd.dropped_lines; when none was usable the error is theirs.
+func (s *Session) Request(ctx context.Context, cmd string) ([]Message, time.Time, error) {
+	r, at, err := s.Command(ctx, cmd, s.timeout())
+	if err != nil {
+		return nil, at, err
+	}
+	msgs, err := s.messages(r.Lines)
+	if err != nil {
+		return nil, at, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return msgs, at, nil
+}
+
+func (s *Session) messages(lines []string) ([]Message, error) {
+	msgs, dropped, err := ParseMessages(lines, s.info.Format)
+	if len(msgs) == 0 {
+		if err == nil {
+			err = &AdapterError{Code: "empty", Text: strings.Join(lines, " ")}
+		}
+		s.countErr(err)
+		return nil, err
+	}
+	if dropped > 0 {
+		s.add("dropped_lines", uint64(dropped))
+	}
+	return msgs, nil
+}
+
+// Query asks for Mode 01 pids in one request (up to six, on CAN) and
+// returns the values of those answered, by PID, with the time the reply
+// arrived. A PID missing from the map was not answered; the error is set
+// only when none was.
+func (s *Session) Query(ctx context.Context, pids ...byte) (map[byte][]Value, time.Time, error) {
+	cmd := "01"
+	for _, p := range pids {
+		cmd += fmt.Sprintf("%02X", p)
+	}
+	msgs, at, err := s.Request(ctx, cmd)
+	if err != nil {
+		return nil, at, err
+	}
+	data, err := Mode01(msgs, pids)
+	if err != nil {
+		s.countErr(err)
+		return nil, at, fmt.Errorf("%s: %w", cmd, err)
+	}
+	out := map[byte][]Value{}
+	var first error
+	for pid, d := range data {
+		p, _ := Lookup(pid)
+		vs, err := p.Values(d)
+		if err != nil {
+			first = firstErr(first, err)
+			continue
+		}
+		out[pid] = vs
+	}
+	if len(out) == 0 {
+		s.countErr(first)
+		return nil, at, fmt.Errorf("%s: %w", cmd, first)
+	}
+	return out, at, nil
+}
+
+func firstErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// Supported runs the discovery: 0100 (the search's reply when Connect has
+// just run), then 0120, 0140, ... up to 01C0 while an ECU says the next
+// range is supported. It returns the union of the PIDs the ECUs claim.
+func (s *Session) Supported(ctx context.Context) ([]byte, error) {
+	var all []byte
+	for base := 0; base <= 0xC0; base += 0x20 {
+		var msgs []Message
+		var err error
+		if base == 0 && s.search != nil {
+			msgs, err = s.messages(s.search)
+			s.search = nil
+		} else {
+			msgs, _, err = s.Request(ctx, fmt.Sprintf("01%02X", base))
+		}
+		if err != nil {
+			if base == 0 || !errors.Is(err, ErrAdapter) {
+				return all, err
+			}
+			break // a range nobody answers ends the discovery
+		}
+		got, more, err := Supported(msgs, byte(base))
+		if err != nil {
+			s.countErr(err)
+			if base == 0 {
+				return nil, err
+			}
+			break
+		}
+		all = append(all, got...)
+		if !more {
+			break
+		}
+	}
+	return all, nil
+}
+
+// DTCs reads the trouble codes of one kind (DTCStored, DTCPending or
+// DTCPermanent).
+func (s *Session) DTCs(ctx context.Context, mode byte) ([]string, error) {
+	cmd := fmt.Sprintf("%02X", mode)
+	msgs, _, err := s.Request(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	codes, err := DTCs(msgs, mode, s.info.Format)
+	if err != nil {
+		s.countErr(err)
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return codes, nil
+}
+
+// VIN reads the vehicle identification number (Mode 09 PID 02).
+func (s *Session) VIN(ctx context.Context) (string, error) {
+	msgs, _, err := s.Request(ctx, "0902")
+	if err != nil {
+		return "", err
+	}
+	vin, err := VIN(msgs)
+	if err != nil {
+		s.countErr(err)
+		return "", fmt.Errorf("0902: %w", err)
+	}
+	return vin, nil
+}
+
+func (s *Session) timeout() time.Duration { return or(s.Timeout, DefaultTimeout) }
 
 func (s *Session) now() time.Time {
 	if s.Now != nil {
@@ -203,9 +501,19 @@ func (s *Session) now() time.Time {
 	return time.Now()
 }
 
-func (s *Session) inc(name string) {
+// countErr counts a failed request under obd.errors.<code>.
+func (s *Session) countErr(err error) {
+	var ae *AdapterError
+	if errors.As(err, &ae) {
+		s.inc("errors." + ae.Code)
+	}
+}
+
+func (s *Session) inc(name string) { s.add(name, 1) }
+
+func (s *Session) add(name string, n uint64) {
 	if s.Counters != nil {
-		s.Counters.Inc("obd." + name)
+		s.Counters.Add("obd."+name, n)
 	}
 }
 

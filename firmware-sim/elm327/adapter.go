@@ -1,5 +1,5 @@
-// Package elm327 emulates an ELM327 v1.5 OBD-II adapter in front of the
-// simulated vehicle's engine computer, over any io.ReadWriter (a pty, a TCP
+// Package elm327 emulates an ELM327 OBD-II adapter in front of the simulated
+// vehicle's engine computer, over any io.ReadWriter (a pty, a TCP
 // connection, a pipe).
 //
 // It follows the ELM327 data sheet: commands end with a carriage return, case
@@ -7,10 +7,12 @@
 // every reply ends with an empty line and the ">" prompt; echo, linefeeds,
 // spaces and headers are switched with ATE, ATL, ATS and ATH (defaults E1 L0 S1
 // H0); "?" answers what the adapter does not understand. The vehicle speaks
-// ISO 15765-4 CAN (11 bit, 500 kbit/s), found by the automatic protocol search
-// ("SEARCHING..."), and answers Mode 01 requests, up to six PIDs at once, in
-// single or multi-frame replies; anything else gets "NO DATA", and so does
-// every request once the engine is off.
+// ISO 15765-4 CAN (11 bit, 500 kbit/s) unless WithProtocol says otherwise,
+// found by the automatic protocol search ("SEARCHING..."), and answers Mode
+// 01 (up to six PIDs at once), 03, 04, 07, 09 (VIN) and 0A requests, in single
+// or multi-frame replies; anything else gets "NO DATA", and so does every
+// request once the engine is off. Profiles give it the quirks of clones;
+// SetFault makes it answer with an error reply of the data sheet.
 package elm327
 
 import (
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
@@ -26,8 +29,9 @@ import (
 
 // Identification strings of the emulated adapter.
 const (
-	Version     = "ELM327 v1.5"                // ATZ, ATWS, ATI
+	Version     = "ELM327 v1.5"                // the genuine profile's ATZ, ATWS, ATI
 	Description = "OBDII to RS232 Interpreter" // AT@1
+	DefaultVIN  = "WP0ZZZ99ZTS390000"
 )
 
 // maxLine is the longest command the adapter buffers; a longer one is
@@ -46,46 +50,169 @@ type Sample struct {
 	Time  time.Time // simulated time of the reply
 	Mode  byte      // 0x01
 	PID   byte
-	Value float64 // what the reply bytes decode to per SAE J1979
+	Value float64 // what the reply bytes decode to per SAE J1979 (the PID's first value)
 	Unit  string
 	Reply string // the response bytes of this PID, e.g. "41 0C 14 5F"
 }
 
-// Adapter is the emulated ELM327. It is not safe for concurrent use: one
-// client talks to it at a time, like the serial line of the real chip.
+// Option configures an Adapter.
+type Option func(*Adapter)
+
+// WithProfile makes the adapter behave like p (default Genuine).
+func WithProfile(p Profile) Option { return func(a *Adapter) { a.profile = p } }
+
+// WithVIN sets the vehicle identification number Mode 09 PID 02 answers
+// (default DefaultVIN).
+func WithVIN(vin string) Option { return func(a *Adapter) { a.vin = vin } }
+
+// WithDTCs sets the trouble codes the vehicle starts with (see SetDTCs).
+func WithDTCs(stored, pending, permanent []string) Option {
+	return func(a *Adapter) { a.dtcs = [3][]string{stored, pending, permanent} }
+}
+
+// WithProtocol sets the protocol the vehicle speaks, by its ATSP number: 6
+// (CAN 11/500, the default), 7 (CAN 29/500), 8 (CAN 11/250), 9 (CAN 29/250),
+// 3 (ISO 9141-2), 4 or 5 (ISO 14230-4 KWP). Other numbers keep the default.
+func WithProtocol(p byte) Option {
+	return func(a *Adapter) {
+		if p >= 3 && p <= 9 {
+			a.vehicle = p
+		}
+	}
+}
+
+// Adapter is the emulated ELM327. One client talks to it at a time, like the
+// serial line of the real chip: Input and Serve are not safe for concurrent
+// use; SetFault, SetDTCs and FaultsServed are, with them and each other.
 type Adapter struct {
-	ecu ECU
+	ecu     ECU
+	profile Profile
+	vin     string
+	vehicle byte // the protocol the vehicle speaks
 
 	echo, linefeeds, spaces, headers bool
+	caf, cfc, dlc, responses         bool
 	protocol                         byte // 0 automatic, 1..0xC
 	auto                             bool // protocol chosen automatically ("A" in ATDPN)
 	active                           bool // the protocol has been found on the bus
 	header                           uint32
+	rxFilter                         uint32 // ATCRA; 0 none
 
 	line     []byte // the command being received
 	overflow bool
 	last     string // the last command, repeated by a lone CR
+	long     int    // Mode 01 replies of more than one line (BufferFullEvery)
+
+	mu        sync.Mutex
+	fault     string
+	faultLeft int // > 0: that many requests more; <= 0: until cleared
+	served    uint64
+	dtcs      [3][]string // stored, pending, permanent
+	noise     uint32      // line noise generator state
 }
 
 // NewAdapter returns an adapter in its power-up state, in front of ecu.
-func NewAdapter(ecu ECU) *Adapter {
-	a := &Adapter{ecu: ecu}
+func NewAdapter(ecu ECU, opts ...Option) *Adapter {
+	a := &Adapter{ecu: ecu, profile: Genuine, vin: DefaultVIN, vehicle: 6, noise: 0x2545F491}
+	for _, o := range opts {
+		o(a)
+	}
 	a.reset()
 	return a
 }
 
-// reset restores the power-up state (ATZ, ATWS).
+// Profile returns the adapter's profile.
+func (a *Adapter) Profile() Profile { return a.profile }
+
+// reset restores the power-up state (ATZ, ATWS, and the adapter's own
+// resets after LV RESET and ERR94).
 func (a *Adapter) reset() {
 	a.defaults()
 	a.last = ""
 }
 
 // defaults restores the default settings (ATD): echo on, no linefeeds,
-// spaces, no headers, automatic protocol, functional address 7DF.
+// spaces, no headers, CAN auto formatting and flow control on, automatic
+// protocol, the functional request address.
 func (a *Adapter) defaults() {
 	a.echo, a.linefeeds, a.spaces, a.headers = true, false, true, false
+	a.caf, a.cfc, a.dlc, a.responses = true, true, false, true
 	a.protocol, a.auto, a.active = 0, true, false
-	a.header = 0x7DF
+	a.header, a.rxFilter = 0, 0
+}
+
+// SetFault makes the next n OBD requests (n <= 0: every one until
+// SetFault("", 0)) get reply instead of their data. reply is an error
+// message of the data sheet, printed as it is ("NO DATA", "CAN ERROR",
+// "BUFFER FULL", "STOPPED", "?", "BUS INIT: ...ERROR", "LV RESET", ...;
+// after "LV RESET" and "ERR94" the adapter is back in its power-up state,
+// as the real chip resets itself), or one of the Fault constants. AT
+// commands are not affected. "" clears the fault.
+func (a *Adapter) SetFault(reply string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fault, a.faultLeft = reply, n
+	if reply == "" {
+		a.faultLeft = 0
+	}
+}
+
+// Fault replies that are not adapter messages.
+const (
+	FaultSilence   = "SILENCE"      // no reply and no prompt at all: the client times out
+	FaultNoPrompt  = "NO PROMPT"    // the reply without its prompt
+	FaultGarbage   = "GARBAGE"      // line noise (no hex digits) before the reply
+	FaultECUs      = "ECUS"         // a second ECU answers as well, with zeros for data
+	FaultDataError = "<DATA ERROR"  // the reply's last line marked <DATA ERROR
+	FaultSearching = "SEARCHING..." // a protocol search before the reply
+	FaultBuffer    = "BUFFER FULL"  // the reply's first line, then BUFFER FULL
+)
+
+// Faults lists every reply SetFault knows by name, the data sheet's error
+// messages first.
+func Faults() []string {
+	return []string{"NO DATA", "?", "CAN ERROR", "BUS INIT: ...ERROR", "BUS BUSY", "BUS ERROR", "FB ERROR",
+		"DATA ERROR", FaultDataError, "<RX ERROR", "UNABLE TO CONNECT", "STOPPED", FaultBuffer, "LV RESET",
+		"ERR94", "ACT ALERT", "LP ALERT", FaultSearching, FaultGarbage, FaultSilence, FaultNoPrompt, FaultECUs}
+}
+
+// FaultsServed returns how many requests got a fault reply so far.
+func (a *Adapter) FaultsServed() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.served
+}
+
+// takeFault returns the fault for the OBD request being answered, if any.
+func (a *Adapter) takeFault() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fault == "" {
+		return ""
+	}
+	f := a.fault
+	a.served++
+	if a.faultLeft > 0 {
+		if a.faultLeft--; a.faultLeft == 0 {
+			a.fault = ""
+		}
+	}
+	return f
+}
+
+// SetDTCs replaces the vehicle's trouble codes (e.g. "P0301"): stored
+// (confirmed; they light the MIL), pending and permanent. Codes that are
+// not five characters P/C/B/U + four hex digits are ignored.
+func (a *Adapter) SetDTCs(stored, pending, permanent []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.dtcs = [3][]string{stored, pending, permanent}
+}
+
+func (a *Adapter) codes(kind int) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dtcs[kind]
 }
 
 // Input feeds bytes received from the client and returns the bytes the
@@ -99,10 +226,6 @@ func (a *Adapter) Input(p []byte) (out []byte, samples []Sample) {
 			raw := string(a.line)
 			overflow := a.overflow
 			a.line, a.overflow = a.line[:0], false
-			if a.echo {
-				b.WriteString(raw)
-				b.WriteString(a.eol())
-			}
 			samples = append(samples, a.command(&b, raw, overflow)...)
 		case c < 0x20 || c >= 0x7F:
 			// Line feeds, NULs and other control or non-ASCII bytes are ignored.
@@ -122,22 +245,31 @@ func (a *Adapter) eol() string {
 	return "\r"
 }
 
-// command runs one command line and writes its reply and the prompt.
+// command runs one command line and writes its echo, reply and prompt.
 func (a *Adapter) command(b *strings.Builder, raw string, overflow bool) []Sample {
 	cmd := strings.ToUpper(strings.ReplaceAll(raw, " ", ""))
-	if cmd == "" && !overflow {
-		if a.last == "" {
-			b.WriteString(a.eol() + ">")
-			return nil
-		}
+	if cmd == "" && !overflow && a.last != "" {
 		cmd = a.last
+	}
+	obd := !overflow && cmd != "" && !strings.HasPrefix(cmd, "AT")
+	fault := ""
+	if obd {
+		fault = a.takeFault()
+	}
+	if fault == FaultSilence {
+		return nil
+	}
+	if a.echo {
+		b.WriteString(raw)
+		b.WriteString(a.eol())
 	}
 	var lines []string
 	var samples []Sample
 	switch {
+	case cmd == "" && !overflow:
 	case overflow:
 		lines = []string{"?"}
-	case strings.HasPrefix(cmd, "AT"):
+	case !obd:
 		lines = a.at(cmd[2:])
 		if cmd[2:] == "Z" || cmd[2:] == "WS" {
 			// After a reset the chip prints its identification after two
@@ -145,7 +277,8 @@ func (a *Adapter) command(b *strings.Builder, raw string, overflow bool) []Sampl
 			b.WriteString(a.eol() + a.eol())
 		}
 	default:
-		lines, samples = a.obd(cmd)
+		lines, samples = a.obd(cmd, fault == FaultECUs)
+		lines, samples = a.applyFault(fault, lines, samples)
 	}
 	if cmd != "" {
 		a.last = cmd
@@ -154,15 +287,70 @@ func (a *Adapter) command(b *strings.Builder, raw string, overflow bool) []Sampl
 		b.WriteString(l)
 		b.WriteString(a.eol())
 	}
+	if fault == FaultNoPrompt {
+		return nil
+	}
 	b.WriteString(a.eol() + ">")
 	return samples
 }
 
+// applyFault turns the reply to an OBD request into the faulty one. The
+// faults that still deliver the data keep its samples; the others drop them.
+func (a *Adapter) applyFault(fault string, lines []string, samples []Sample) ([]string, []Sample) {
+	switch fault {
+	case "", FaultNoPrompt:
+		if fault == FaultNoPrompt {
+			return lines, nil // the client cannot know the reply ended
+		}
+		return lines, samples
+	case FaultSearching:
+		if len(lines) > 0 && lines[0] == "SEARCHING..." {
+			return lines, samples
+		}
+		return append([]string{"SEARCHING..."}, lines...), samples
+	case FaultGarbage:
+		return append([]string{a.garbage()}, lines...), samples
+	case FaultECUs:
+		return lines, samples // a.obd has added the second ECU
+	case FaultDataError:
+		if len(lines) == 0 {
+			return []string{"<DATA ERROR"}, nil
+		}
+		lines[len(lines)-1] = strings.TrimRight(lines[len(lines)-1], " ") + " <DATA ERROR"
+		return lines, nil
+	case FaultBuffer:
+		if len(lines) == 0 {
+			return []string{"BUFFER FULL"}, nil
+		}
+		return []string{lines[0], "BUFFER FULL"}, nil
+	case "LV RESET", "ERR94":
+		a.reset() // the chip has restarted: power-up settings
+	}
+	return strings.Split(fault, "\r"), nil
+}
+
+// garbage returns a burst of line noise: control and high bytes and
+// punctuation, never a hex digit, a CR or the prompt.
+func (a *Adapter) garbage() string {
+	const pool = "\x00\x01\x07\x1b\x7f\x80\x9c\xbf\xe3\xff#%&*+-/=@[]^_~|!$"
+	var s []byte
+	a.mu.Lock()
+	for range 12 {
+		a.noise ^= a.noise << 13
+		a.noise ^= a.noise >> 17
+		a.noise ^= a.noise << 5
+		s = append(s, pool[a.noise%uint32(len(pool))])
+	}
+	a.mu.Unlock()
+	return string(s)
+}
+
 // Serve answers the client on rw until reading fails or ctx is done: it reads
-// whatever arrives, writes the replies, and calls onSample (if not nil) for
-// each PID value once the reply carrying it has been written. Blocking reads
-// do not watch ctx: close rw to stop Serve. It returns nil at io.EOF,
-// ctx.Err() when ctx is done, and the read or write error otherwise.
+// whatever arrives, writes the replies (after the profile's Delay), and
+// calls onSample (if not nil) for each PID value once the reply carrying it
+// has been written. Blocking reads do not watch ctx: close rw to stop Serve.
+// It returns nil at io.EOF, ctx.Err() when ctx is done, and the read or
+// write error otherwise.
 func (a *Adapter) Serve(ctx context.Context, rw io.ReadWriter, onSample func(Sample)) error {
 	buf := make([]byte, 512)
 	for {
@@ -170,6 +358,15 @@ func (a *Adapter) Serve(ctx context.Context, rw io.ReadWriter, onSample func(Sam
 		if n > 0 {
 			out, samples := a.Input(buf[:n])
 			if len(out) > 0 {
+				if d := a.profile.Delay; d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return ctx.Err()
+					case <-t.C:
+					}
+				}
 				if _, werr := rw.Write(out); werr != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()

@@ -29,12 +29,13 @@ func (e *ecu) State() firmwaresim.State { return *e.st.Load() }
 var running = firmwaresim.State{
 	Time: at, EngineOn: true, SpeedMps: 50 / 3.6, RPM: 1726, LoadPct: 40, ThrottlePct: 15,
 	MAFgps: 12.34, CoolantC: 83, IntakeC: 25, AmbientC: 18, BatteryV: 14.2, FuelPct: 62.5,
-	RunTime: 300 * time.Second,
+	RunTime: 300 * time.Second, DistanceM: 2500,
 }
 
 type step struct {
 	send, want string
-	engineOff  bool // switch the engine off before sending
+	engineOff  bool     // switch the engine off before sending
+	stored     []string // set these stored trouble codes before sending (nil: leave them)
 }
 
 // transcript is written from the ELM327 data sheet's descriptions of each
@@ -52,7 +53,9 @@ var transcript = []step{
 	{send: "ATSP0\r", want: "OK\r\r>"},
 	{send: "ATDP\r", want: "AUTO\r\r>"},
 	{send: "ATDPN\r", want: "A0\r\r>"},
-	{send: "0100\r", want: "SEARCHING...\r41 00 18 1B 80 03 \r\r>"},
+	// 41 00 9E 3F 80 03: 1001 1110 | 0011 1111 | 1000 0000 | 0000 0011 =
+	// 01 04-07 0B-10 11 1F, and 20.
+	{send: "0100\r", want: "SEARCHING...\r41 00 9E 3F 80 03 \r\r>"},
 	{send: "ATDPN\r", want: "A6\r\r>"},
 	{send: "ATDP\r", want: "AUTO, ISO 15765-4 (CAN 11/500)\r\r>"},
 	{send: "010C\r", want: "41 0C 1A F8 \r\r>"},
@@ -67,11 +70,45 @@ var transcript = []step{
 	{send: "012F\r", want: "41 2F 9F \r\r>"},
 	{send: "0142\r", want: "41 42 37 78 \r\r>"},
 	{send: "0146\r", want: "41 46 3A \r\r>"},
-	{send: "0120\r", want: "41 20 00 02 00 01 \r\r>"},
-	{send: "0140\r", want: "41 40 44 00 00 00 \r\r>"},
-	{send: "0160\r", want: "NO DATA\r\r>"},
+	{send: "0120\r", want: "41 20 80 02 A0 01 \r\r>"}, // 21 2F 31 33, 40
+	{send: "0140\r", want: "41 40 44 00 00 15 \r\r>"}, // 42 46 5C 5E, 60
+	{send: "0160\r", want: "41 60 00 00 00 01 \r\r>"}, // 80
+	{send: "0180\r", want: "41 80 00 00 00 01 \r\r>"}, // A0
+	{send: "01A0\r", want: "41 A0 04 00 00 00 \r\r>"}, // A6
+	{send: "01C0\r", want: "NO DATA\r\r>"},
 	{send: "0102\r", want: "NO DATA\r\r>"},
-	{send: "0902\r", want: "NO DATA\r\r>"},
+	{send: "0108\r", want: "NO DATA\r\r>"}, // one bank
+	// The PIDs derived from the state, worked out by hand: no stored code;
+	// trim (15−15)/4 = 0 % → 80; long trim 83; MAP 25 + 0.75·40 = 55 kPa → 37;
+	// advance 5 + 1726/250 = 11.904° → (11.904+64)·2 = 151.8 → 98; no MIL
+	// distance; 1523 + 2.5 = 1525 km → 05 F5; 101 kPa → 65; oil 83 − 3 = 80 °C
+	// → 78; 12.34/14.7/745·3600 = 4.0564 L/h → ·20 = 81 → 00 51; odometer
+	// (48213 + 2.5)·10 = 482155 → 00 07 5B 6B.
+	{send: "0101\r", want: "41 01 00 07 65 00 \r\r>"},
+	{send: "0106\r", want: "41 06 80 \r\r>"},
+	{send: "0107\r", want: "41 07 83 \r\r>"},
+	{send: "010B\r", want: "41 0B 37 \r\r>"},
+	{send: "010E\r", want: "41 0E 98 \r\r>"},
+	{send: "0121\r", want: "41 21 00 00 \r\r>"},
+	{send: "0131\r", want: "41 31 05 F5 \r\r>"},
+	{send: "0133\r", want: "41 33 65 \r\r>"},
+	{send: "015C\r", want: "41 5C 78 \r\r>"},
+	{send: "015E\r", want: "41 5E 00 51 \r\r>"},
+	{send: "01A6\r", want: "41 A6 00 07 5B 6B \r\r>"},
+	// Mode 09: supported (02 only), the VIN in three frames.
+	{send: "0900\r", want: "49 00 40 00 00 00 \r\r>"},
+	{send: "0902\r", want: "014\r0: 49 02 01 57 50 30 \r1: 5A 5A 5A 39 39 5A 54 \r2: 53 33 39 30 30 30 30 \r\r>"},
+	// Trouble codes: none, then two stored (MIL on, count 2), three (two frames),
+	// cleared by Mode 04.
+	{send: "03\r", want: "43 00 \r\r>"},
+	{send: "03\r", want: "43 02 03 01 04 20 \r\r>", stored: []string{"P0301", "P0420"}},
+	{send: "0101\r", want: "41 01 82 07 65 00 \r\r>"},
+	{send: "0121\r", want: "41 21 00 0C \r\r>"},
+	{send: "03\r", want: "008\r0: 43 03 03 01 04 20 \r1: 01 71 00 00 00 00 00 \r\r>", stored: []string{"P0301", "P0420", "P0171"}},
+	{send: "07\r", want: "47 00 \r\r>"},
+	{send: "0A\r", want: "4A 00 \r\r>"},
+	{send: "04\r", want: "44 \r\r>"},
+	{send: "03\r", want: "43 00 \r\r>"},
 	{send: "010C1\r", want: "41 0C 1A F8 \r\r>"}, // trailing digit: number of responses
 	{send: "010C0D\r", want: "41 0C 1A F8 0D 32 \r\r>"},
 	{send: "010C0D05\r", want: "008\r0: 41 0C 1A F8 0D 32 \r1: 05 7B 00 00 00 00 00 \r\r>"},
@@ -82,7 +119,24 @@ var transcript = []step{
 	{send: "ATS1\r", want: "OK\r\r>"},
 	{send: "0105\r", want: "7E8 03 41 05 7B 00 00 00 00 \r\r>"},
 	{send: "010C0D05\r", want: "7E8 10 08 41 0C 1A F8 0D 32 \r7E8 21 05 7B 00 00 00 00 00 \r\r>"},
+	{send: "0902\r", want: "7E8 10 14 49 02 01 57 50 30 \r7E8 21 5A 5A 5A 39 39 5A 54 \r7E8 22 53 33 39 30 30 30 30 \r\r>"},
+	{send: "ATD1\r", want: "OK\r\r>"},
+	{send: "010D\r", want: "7E8 8 03 41 0D 32 00 00 00 00 \r\r>"},
+	{send: "ATD0\r", want: "OK\r\r>"},
+	{send: "ATCRA7E9\r", want: "OK\r\r>"},
+	{send: "010D\r", want: "NO DATA\r\r>"},
+	{send: "ATCRA\r", want: "OK\r\r>"},
 	{send: "ATH0\r", want: "OK\r\r>"},
+	{send: "ATCAF0\r", want: "OK\r\r>"},
+	{send: "010D\r", want: "03 41 0D 32 00 00 00 00 \r\r>"},
+	{send: "ATCAF1\r", want: "OK\r\r>"},
+	{send: "ATCFC0\r", want: "OK\r\r>"},
+	{send: "0902\r", want: "014\r0: 49 02 01 57 50 30 \r\r>"}, // no flow control: the First Frame only
+	{send: "ATCFC1\r", want: "OK\r\r>"},
+	{send: "ATR0\r", want: "OK\r\r>"},
+	{send: "010D\r", want: "\r>"},
+	{send: "ATR1\r", want: "OK\r\r>"},
+	{send: "ATIGN\r", want: "ON\r\r>"},
 	{send: "ATRV\r", want: "14.2V\r\r>"},
 	{send: "ATST62\r", want: "OK\r\r>"},
 	{send: "ATAT1\r", want: "OK\r\r>"},
@@ -115,6 +169,7 @@ var transcript = []step{
 	{send: "010D\r", want: "41 0D 32 \r\r>"},
 	{send: "010C\r", want: "NO DATA\r\r>", engineOff: true},
 	{send: "ATRV\r", want: "12.5V\r\r>"},
+	{send: "ATIGN\r", want: "OFF\r\r>"},
 	{send: "ATPC\r", want: "OK\r\r>"},
 	{send: "0100\r", want: "SEARCHING...\rUNABLE TO CONNECT\r\r>"},
 	{send: "ATE1\r", want: "OK\r\r>"},
@@ -145,6 +200,9 @@ func TestTranscript(t *testing.T) {
 
 	buf := make([]byte, 4096)
 	for i, s := range transcript {
+		if s.stored != nil {
+			a.SetDTCs(s.stored, nil, nil)
+		}
 		if s.engineOff {
 			off := running
 			off.EngineOn, off.RPM, off.SpeedMps, off.BatteryV = false, 0, 0, 12.5
@@ -179,6 +237,9 @@ func TestTranscript(t *testing.T) {
 		"41 0C 1A F8": 1726, "41 0D 32": 50, "41 05 7B": 83, "41 04 66": 40, "41 0F 41": 25,
 		"41 10 04 D2": 12.34, "41 11 26": 38 * 100.0 / 255, "41 1F 01 2C": 300, "41 2F 9F": 159 * 100.0 / 255,
 		"41 42 37 78": 14.2, "41 46 3A": 18,
+		"41 01 00 07 65 00": 0, "41 01 82 07 65 00": 1, "41 06 80": 0, "41 07 83": 300.0 / 128, "41 0B 37": 55,
+		"41 0E 98": 12, "41 21 00 00": 0, "41 21 00 0C": 12, "41 31 05 F5": 1525, "41 33 65": 101, "41 5C 78": 80,
+		"41 5E 00 51": 4.05, "41 A6 00 07 5B 6B": 48215.5,
 	}
 	seen := map[string]bool{}
 	for _, s := range samples {
@@ -188,7 +249,7 @@ func TestTranscript(t *testing.T) {
 			continue
 		}
 		seen[s.Reply] = true
-		if diff := cmp.Diff(v, s.Value); diff != "" || !s.Time.Equal(at) || s.Mode != 1 || s.Unit == "" {
+		if diff := cmp.Diff(v, s.Value); diff != "" || !s.Time.Equal(at) || s.Mode != 1 || (s.Unit == "" && s.PID != 0x01) {
 			t.Errorf("sample %+v: want value %v at %v", s, v, at)
 		}
 	}

@@ -181,14 +181,11 @@ func buildSources(cfg Config, log *slog.Logger, counters *edge.Counters) (map[st
 		if err != nil {
 			return nil, fmt.Errorf("obd.port: %w", err)
 		}
-		pids := make([]byte, len(cfg.OBD.PIDs))
-		for i, p := range cfg.OBD.PIDs {
-			if pids[i], err = obd.ParsePID(p); err != nil {
-				return nil, fmt.Errorf("obd.pids[%d]: %w", i, err)
-			}
+		src := &obd.Source{Device: dev, Backoff: backoff, Logger: log.With("part", "obd"), Counters: counters}
+		if err := cfg.OBD.Apply(src); err != nil {
+			return nil, err
 		}
-		out["obd"] = &obd.Source{Device: dev, PIDs: pids, Interval: cfg.OBD.Interval, Backoff: backoff,
-			Logger: log.With("part", "obd"), Counters: counters}
+		out["obd"] = src
 	}
 	return out, nil
 }

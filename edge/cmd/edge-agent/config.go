@@ -47,10 +47,115 @@ type GPSConfig struct {
 }
 
 // OBDConfig names the ELM327 adapter and what to poll; no port, no OBD.
+//
+// pids is a list of Mode 01 PIDs, each two hex digits ("0C"), polled every
+// interval, or a PID with its own interval ({pid: "0C", every: 200ms}); the
+// two forms mix. Every holds the second form's intervals, by PID (nil when
+// there are none). The other keys are optional: zero or absent means the
+// obd package's default.
 type OBDConfig struct {
-	Port     string        `yaml:"port"`
-	PIDs     []string      `yaml:"pids"`
-	Interval time.Duration `yaml:"interval"`
+	Port        string                   `yaml:"port"`
+	PIDs        []string                 `yaml:"-"`
+	Every       map[string]time.Duration `yaml:"-"`
+	Interval    time.Duration            `yaml:"interval"`
+	Timeout     time.Duration            `yaml:"timeout"`      // per adapter command; 2s
+	OffInterval time.Duration            `yaml:"off_interval"` // how often to look while the ignition is off; 30s
+	DTCInterval time.Duration            `yaml:"dtc_interval"` // how often to read trouble codes; 1m
+	DTCs        *bool                    `yaml:"dtcs"`         // read trouble codes; true
+	VIN         *bool                    `yaml:"vin"`          // read the VIN; true
+}
+
+// obdKeys are the keys of the obd section.
+var obdKeys = []string{"port", "pids", "interval", "timeout", "off_interval", "dtc_interval", "dtcs", "vin"}
+
+// UnmarshalYAML implements yaml.Unmarshaler: the section's keys over the
+// defaults, unknown keys refused, and the two forms of pids.
+func (c *OBDConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: obd must be a mapping", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; !slices.Contains(obdKeys, k.Value) {
+			return fmt.Errorf("line %d: field %s not found in type main.OBDConfig", k.Line, k.Value)
+		}
+	}
+	type plain OBDConfig // without this method
+	var f struct {
+		plain `yaml:",inline"`
+		PIDs  []pidEntry `yaml:"pids"`
+	}
+	f.plain = plain(*c)
+	if err := n.Decode(&f); err != nil {
+		return err
+	}
+	*c = OBDConfig(f.plain)
+	if f.PIDs != nil {
+		c.PIDs, c.Every = []string{}, nil
+		for _, e := range f.PIDs {
+			c.PIDs = append(c.PIDs, e.PID)
+			if e.Every != 0 {
+				if c.Every == nil {
+					c.Every = map[string]time.Duration{}
+				}
+				c.Every[e.PID] = e.Every
+			}
+		}
+	}
+	return nil
+}
+
+// pidEntry is one item of obd.pids: "0C" or {pid: "0C", every: 200ms}.
+type pidEntry struct {
+	PID   string        `yaml:"pid"`
+	Every time.Duration `yaml:"every"`
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (e *pidEntry) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		e.PID = n.Value
+		return nil
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i].Value; k != "pid" && k != "every" {
+				return fmt.Errorf("line %d: a PID entry has pid and every, not %s", n.Content[i].Line, k)
+			}
+		}
+		type plain pidEntry
+		if err := n.Decode((*plain)(e)); err != nil {
+			return err
+		}
+		if e.Every == 0 {
+			return fmt.Errorf("line %d: a PID entry without every: write the PID alone", n.Line)
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: a PID is two hex digits or {pid: \"0C\", every: 1s}", n.Line)
+}
+
+// Apply sets the polling of s from the section: the PIDs, each at its
+// interval, the timeouts, the trouble code interval and the VIN. It
+// returns an error naming the first bad PID (Validate has checked them).
+func (c *OBDConfig) Apply(s *obd.Source) error {
+	s.PIDs, s.Polls = nil, nil
+	for i, p := range c.PIDs {
+		pid, err := obd.ParsePID(p)
+		if err != nil {
+			return fmt.Errorf("obd.pids[%d]: %w", i, err)
+		}
+		if every, ok := c.Every[p]; ok {
+			s.Polls = append(s.Polls, obd.Poll{PID: pid, Every: every})
+		} else {
+			s.PIDs = append(s.PIDs, pid)
+		}
+	}
+	s.Interval, s.Timeout, s.OffInterval, s.DTCInterval = c.Interval, c.Timeout, c.OffInterval, c.DTCInterval
+	if c.DTCs != nil && !*c.DTCs {
+		s.DTCInterval = -1
+	}
+	s.NoVIN = c.VIN != nil && !*c.VIN
+	return nil
 }
 
 // MQTTConfig is the broker connection.
@@ -211,9 +316,24 @@ func (c *Config) Validate() error {
 			if _, err := obd.ParsePID(p); err != nil {
 				return bad(fmt.Sprintf("obd.pids[%d]", i), "%v", err)
 			}
+			if slices.Index(c.OBD.PIDs, p) != i {
+				return bad(fmt.Sprintf("obd.pids[%d]", i), "PID %s listed twice", p)
+			}
+			if every, ok := c.OBD.Every[p]; ok && every < 10*time.Millisecond {
+				return bad(fmt.Sprintf("obd.pids[%d].every", i), "%v: must be at least 10ms", every)
+			}
 		}
 		if c.OBD.Interval <= 0 {
 			return bad("obd.interval", "must be positive, e.g. 1s")
+		}
+		if c.OBD.Timeout != 0 && c.OBD.Timeout < 10*time.Millisecond {
+			return bad("obd.timeout", "%v: must be at least 10ms, e.g. 2s", c.OBD.Timeout)
+		}
+		if c.OBD.OffInterval < 0 {
+			return bad("obd.off_interval", "must be positive, e.g. 30s")
+		}
+		if c.OBD.DTCInterval < 0 {
+			return bad("obd.dtc_interval", "must be positive, e.g. 1m")
 		}
 	}
 	if c.MQTT.URL == "" {

@@ -31,6 +31,7 @@ const usage = `usage:
   edge-agent nmea-decode [FILE|-|PORT-URL]           decode NMEA to one JSON fix per line (like gpsdecode)
   edge-agent healthcheck (--config FILE | --url URL) exit 0 if the running agent's /health answers
   edge-agent outbox stats --data DIR                 print the outbox's state as JSON (works while the agent runs)
+  edge-agent obd-probe --port URL [--samples N]      run an ELM327 session and print what the adapter and vehicle report (JSON)
   edge-agent version                                 print the version
 `
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "outbox":
 		return outboxCmd(ctx, args[1:], stdout, stderr)
+	case "obd-probe":
+		return obdProbe(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
