@@ -54,7 +54,7 @@ func post(ctx context.Context, api e2e.API, path, body string) (int, []byte, err
 // agent's last will marks it offline and a restart online again.
 func TestDeviceHealthAndCommands(t *testing.T) {
 	b := chaos.StartBroker(t, nil)
-	c := chaos.NewChain(t, chaos.Options{Speed: 20, Duration: 40 * time.Minute})
+	c := chaos.NewChain(t, chaos.Options{Speed: 20, Duration: 40 * time.Minute, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(b.URL())
@@ -117,10 +117,13 @@ func TestDeviceHealthAndCommands(t *testing.T) {
 	if r := run(`{"type":"set_report_interval","interval_ms":500,"ttl_s":60}`); r.Status != "done" {
 		t.Errorf("set_report_interval: %+v %+v", r, r.Result)
 	}
-	// The OBD source may not implement it: then a plain failure, never a
-	// faked success.
-	if r := run(`{"type":"set_pids","pids":["0C","0D"]}`); r.Status != "done" && r.Status != "failed" {
-		t.Errorf("set_pids: %+v", r)
+	// The OBD source changes what it polls, and reads the trouble codes on
+	// demand from the simulator's ELM327.
+	if r := run(`{"type":"set_pids","pids":["0C","0D"]}`); r.Status != "done" || !r.Result.OK {
+		t.Errorf("set_pids: %+v %+v", r, r.Result)
+	}
+	if r := run(`{"type":"read_dtcs"}`); r.Status != "done" || !r.Result.OK {
+		t.Errorf("read_dtcs: %+v %+v", r, r.Result)
 	}
 	for _, bad := range []string{`{"type":"reboot"}`, `{"type":"set_report_interval","interval_ms":5}`, `{"type":"set_pids","pids":["ZZ"]}`, `not json`} {
 		if code, out, _ := post(ctx, c.API, "/api/v1/vehicles/"+c.Vehicle+"/commands", bad); code != http.StatusBadRequest {

@@ -66,6 +66,8 @@ type Source struct {
 	Counters   *edge.Counters
 	Now        func() time.Time // the agent clock, for records; nil means time.Now
 
+	cmd commands // SetPIDs and ReadDTCs, on their way to the poller
+
 	// What the Source knows across sessions; only Run's goroutine uses it.
 	ign  Ignition
 	vin  string
@@ -84,6 +86,7 @@ func (s *Source) Run(ctx context.Context, out chan<- edge.Record) error {
 	}
 	s.ign = Ignition{OnVoltage: s.OnVoltage, OffAfter: s.OffAfter}
 	s.dtcs = map[byte][]string{}
+	s.cmd.init()
 	loop := edge.DeviceLoop{Device: s.Device, Name: "obd", Backoff: s.Backoff, Logger: s.Logger, Counters: s.Counters, Now: s.Now}
 	return loop.Run(ctx, out, func(ctx context.Context, rw io.ReadWriter) error { return s.session(ctx, rw, out, polls) })
 }
@@ -119,7 +122,7 @@ func (s *Source) session(ctx context.Context, rw io.ReadWriter, out chan<- edge.
 	sess.Timeout, sess.ResetTimeout, sess.SearchTimeout, sess.Now = s.Timeout, s.ResetTimeout, s.SearchTimeout, s.Now
 	fruitless := 0
 	for {
-		p := &poller{src: s, sess: sess, out: out, polls: polls, log: s.logger()}
+		p := &poller{src: s, sess: sess, out: out, configured: polls, polls: s.activePolls(polls), log: s.logger()}
 		p.busBackoff = s.BusBackoff
 		if p.busBackoff.Min <= 0 && p.busBackoff.Max <= 0 {
 			p.busBackoff = edge.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
@@ -161,11 +164,13 @@ func (s *Source) inc(name string) {
 
 // poller is one initialised adapter: from Init to the next re-init.
 type poller struct {
-	src   *Source
-	sess  *Session
-	out   chan<- edge.Record
-	polls []Poll
-	log   *slog.Logger
+	src        *Source
+	sess       *Session
+	out        chan<- edge.Record
+	configured []Poll // from the configuration
+	polls      []Poll // what is polled: configured, or the commanded set
+	supported  []byte // what the vehicle said it supports; nil: unknown
+	log        *slog.Logger
 
 	sched      *schedule
 	connected  bool // Connect succeeded: protocol and supported PIDs known
@@ -209,7 +214,7 @@ func (p *poller) run(ctx context.Context) error {
 				return err
 			}
 			if s.ign.State() == IgnitionOff {
-				if err := edge.Sleep(ctx, or(s.OffInterval, DefaultOffInterval)); err != nil {
+				if err := p.wait(ctx, or(s.OffInterval, DefaultOffInterval)); err != nil {
 					return err
 				}
 			}
@@ -251,9 +256,12 @@ func (p *poller) connect(ctx context.Context, ev *Evidence) error {
 			return serr
 		}
 		p.log.Warn("supported PIDs unknown; polling the configured ones", "err", err)
-	} else if dropped := p.sched.keep(supported); len(dropped) > 0 {
-		p.src.inc("pids_unsupported")
-		p.log.Warn("configured PIDs the vehicle does not support are not polled", "pids", fmt.Sprintf("% X", dropped))
+	} else {
+		p.supported = supported
+		if dropped := p.sched.keep(supported); len(dropped) > 0 {
+			p.src.inc("pids_unsupported")
+			p.log.Warn("configured PIDs the vehicle does not support are not polled", "pids", fmt.Sprintf("% X", dropped))
+		}
 	}
 	p.log.Info("vehicle connected", "protocol", info.Protocol, "supported", fmt.Sprintf("% X", supported))
 	return p.vehicleInfo(ctx)
@@ -699,8 +707,5 @@ func (p *poller) waitNext(ctx context.Context) error {
 	if next.IsZero() || p.voltAt.Before(next) {
 		next = p.voltAt
 	}
-	if d := time.Until(next); d > 0 {
-		return edge.Sleep(ctx, d)
-	}
-	return nil
+	return p.wait(ctx, time.Until(next))
 }

@@ -52,7 +52,7 @@ func TestOBDConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !cmp.Equal([]byte{0x0C, 0x0D}, src.PIDs) || src.Polls != nil || src.Interval != time.Second || src.DTCInterval >= 0 || src.NoVIN {
-		t.Errorf("simple form: %+v", src)
+		t.Errorf("simple form: PIDs %X, Polls %v, Interval %v, DTCInterval %v, NoVIN %v", src.PIDs, src.Polls, src.Interval, src.DTCInterval, src.NoVIN)
 	}
 	for _, tt := range []struct{ yaml, field string }{
 		{"  pids: [{pid: \"0C\"}]\n", "without every"},
