@@ -69,7 +69,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 
 .PHONY: bench
 bench: ## measure the performance targets of DESIGN.md §9 (Go benchmarks with custom metrics)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./... | grep -Ev '^(PASS$$|ok |\? )'
+	@# -p 1: one package's benchmarks at a time, so they do not skew each other;
+	@# pipefail: a failing benchmark fails the target despite the filter.
+	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./... | grep -Ev '^(PASS$$|ok |\? )'
 
 .PHONY: chaos
 chaos: ## the full chaos scenarios (50 agent kills, 20 broker restarts, 1,000 connection cuts, the outbox cap) and their table

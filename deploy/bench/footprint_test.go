@@ -41,7 +41,7 @@ func BenchmarkAgentFootprint(b *testing.B) {
 	prefix := "fp" + testenv.ID() + "-"
 	vehicle := prefix + "001"
 	sim := e2e.Start(b, dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
-		"--vehicles", "1", "--id-prefix", prefix, "--rate", "10", "--link-dir", links, "--seed", "3")
+		"--vehicles", "1", "--id-prefix", prefix, "--rate", "10", "--baud", "115200", "--link-dir", links, "--seed", "3")
 	for _, dev := range []string{"gps", "obd"} {
 		link := filepath.Join(links, vehicle+"-"+dev)
 		e2e.Eventually(b, time.Minute, link, func() error { _, err := os.Stat(link); return err }, sim)
