@@ -2,6 +2,7 @@ package gps
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -148,7 +149,7 @@ func (a *Assembler) Feed(line string) []Epoch {
 		}
 	}
 	addr := address(line)
-	s, err := a.parser.Parse(line)
+	s, err := a.parse(line)
 	if err != nil {
 		var ns *nmea.NotSupportedError
 		if errors.As(err, &ns) {
@@ -553,4 +554,19 @@ func (a *Assembler) inc(name string) {
 	if a.Counters != nil {
 		a.Counters.Inc("gps." + name)
 	}
+}
+
+// parse runs go-nmea's parser and turns a panic inside it into a parse error
+// (counted as gps.parser_panics too): go-nmea v1.10.0 panics on some malformed
+// sentences that pass the checksum — a TXT with fewer than four fields,
+// "$GPTXT,0AN*5C", slices past its fields — and serial garbage must never stop
+// the agent.
+func (a *Assembler) parse(line string) (s nmea.Sentence, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.inc("parser_panics")
+			s, err = nil, fmt.Errorf("go-nmea panicked on %q: %v", line, r)
+		}
+	}()
+	return a.parser.Parse(line)
 }

@@ -585,3 +585,20 @@ func TestJumpFlagged(t *testing.T) {
 	}
 	checkCounters(t, &c, map[string]uint64{"gps.jumps": 1, "gps.fixes": 4})
 }
+
+// Sentences with a valid checksum on which go-nmea v1.10.0 panics (found by
+// FuzzReader) are parse errors; the epoch around them still closes.
+func TestParserPanicsAreParseErrors(t *testing.T) {
+	var c edge.Counters
+	a := gps.Assembler{Counters: &c, DateFloor: gpsEpoch}
+	got := feed(&a,
+		"$GPTXT,0AN*5C", // one field where TXT has four: go-nmea slices past them
+		withChecksum("GPRMC,120000.00,A,4807.038,N,01131.000,E,022.4,084.4,230324,,,A"),
+		withChecksum("GPTXT,01"),
+		withChecksum("GPRMC,120001.00,A,4807.040,N,01131.002,E,022.4,084.4,230324,,,A"),
+	)
+	if len(got) != 2 || !got[0].Fix || !got[1].Fix {
+		t.Errorf("epochs %+v, want the two RMC fixes", got)
+	}
+	checkCounters(t, &c, map[string]uint64{"gps.parser_panics": 2, "gps.parse_errors": 2})
+}
