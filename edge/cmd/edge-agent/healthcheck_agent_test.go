@@ -2,9 +2,12 @@ package main_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +29,7 @@ func TestHealthcheckAgainstTheAgent(t *testing.T) {
 	t.Cleanup(func() { forgetVehicle(t, url, ns, vehicle) })
 	dir := t.TempDir()
 	config := filepath.Join(dir, "agent.yaml")
+	httpPort := testenv.FreePort(t)
 	if err := os.WriteFile(config, fmt.Appendf(nil, `vehicle_id: %s
 data_dir: %s
 gps:
@@ -35,7 +39,7 @@ mqtt:
   namespace: %s
 http:
   listen: 0.0.0.0:%d
-`, vehicle, filepath.Join(dir, "data"), gpsPath, url, ns, testenv.FreePort(t)), 0o600); err != nil {
+`, vehicle, filepath.Join(dir, "data"), gpsPath, url, ns, httpPort), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	check := func() (int, string) {
@@ -51,6 +55,7 @@ http:
 	}
 
 	agent := exec.Command(bin, "run", "--config", config)
+	agent.Env = withoutEnv(os.Environ(), "GOMAXPROCS")
 	logs, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +91,11 @@ http:
 		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
 	}
 
+	// The daemon runs on one processor when GOMAXPROCS is unset (main.go, oneProc).
+	if got := metric(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort), "go_sched_gomaxprocs_threads"); got != "1" {
+		t.Errorf("go_sched_gomaxprocs_threads = %q, want 1", got)
+	}
+
 	if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +105,38 @@ http:
 	if code, out := check(); code != 1 {
 		t.Errorf("healthcheck after the agent stopped: exit %d (%s), want 1", code, out)
 	}
+}
+
+// withoutEnv returns env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// metric returns the value of an unlabelled metric in a Prometheus text page.
+func metric(t *testing.T, url, name string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s: no %s in\n%s", url, name, body)
+	return ""
 }
 
 // forgetVehicle removes what an agent leaves on the shared broker: its
