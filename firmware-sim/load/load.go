@@ -53,6 +53,7 @@ type Config struct {
 type Result struct {
 	Vehicles  int
 	Elapsed   time.Duration // wall time from the first record to the end
+	Ticks     uint64        // sample instants, all agents: each makes a position (with a fix) and the OBD samples
 	Generated uint64        // records made
 	Sent      uint64        // records published, resends included
 	Batches   uint64        // batches published
@@ -66,6 +67,10 @@ type Result struct {
 // Rate returns the records published per second of wall time, resends
 // included.
 func (r Result) Rate() float64 { return perSecond(r.Sent, r.Elapsed) }
+
+// TickRate returns the sample instants per second of wall time: the rate the
+// vehicles were driven at, whether or not each instant had a fix.
+func (r Result) TickRate() float64 { return perSecond(r.Ticks, r.Elapsed) }
 
 // CPUPerSecond returns the CPU seconds used per wall second (1 = one core).
 func (r Result) CPUPerSecond() float64 {
@@ -83,8 +88,8 @@ func perSecond(n uint64, d time.Duration) float64 {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%d virtual agents, %v: %d records made, %d published (%.0f/s, resends included) in %d batches (%d PUBACKed), %d acked by the cloud, %d dropped, %d connected at the end; CPU %.2f s per second",
-		r.Vehicles, r.Elapsed.Round(time.Millisecond), r.Generated, r.Sent, r.Rate(), r.Batches, r.PubAcks, r.Acked, r.Dropped, r.Connected, r.CPUPerSecond())
+	return fmt.Sprintf("%d virtual agents, %v: %d sample instants, %d records made, %d published (%.0f/s, resends included) in %d batches (%d PUBACKed), %d acked by the cloud, %d dropped, %d connected at the end; CPU %.2f s per second",
+		r.Vehicles, r.Elapsed.Round(time.Millisecond), r.Ticks, r.Generated, r.Sent, r.Rate(), r.Batches, r.PubAcks, r.Acked, r.Dropped, r.Connected, r.CPUPerSecond())
 }
 
 // Validate checks cfg and names the first bad field.
@@ -122,6 +127,7 @@ type agent struct {
 	outbox   *Outbox
 	uplink   *mqtt.Uplink
 	counters *edge.Counters
+	ticks    uint64 // sample instants; written by generate alone, read after it returns
 }
 
 // Run runs the agents for cfg.Duration (or until ctx is done) and returns
@@ -197,6 +203,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.CPU = cpuTime() - cpu0
 	for _, a := range agents {
 		st := a.outbox.counts()
+		res.Ticks += a.ticks
 		res.Generated += st.appended
 		res.Dropped += st.dropped
 		c := a.counters.Snapshot()
@@ -221,6 +228,7 @@ func (a *agent) generate(ctx context.Context, start time.Time, period, offset ti
 		}
 		at := now().UTC()
 		s := a.vehicle.AdvanceTo(at)
+		a.ticks++
 		var recs []edge.Record
 		if s.FixValid { // no fix in a tunnel: no position, as the agent
 			recs = append(recs, edge.PositionRecord(Position(s)))

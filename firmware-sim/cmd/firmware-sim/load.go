@@ -89,6 +89,7 @@ Flags:
 		return 1
 	}
 	fmt.Fprintln(stdout, res)
-	fmt.Fprintf(stdout, "rate achieved: %.1f records/s of %.1f asked; CPU: %.3f s per second\n", res.Rate(), float64(cfg.Vehicles)*cfg.Rate*float64(1+len(cfg.OBDPIDs)), res.CPUPerSecond())
+	fmt.Fprintf(stdout, "rate achieved: %.1f sample instants/s of %.1f asked, %.1f records/s published (no position without a fix); CPU: %.3f s per second\n",
+		res.TickRate(), float64(cfg.Vehicles)*cfg.Rate, res.Rate(), res.CPUPerSecond())
 	return 0
 }
