@@ -17,6 +17,7 @@ import (
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/deploy/bench"
 	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/firmware-sim/transport"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
@@ -25,7 +26,7 @@ import (
 // server is the real cloud-server binary running on the machine's services
 // with a database, Redis prefix and topic namespace of its own.
 type server struct {
-	api     e2e.API
+	api     cloudapi.Client
 	mqttURL string
 	ns      telemetry.Namespace
 	proc    *e2e.Proc
@@ -37,7 +38,7 @@ func startServer(tb testing.TB, bin, dir string) *server {
 	mqttURL, ns := testenv.MQTT(tb)
 	port := testenv.FreePort(tb)
 	clientID := "fgbench-server-" + testenv.ID()
-	s := &server{api: e2e.API{Base: "http://127.0.0.1:" + strconv.Itoa(port)}, mqttURL: mqttURL, ns: telemetry.Namespace(ns)}
+	s := &server{api: cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}, mqttURL: mqttURL, ns: telemetry.Namespace(ns)}
 	tb.Cleanup(func() { // after the server has stopped (cleanups run last first)
 		if err := mqtt.RemoveSession(context.Background(), mqttURL, clientID); err != nil {
 			tb.Errorf("remove the server's session: %v", err)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -42,7 +44,7 @@ type Chain struct {
 	Dir      string
 	Bin      string
 	DB       string // PostgreSQL URL
-	API      e2e.API
+	API      cloudapi.Client
 	Vehicle  string
 	NS       string // MQTT namespace
 	Truth    string
@@ -85,7 +87,7 @@ func NewChain(t testing.TB, o Options) *Chain {
 func (c *Chain) StartCloud(brokerURL string) {
 	c.t.Helper()
 	port := testenv.FreePort(c.t)
-	c.API = e2e.API{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	c.API = cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
 	c.Cloud = e2e.Start(c.t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
 		"DATABASE_URL=" + c.DB, "REDIS_URL=" + c.redisURL, "REDIS_PREFIX=" + c.prefix,
 		"MQTT_URL=" + brokerURL, "MQTT_NAMESPACE=" + c.NS, "MQTT_CLIENT_ID=chaos-cloud-" + testenv.ID(),
@@ -276,16 +278,17 @@ FROM events WHERE vehicle_id = $1`, c.Vehicle).Scan(&s.DropReports, &s.Quarantin
 	return s, err
 }
 
-// WaitTruthEnd waits for the simulator's end line and returns the truth.
-func (c *Chain) WaitTruthEnd(within time.Duration) *e2e.Truth {
+// WaitTruthEnd waits for the simulator's end line and returns the vehicle's
+// truth.
+func (c *Chain) WaitTruthEnd(within time.Duration) truth.Vehicle {
 	c.t.Helper()
-	var tr *e2e.Truth
+	var tr truth.Vehicle
 	e2e.Eventually(c.t, within, "the simulator's end of drive", func() error {
-		var err error
-		if tr, err = e2e.ReadTruth(c.Truth); err != nil {
+		lines, err := truth.ReadFile(c.Truth)
+		if err != nil {
 			return err
 		}
-		if !tr.Ends[c.Vehicle] {
+		if tr = truth.Vehicles(lines)[c.Vehicle]; !tr.Ended {
 			return fmt.Errorf("no end line yet (%d fixes so far)", len(tr.Fixes))
 		}
 		return nil
@@ -295,25 +298,25 @@ func (c *Chain) WaitTruthEnd(within time.Duration) *e2e.Truth {
 
 // Ended reports whether the simulator has written its end line.
 func (c *Chain) Ended() bool {
-	tr, err := e2e.ReadTruth(c.Truth)
-	return err == nil && tr.Ends[c.Vehicle]
+	lines, err := truth.ReadFile(c.Truth)
+	return err == nil && truth.Vehicles(lines)[c.Vehicle].Ended
 }
 
 // Compare compares PostgreSQL, through the API, with the truth: fixes and,
 // with OBD, samples.
-func (c *Chain) Compare(ctx context.Context, tr *e2e.Truth) (fixes, obd e2e.Diff, err error) {
+func (c *Chain) Compare(ctx context.Context, tr truth.Vehicle) (fixes, obd truth.Diff, err error) {
 	from, to := c.Start.Add(-time.Hour), time.Now().Add(time.Hour)
 	ps, err := c.API.Positions(ctx, c.Vehicle, from, to)
 	if err != nil {
 		return fixes, obd, err
 	}
-	fixes = e2e.CompareFixes(tr.Fixes, ps)
+	fixes = truth.CompareFixes(tr.Fixes, ps)
 	if c.opts.OBD {
 		samples, err := c.API.OBD(ctx, c.Vehicle, from, to)
 		if err != nil {
 			return fixes, obd, err
 		}
-		obd = e2e.CompareOBD(tr.OBD, samples)
+		obd = truth.CompareOBD(tr.OBD, samples)
 	}
 	return fixes, obd, nil
 }

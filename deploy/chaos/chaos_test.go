@@ -17,6 +17,7 @@ import (
 	"github.com/fleetgate/fleetgate/deploy/chaos"
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 )
 
 // The scenarios' sizes: the full form (make chaos, FLEETGATE_FULL=1) and the
@@ -119,7 +120,7 @@ func waitProgress(t *testing.T, c *chaos.Chain, past uint64) {
 // fix and, with obd, as many OBD samples as the truth has — and then until
 // the running agent's outbox is empty: everything it committed has been
 // acknowledged by the cloud.
-func drain(t *testing.T, c *chaos.Chain, tr *e2e.Truth, obd bool) chaos.OutboxStats {
+func drain(t *testing.T, c *chaos.Chain, tr truth.Vehicle, obd bool) chaos.OutboxStats {
 	t.Helper()
 	ctx := context.Background()
 	e2e.Eventually(t, 3*time.Minute, "the end of the drive in PostgreSQL", func() error {
@@ -252,7 +253,7 @@ func agentKill(t *testing.T, sz sizes) row {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := e2e.CompareFixes(tr.Fixes, ps)
+	fd := truth.CompareFixes(tr.Fixes, ps)
 	a, _ := account(t, c)
 
 	// The fixes read but not committed: runs of consecutive truth fixes
@@ -288,14 +289,14 @@ func agentKill(t *testing.T, sz sizes) row {
 	if len(runs) > kills || longest > bound {
 		t.Errorf("fixes missing in %d runs (longest %d) after %d kills; the guarantee allows one run per kill of at most %d", len(runs), longest, kills, bound)
 	}
-	if fd.Duplicated != 0 || fd.Invented != 0 || fd.Mismatched != 0 {
+	if fd.Duplicated != 0 || fd.Unexpected != 0 || fd.Mismatched != 0 {
 		t.Errorf("positions against the truth: %v", fd)
 	}
 	if a.missing != 0 || a.dups != 0 {
 		t.Errorf("committed records: %d missing from PostgreSQL, %d duplicated", a.missing, a.dups)
 	}
 	t.Logf("%d kills; %d fixes emitted, %d stored; %d read but uncommitted at a kill, in %d runs of at most %d (bound %d)",
-		kills, fd.Sent, fd.Stored, fd.Lost, len(runs), longest, bound)
+		kills, fd.Truth, fd.Stored, fd.Missing, len(runs), longest, bound)
 
 	// A corrupt file at start is moved aside and a new stream begins, and the
 	// cloud hears of it: garble both bbolt meta pages and restart.
@@ -323,7 +324,7 @@ func agentKill(t *testing.T, sz sizes) row {
 		t.Errorf("quarantined files: %v", moved)
 	}
 	return row{scenario: "agent kill -9", faults: fmt.Sprintf("%d kills, bbolt check each", kills),
-		sent: fd.Sent, committed: a.committed, stored: a.stored, lost: a.missing, dups: a.dups + fd.Duplicated, uncommit: fd.Lost,
+		sent: fd.Truth, committed: a.committed, stored: a.stored, lost: a.missing, dups: a.dups + fd.Duplicated, uncommit: fd.Missing,
 		note: fmt.Sprintf("fixes; uncommitted in %d runs ≤ %d long (bound %d); garbled file quarantined, event in PG", len(runs), longest, bound)}
 }
 
@@ -389,8 +390,8 @@ func exact(t *testing.T, c *chaos.Chain, name, faults, note string) row {
 		t.Errorf("committed records: %d missing from PostgreSQL, %d duplicated", a.missing, a.dups)
 	}
 	t.Logf("%s: fixes %v; OBD %v", faults, fd, od)
-	return row{scenario: name, faults: faults, sent: fd.Sent + od.Sent, committed: a.committed, stored: a.stored,
-		lost: a.missing + fd.Lost + od.Lost, dups: a.dups + fd.Duplicated + od.Duplicated, note: note}
+	return row{scenario: name, faults: faults, sent: fd.Truth + od.Truth, committed: a.committed, stored: a.stored,
+		lost: a.missing + fd.Missing + od.Missing, dups: a.dups + fd.Duplicated + od.Duplicated, note: note}
 }
 
 // connectionCut: an MQTT-aware proxy between the agent and the broker cuts
@@ -570,7 +571,7 @@ func outboxCap(t *testing.T, sz sizes) row {
 	if stored.DropReports <= 0 || stored.DropReports > int64(ls.Dropped) {
 		t.Errorf("EventRecordsDropped in PostgreSQL report %d drops; the outbox counted %d", stored.DropReports, ls.Dropped)
 	}
-	if fd.Duplicated != 0 || fd.Invented != 0 || fd.Mismatched != 0 || fd.Lost > int(ls.Dropped) {
+	if fd.Duplicated != 0 || fd.Unexpected != 0 || fd.Mismatched != 0 || fd.Missing > int(ls.Dropped) {
 		t.Errorf("positions against the truth: %v (dropped %d)", fd, ls.Dropped)
 	}
 	t.Logf("largest file %d bytes (cap %d); dropped %d (thinned %d, oldest %d); drop events report %d",

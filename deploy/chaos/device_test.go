@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/deploy/chaos"
 	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 )
 
 type device struct {
@@ -34,7 +35,7 @@ type command struct {
 	} `json:"result"`
 }
 
-func post(ctx context.Context, api e2e.API, path, body string) (int, []byte, error) {
+func post(ctx context.Context, api cloudapi.Client, path, body string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api.Base+path, bytes.NewBufferString(body))
 	if err != nil {
 		return 0, nil, err

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -32,7 +34,7 @@ func TestAgentThroughProductionBroker(t *testing.T) {
 		"MQTT_URL=" + b.backendURL(), "MQTT_NAMESPACE=fleet/v1", "MQTT_CLIENT_ID=fleetgate-cloud-" + testenv.ID(),
 		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port),
 	}, "run")
-	api := e2e.API{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
 	e2e.Eventually(t, 60*time.Second, "cloud-server ready", func() error {
 		var v any
@@ -40,10 +42,10 @@ func TestAgentThroughProductionBroker(t *testing.T) {
 	}, server)
 
 	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
-	links, truth := filepath.Join(dir, "dev"), filepath.Join(dir, "truth.jsonl")
+	links, truthPath := filepath.Join(dir, "dev"), filepath.Join(dir, "truth.jsonl")
 	sim := e2e.Start(t, dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
 		"--vehicles", "1", "--id-prefix", prefix, "--speed", "20", "--start", start.Format(time.RFC3339),
-		"--duration", "40s", "--truth", truth, "--link-dir", links, "--seed", "3")
+		"--duration", "40s", "--truth", truthPath, "--link-dir", links, "--seed", "3")
 	gpsLink := filepath.Join(links, vehicle+"-gps")
 	e2e.Eventually(t, 20*time.Second, gpsLink, func() error { _, err := os.Stat(gpsLink); return err }, sim)
 
@@ -68,13 +70,13 @@ http:
 `, vehicle, filepath.Join(dir, "data"), gpsLink, b.tlsPort, filepath.Join(b.certs, "ca.crt"), crt, key))
 	agent := e2e.Start(t, dir, "edge-agent", filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
 
-	var tr *e2e.Truth
+	var tr truth.Vehicle
 	e2e.Eventually(t, 60*time.Second, "the end of the drive", func() error {
-		var err error
-		if tr, err = e2e.ReadTruth(truth); err != nil {
+		lines, err := truth.ReadFile(truthPath)
+		if err != nil {
 			return err
 		}
-		if !tr.Ends[vehicle] {
+		if tr = truth.Vehicles(lines)[vehicle]; !tr.Ended {
 			return fmt.Errorf("%d fixes so far", len(tr.Fixes))
 		}
 		return nil
@@ -82,13 +84,13 @@ http:
 	if len(tr.Fixes) < 30 {
 		t.Fatalf("the simulator emitted only %d fixes", len(tr.Fixes))
 	}
-	var d e2e.Diff
+	var d truth.Diff
 	e2e.Eventually(t, 60*time.Second, "every fix in the API", func() error {
 		ps, err := api.Positions(ctx, vehicle, start.Add(-time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
 			return err
 		}
-		if d = e2e.CompareFixes(tr.Fixes, ps); d.Stored < d.Sent {
+		if d = truth.CompareFixes(tr.Fixes, ps); d.Stored < d.Truth {
 			return fmt.Errorf("%v", d)
 		}
 		return nil

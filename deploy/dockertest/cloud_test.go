@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
@@ -40,7 +41,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 	}
 	dir := t.TempDir()
 	server := e2e.Start(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), env, "run")
-	api := e2e.API{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
 	e2e.Eventually(t, 60*time.Second, "cloud-server ready", func() error {
 		var v any

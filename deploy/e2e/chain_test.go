@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -17,7 +19,7 @@ import (
 type Chain struct {
 	Dir      string
 	Bin      string
-	API      e2e.API
+	API      cloudapi.Client
 	Cloud    *e2e.Proc
 	Sim      *e2e.Proc
 	Agents   map[string]*e2e.Proc
@@ -45,7 +47,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	redisURL, prefix := testenv.Redis(t)
 	mqttURL, ns := testenv.MQTT(t)
 	port := testenv.FreePort(t)
-	c.API = e2e.API{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	c.API = cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
 
 	c.Cloud = e2e.Start(t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
@@ -109,22 +111,24 @@ log:
 	return c
 }
 
-// WaitTruthEnd waits until the simulator has written the end line of every vehicle.
-func (c *Chain) WaitTruthEnd(t *testing.T, within time.Duration) *e2e.Truth {
+// WaitTruthEnd waits until the simulator has written the end line of every
+// vehicle, and returns the truth by vehicle.
+func (c *Chain) WaitTruthEnd(t *testing.T, within time.Duration) map[string]truth.Vehicle {
 	t.Helper()
-	var tr *e2e.Truth
+	var tr map[string]truth.Vehicle
 	procs := []*e2e.Proc{c.Sim, c.Cloud}
 	for _, a := range c.Agents {
 		procs = append(procs, a)
 	}
 	e2e.Eventually(t, within, "the simulator's end of drive", func() error {
-		var err error
-		if tr, err = e2e.ReadTruth(c.Truth); err != nil {
+		lines, err := truth.ReadFile(c.Truth)
+		if err != nil {
 			return err
 		}
+		tr = truth.Vehicles(lines)
 		for _, v := range c.Vehicles {
-			if !tr.Ends[v] {
-				return fmt.Errorf("no end line for %s yet (%d fixes so far)", v, len(tr.Fixes))
+			if !tr[v].Ended {
+				return fmt.Errorf("no end line for %s yet (%d fixes so far)", v, len(tr[v].Fixes))
 			}
 		}
 		return nil
@@ -150,24 +154,13 @@ func TestChain(t *testing.T) {
 	ctx := context.Background()
 	from, to := c.Start.Add(-time.Hour), time.Now().Add(time.Hour)
 	for _, v := range c.Vehicles {
-		var fixes []e2e.TruthFix
-		for _, f := range tr.Fixes {
-			if f.Vehicle == v {
-				fixes = append(fixes, f)
-			}
-		}
-		var samples []e2e.TruthOBD
-		for _, o := range tr.OBD {
-			if o.Vehicle == v {
-				samples = append(samples, o)
-			}
-		}
+		fixes, samples := tr[v].Fixes, tr[v].OBD
 		// A real drive: at 1 Hz for two simulated minutes, about 120 fixes; OBD
 		// polled every 200 ms of real time for 6 s, tens of samples.
 		if len(fixes) < 100 || len(samples) < 10 {
 			t.Fatalf("%s: the simulator emitted only %d fixes and %d OBD samples", v, len(fixes), len(samples))
 		}
-		var fd, od e2e.Diff
+		var fd, od truth.Diff
 		e2e.Eventually(t, 60*time.Second, v+" data in the API", func() error {
 			ps, err := c.API.Positions(ctx, v, from, to)
 			if err != nil {
@@ -177,8 +170,8 @@ func TestChain(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			fd, od = e2e.CompareFixes(fixes, ps), e2e.CompareOBD(samples, obd)
-			if fd.Stored < fd.Sent || od.Stored < od.Sent {
+			fd, od = truth.CompareFixes(fixes, ps), truth.CompareOBD(samples, obd)
+			if fd.Stored < fd.Truth || od.Stored < od.Truth {
 				return fmt.Errorf("positions: %v; obd: %v", fd, od)
 			}
 			return nil
@@ -189,7 +182,7 @@ func TestChain(t *testing.T) {
 		if !od.OK() {
 			t.Errorf("%s OBD samples: %v", v, od)
 		}
-		t.Logf("%s: %d fixes and %d OBD samples, all stored exactly once", v, fd.Sent, od.Sent)
+		t.Logf("%s: %d fixes and %d OBD samples, all stored exactly once", v, fd.Truth, od.Truth)
 	}
 
 	var list struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/firmware-sim/elm327"
+	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -78,9 +79,9 @@ func primaries(t *testing.T, r *obd.Report) map[byte][]float64 {
 func TestOBDProbeAgainstSimulator(t *testing.T) {
 	dir := t.TempDir()
 	links := filepath.Join(dir, "dev")
-	truth := filepath.Join(dir, "truth.jsonl")
+	truthPath := filepath.Join(dir, "truth.jsonl")
 	sim := e2e.Start(t, dir, "firmware-sim", filepath.Join(testenv.Binaries(t), "firmware-sim"), nil, "run",
-		"--id-prefix", "probe"+testenv.ID()+"-", "--speed", "5", "--seed", "3", "--truth", truth, "--link-dir", links)
+		"--id-prefix", "probe"+testenv.ID()+"-", "--speed", "5", "--seed", "3", "--truth", truthPath, "--link-dir", links)
 	var port string
 	e2e.Eventually(t, 20*time.Second, "the obd link", func() error {
 		m, err := filepath.Glob(filepath.Join(links, "*-obd"))
@@ -108,12 +109,15 @@ func TestOBDProbeAgainstSimulator(t *testing.T) {
 		t.Errorf("values for %d PIDs, want %d: %+v", len(got), len(want), r.Samples)
 	}
 	e2e.Eventually(t, 10*time.Second, "the probe's values in the ground truth", func() error {
-		tr, err := e2e.ReadTruth(truth)
+		lines, err := truth.ReadFile(truthPath)
 		if err != nil {
 			return err
 		}
 		sent := map[byte][]float64{}
-		for _, o := range tr.OBD {
+		for _, o := range lines {
+			if o.Type != "obd" {
+				continue
+			}
 			v, _ := strconv.ParseUint(o.PID, 16, 8)
 			sent[byte(v)] = append(sent[byte(v)], o.Value)
 		}

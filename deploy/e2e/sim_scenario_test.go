@@ -15,6 +15,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
@@ -24,7 +25,7 @@ import (
 // broker through the simulator's uplink proxy.
 type scenarioChain struct {
 	dir      string
-	api      e2e.API
+	api      cloudapi.Client
 	cloud    *e2e.Proc
 	sim      *e2e.Proc
 	agents   map[string]*e2e.Proc
@@ -43,7 +44,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 	redisURL, prefix := testenv.Redis(t)
 	mqttURL, ns := testenv.MQTT(t)
 	port := testenv.FreePort(t)
-	c.api = e2e.API{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	c.api = cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
 	c.cloud = e2e.Start(t, c.dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
@@ -149,19 +150,9 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 	t.Helper()
 	ctx := context.Background()
 	from, to := c.start.Add(-24*time.Hour), time.Now().Add(time.Hour)
+	tr := truth.Vehicles(lines)
 	for _, v := range c.vehicles {
-		var fixes []e2e.TruthFix
-		var samples []e2e.TruthOBD
-		for _, l := range lines {
-			switch {
-			case l.Vehicle != v:
-			case l.Type == "fix":
-				speed := l.SpeedMps
-				fixes = append(fixes, e2e.TruthFix{Vehicle: v, Time: l.Time, Lat: l.Lat, Lon: l.Lon, SpeedMps: &speed})
-			case l.Type == "obd":
-				samples = append(samples, e2e.TruthOBD{Vehicle: v, Time: l.Time, PID: l.PID, Mode: l.Mode, Value: l.Value})
-			}
-		}
+		fixes, samples := tr[v].Fixes, tr[v].OBD
 		for _, f := range fixes {
 			for _, w := range noFix {
 				if (w.vehicle == "" || strings.HasSuffix(v, "-"+w.vehicle)) && !f.Time.Before(w.from) && f.Time.Before(w.to) {
@@ -172,8 +163,8 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 		if len(fixes) < 100 || len(samples) < 10 {
 			t.Fatalf("%s: the simulator emitted only %d fixes and %d OBD samples", v, len(fixes), len(samples))
 		}
-		var fd, od e2e.Diff
-		var stored []e2e.APIPosition
+		var fd, od truth.Diff
+		var stored []cloudapi.Position
 		e2e.Eventually(t, 90*time.Second, v+" data in the API", func() error {
 			ps, err := c.api.Positions(ctx, v, from, to)
 			if err != nil {
@@ -184,8 +175,8 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 				return err
 			}
 			stored = ps
-			fd, od = e2e.CompareFixes(fixes, ps), e2e.CompareOBD(samples, obd)
-			if fd.Stored < fd.Sent || od.Stored < od.Sent {
+			fd, od = truth.CompareFixes(fixes, ps), truth.CompareOBD(samples, obd)
+			if fd.Stored < fd.Truth || od.Stored < od.Truth {
 				return fmt.Errorf("positions: %v; obd: %v", fd, od)
 			}
 			return nil
@@ -203,7 +194,7 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 				}
 			}
 		}
-		t.Logf("%s: %d fixes and %d OBD samples emitted, each stored exactly once", v, fd.Sent, od.Sent)
+		t.Logf("%s: %d fixes and %d OBD samples emitted, each stored exactly once", v, fd.Truth, od.Truth)
 	}
 }
 

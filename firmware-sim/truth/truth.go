@@ -2,15 +2,18 @@
 // object per line for every fix and OBD sample the simulator put on the wire,
 // with the values the wire carried, every fault it injected, and one line per
 // vehicle when its drive ends (the fix, obd and end lines are fixed by
-// CONTRACTS.md). Tests compare what reached the cloud with it.
+// CONTRACTS.md). CompareFixes and CompareOBD diff it with what the cloud's
+// API returned, for firmware-sim diff and the end-to-end tests.
 package truth
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 )
@@ -230,24 +233,116 @@ func (w *Writer) Run(ctx context.Context, every time.Duration) error {
 }
 
 // Read parses a truth file. It fails on the first line that is not a truth
-// object, naming its number.
+// object (a line of an unknown type, or without the vehicle, time, pid or
+// mode its type needs), naming its number. A last line without its newline
+// is still being written (the writer writes whole lines, through a buffer)
+// and is not read.
 func Read(r io.Reader) ([]Line, error) {
 	var lines []Line
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		var l Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return lines, fmt.Errorf("truth line %d: %w", n, err)
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		b, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return lines, nil
 		}
-		switch l.Type {
-		case "fix", "obd", "fault", "end":
-		default:
-			return lines, fmt.Errorf("truth line %d: unknown type %q", n, l.Type)
+		if err != nil {
+			return lines, fmt.Errorf("read truth: %w", err)
+		}
+		l, err := parseLine(b)
+		if err != nil {
+			return lines, &lineError{n, err}
 		}
 		lines = append(lines, l)
 	}
-	if err := sc.Err(); err != nil {
-		return lines, fmt.Errorf("read truth: %w", err)
+}
+
+// ReadFile reads the truth file at path as Read does; an error names the
+// file and, for a bad line, its number ("truth.jsonl:12: ...").
+func ReadFile(path string) ([]Line, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read truth: %w", err)
+	}
+	defer f.Close()
+	lines, err := Read(f)
+	if le, ok := errors.AsType[*lineError](err); ok {
+		return nil, fmt.Errorf("%s:%d: %w", path, le.n, le.err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return lines, nil
+}
+
+// lineError is a line that is not a truth object.
+type lineError struct {
+	n   int
+	err error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("truth line %d: %v", e.n, e.err) }
+func (e *lineError) Unwrap() error { return e.err }
+
+func parseLine(b []byte) (Line, error) {
+	var l Line
+	if err := json.Unmarshal(b, &l); err != nil {
+		return l, err
+	}
+	switch l.Type {
+	case "fix", "obd", "fault", "end":
+	default:
+		return l, fmt.Errorf("unknown type %q", l.Type)
+	}
+	switch {
+	case l.Vehicle == "":
+		return l, fmt.Errorf("%s line without a vehicle", l.Type)
+	case l.Time.IsZero():
+		return l, fmt.Errorf("%s line without a time", l.Type)
+	case l.Type == "obd" && (l.PID == "" || l.Mode == ""):
+		return l, fmt.Errorf("obd line without a pid or mode")
+	}
+	return l, nil
+}
+
+// Vehicle is one vehicle's part of a ground truth: its lines by type, in the
+// order they were read.
+type Vehicle struct {
+	ID     string
+	Fixes  []Line
+	OBD    []Line
+	Faults []Line
+	// Ended reports that the vehicle's end line was read: its drive is over
+	// and no fix will follow.
+	Ended bool
+	// First and Last are the earliest and the latest time of its lines.
+	First, Last time.Time
+}
+
+// Vehicles splits lines by vehicle.
+func Vehicles(lines []Line) map[string]Vehicle {
+	vs := map[string]Vehicle{}
+	for _, l := range lines {
+		v, ok := vs[l.Vehicle]
+		if !ok {
+			v = Vehicle{ID: l.Vehicle, First: l.Time, Last: l.Time}
+		}
+		switch l.Type {
+		case "fix":
+			v.Fixes = append(v.Fixes, l)
+		case "obd":
+			v.OBD = append(v.OBD, l)
+		case "fault":
+			v.Faults = append(v.Faults, l)
+		case "end":
+			v.Ended = true
+		}
+		if l.Time.Before(v.First) {
+			v.First = l.Time
+		}
+		if l.Time.After(v.Last) {
+			v.Last = l.Time
+		}
+		vs[l.Vehicle] = v
+	}
+	return vs
 }

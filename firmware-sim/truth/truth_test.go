@@ -3,6 +3,10 @@ package truth_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +118,60 @@ func TestFaultLines(t *testing.T) {
 	}
 	if l := lines[4]; l.Count != 3 || l.Reply != "STOPPED" {
 		t.Errorf("line 5 read back as %+v", l)
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content string
+		lines         int
+		err           string // "" when the file must read; else in the error, after the file's name
+	}{
+		{"contract", contractExample, 3, ""},
+		{"being written", contractExample + `{"type":"fix","vehicle":"veh-001","ti`, 3, ""},
+		{"empty", "", 0, ""},
+		{"not json", contractExample + "fix veh-001\n", 0, ":4: invalid character"},
+		{"unknown type", `{"type":"nope","vehicle":"v","time":"2026-11-27T10:00:00.000Z"}` + "\n", 0, `:1: unknown type "nope"`},
+		{"no vehicle", `{"type":"fix","time":"2026-11-27T10:00:00.000Z","lat":1,"lon":2}` + "\n", 0, ":1: fix line without a vehicle"},
+		{"no time", `{"type":"end","vehicle":"v"}` + "\n", 0, ":1: end line without a time"},
+		{"no pid", `{"type":"obd","vehicle":"v","time":"2026-11-27T10:00:00.000Z","mode":"01","value":3}` + "\n", 0, ":1: obd line without a pid or mode"},
+	}
+	for i, tc := range tests {
+		path := filepath.Join(dir, fmt.Sprintf("t%d.jsonl", i))
+		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		lines, err := truth.ReadFile(path)
+		switch {
+		case tc.err == "" && (err != nil || len(lines) != tc.lines):
+			t.Errorf("%s: %d lines, %v; want %d lines", tc.name, len(lines), err, tc.lines)
+		case tc.err != "" && (err == nil || !strings.HasPrefix(err.Error(), path+tc.err)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, path+tc.err)
+		}
+	}
+	if _, err := truth.ReadFile(filepath.Join(dir, "none.jsonl")); err == nil || !strings.Contains(err.Error(), "none.jsonl") {
+		t.Errorf("a missing file: %v", err)
+	}
+}
+
+func TestVehicles(t *testing.T) {
+	lines, err := truth.Read(strings.NewReader(`{"type":"fault","vehicle":"b","time":"2026-11-27T09:59:00.000Z","fault":"unplug","device":"obd","phase":"begin"}
+{"type":"fix","vehicle":"a","time":"2026-11-27T10:00:01.000Z","lat":43.7,"lon":7.4}
+{"type":"fix","vehicle":"b","time":"2026-11-27T10:00:00.000Z","lat":43.8,"lon":7.5}
+{"type":"obd","vehicle":"a","time":"2026-11-27T10:00:00.500Z","pid":"0C","mode":"01","value":800}
+{"type":"end","vehicle":"a","time":"2026-11-27T10:00:02.000Z"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := truth.Vehicles(lines)
+	a, b := vs["a"], vs["b"]
+	if len(vs) != 2 || a.ID != "a" || len(a.Fixes) != 1 || len(a.OBD) != 1 || len(a.Faults) != 0 || !a.Ended ||
+		!a.First.Equal(t0.Add(500*time.Millisecond)) || !a.Last.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("vehicle a: %+v", a)
+	}
+	if len(b.Fixes) != 1 || len(b.Faults) != 1 || b.Ended || !b.First.Equal(t0.Add(-time.Minute)) || !b.Last.Equal(t0) {
+		t.Errorf("vehicle b: %+v", b)
 	}
 }

@@ -1,31 +1,33 @@
-package e2e
+package truth
 
 import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 )
 
 // Diff is the comparison of what reached the API with the ground truth.
 type Diff struct {
-	Sent       int      // records in the ground truth
+	Truth      int      // records in the ground truth
 	Stored     int      // records the API returned
-	Lost       int      // in the truth, not in the API
+	Missing    int      // in the truth, not in the API
 	Duplicated int      // in the API more than once
-	Invented   int      // in the API, not in the truth
+	Unexpected int      // in the API, not in the truth
 	Mismatched int      // matched by identity, but a value differs
 	Examples   []string // a few of the differences, for the failure message
 }
 
-// OK reports whether the API holds exactly the truth: nothing lost, duplicated,
-// invented or changed.
+// OK reports whether the API holds exactly the truth: nothing missing,
+// duplicated, unexpected or changed.
 func (d Diff) OK() bool {
-	return d.Lost == 0 && d.Duplicated == 0 && d.Invented == 0 && d.Mismatched == 0
+	return d.Missing == 0 && d.Duplicated == 0 && d.Unexpected == 0 && d.Mismatched == 0
 }
 
 func (d Diff) String() string {
-	return fmt.Sprintf("sent %d, stored %d, lost %d, duplicated %d, invented %d, mismatched %d; e.g. %v",
-		d.Sent, d.Stored, d.Lost, d.Duplicated, d.Invented, d.Mismatched, d.Examples)
+	return fmt.Sprintf("truth %d, stored %d, missing %d, duplicated %d, unexpected %d, mismatched %d; e.g. %v",
+		d.Truth, d.Stored, d.Missing, d.Duplicated, d.Unexpected, d.Mismatched, d.Examples)
 }
 
 func (d *Diff) example(format string, a ...any) {
@@ -38,11 +40,11 @@ func (d *Diff) example(format string, a ...any) {
 // the wire carries 1e-7° units, so anything beyond rounding is a bug.
 const CoordTolerance = 1e-6
 
-// CompareFixes matches the truth's fixes of one vehicle with the API's positions
-// by time (to the millisecond) and checks the coordinates.
-func CompareFixes(truth []TruthFix, api []APIPosition) Diff {
-	d := Diff{Sent: len(truth), Stored: len(api)}
-	byTime := map[int64][]APIPosition{}
+// CompareFixes matches the truth's fix lines of one vehicle with the API's
+// positions by time (to the millisecond) and checks the coordinates.
+func CompareFixes(fixes []Line, api []cloudapi.Position) Diff {
+	d := Diff{Truth: len(fixes), Stored: len(api)}
+	byTime := map[int64][]cloudapi.Position{}
 	ids := map[string]int{}
 	for _, p := range api {
 		byTime[p.Time.UnixMilli()] = append(byTime[p.Time.UnixMilli()], p)
@@ -55,13 +57,13 @@ func CompareFixes(truth []TruthFix, api []APIPosition) Diff {
 		}
 	}
 	seen := map[int64]bool{}
-	for _, f := range truth {
+	for _, f := range fixes {
 		ms := f.Time.UnixMilli()
 		seen[ms] = true
 		got := byTime[ms]
 		switch {
 		case len(got) == 0:
-			d.Lost++
+			d.Missing++
 			d.example("fix at %s lost", f.Time.Format("15:04:05.000"))
 			continue
 		case len(got) > 1:
@@ -76,24 +78,24 @@ func CompareFixes(truth []TruthFix, api []APIPosition) Diff {
 	}
 	for ms, ps := range byTime {
 		if !seen[ms] {
-			d.Invented += len(ps)
+			d.Unexpected += len(ps)
 			d.example("position at %d ms not in the truth", ms)
 		}
 	}
 	return d
 }
 
-// CompareOBD checks, PID by PID, that the API holds the truth's samples of one
-// vehicle exactly once and in order. Samples are matched by order and value,
-// not by time: the agent stamps them with its own clock, the truth with
+// CompareOBD checks, PID by PID, that the API holds the truth's obd lines of
+// one vehicle exactly once and in order. Samples are matched by order and
+// value, not by time: the agent stamps them with its own clock, the truth with
 // simulated time.
-func CompareOBD(truth []TruthOBD, api []APIOBD) Diff {
-	d := Diff{Sent: len(truth), Stored: len(api)}
+func CompareOBD(samples []Line, api []cloudapi.OBDSample) Diff {
+	d := Diff{Truth: len(samples), Stored: len(api)}
 	want := map[string][]float64{}
-	for _, o := range truth {
+	for _, o := range samples {
 		want[o.Mode+o.PID] = append(want[o.Mode+o.PID], o.Value)
 	}
-	sorted := append([]APIOBD(nil), api...)
+	sorted := append([]cloudapi.OBDSample(nil), api...)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		if sorted[i].StreamID != sorted[j].StreamID {
 			return sorted[i].StreamID < sorted[j].StreamID
@@ -129,11 +131,11 @@ func CompareOBD(truth []TruthOBD, api []APIOBD) Diff {
 			}
 		}
 		if len(w) > len(g) {
-			d.Lost += len(w) - len(g)
+			d.Missing += len(w) - len(g)
 			d.example("PID %s: %d of %d samples missing", k, len(w)-len(g), len(w))
 		}
 		if len(g) > len(w) {
-			d.Invented += len(g) - len(w)
+			d.Unexpected += len(g) - len(w)
 			d.example("PID %s: %d samples more than the truth's %d", k, len(g)-len(w), len(w))
 		}
 	}

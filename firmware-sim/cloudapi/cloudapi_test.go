@@ -1,0 +1,92 @@
+package cloudapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+)
+
+var (
+	t0       = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	from, to = t0.Add(-time.Hour), t0.Add(time.Hour)
+)
+
+// The pager follows next until a page has none, passing the window and the
+// cursor as the API wants them.
+func TestPositionsFollowsTheCursor(t *testing.T) {
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/vehicles/veh-001/positions" {
+			http.NotFound(w, r)
+			return
+		}
+		q := r.URL.Query()
+		queries = append(queries, q.Get("after"))
+		if q.Get("from") != "2026-11-27T09:00:00Z" || q.Get("to") != "2026-11-27T11:00:00Z" || q.Get("limit") != "1000" {
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":{"code":"EINVALID","message":"bad window"}}`))
+			return
+		}
+		switch q.Get("after") {
+		case "":
+			w.Write([]byte(`{"vehicle_id":"veh-001","positions":[{"stream_id":"fedcba9876543210","seq":12,"time":"2026-11-27T10:00:00.000Z","lat":43.7384166,"lon":7.4246333,"speed_mps":13.891,"quality":1}],"next":"AAZhP_YaDAD-3LqYdlQyEAAAAAAAAAAM"}`))
+		case "AAZhP_YaDAD-3LqYdlQyEAAAAAAAAAAM":
+			w.Write([]byte(`{"vehicle_id":"veh-001","positions":[{"stream_id":"fedcba9876543210","seq":13,"time":"2026-11-27T10:00:01.000Z","lat":43.7384,"lon":7.4246}]}`))
+		}
+	}))
+	defer srv.Close()
+	ps, err := cloudapi.Client{Base: srv.URL}.Positions(context.Background(), "veh-001", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 || ps[0].Seq != 12 || ps[1].Seq != 13 || !ps[1].Time.Equal(t0.Add(time.Second)) ||
+		ps[0].SpeedMps == nil || *ps[0].SpeedMps != 13.891 || ps[1].SpeedMps != nil {
+		t.Errorf("positions %+v", ps)
+	}
+	if strings.Join(queries, ",") != ",AAZhP_YaDAD-3LqYdlQyEAAAAAAAAAAM" {
+		t.Errorf("after = %q", queries)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/vehicles/ghost/obd":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":{"code":"ENOTFOUND","message":"vehicle \"ghost\" not found"}}`))
+		case "/api/v1/vehicles/veh-001/obd":
+			w.WriteHeader(http.StatusBadGateway)
+			w.Write([]byte("upstream down\n"))
+		default:
+			w.Write([]byte(`<html>not the API</html>`))
+		}
+	}))
+	defer srv.Close()
+	c := cloudapi.Client{Base: srv.URL + "/"}
+	ctx := context.Background()
+
+	_, err := c.OBD(ctx, "ghost", from, to)
+	var e *cloudapi.Error
+	if !errors.As(err, &e) || e.Code != "ENOTFOUND" || e.Status != "404 Not Found" ||
+		!strings.HasPrefix(err.Error(), "GET "+srv.URL+"/api/v1/vehicles/ghost/obd?from=") ||
+		!strings.HasSuffix(err.Error(), `: 404 Not Found: ENOTFOUND: vehicle "ghost" not found`) {
+		t.Errorf("unknown vehicle: %v", err)
+	}
+	if _, err := c.OBD(ctx, "veh-001", from, to); !errors.As(err, &e) || e.Code != "" || !strings.HasSuffix(err.Error(), ": 502 Bad Gateway: upstream down") {
+		t.Errorf("a proxy's error: %v", err)
+	}
+	if _, err := c.Vehicles(ctx); err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/vehicles: the answer is not the JSON expected") {
+		t.Errorf("not the API: %v", err)
+	}
+	srv.Close()
+	if _, err := c.Vehicles(ctx); err == nil || !strings.Contains(err.Error(), srv.URL+"/api/v1/vehicles") {
+		t.Errorf("a server that is gone: %v", err)
+	}
+}
