@@ -1,142 +1,203 @@
 package truth
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 )
 
-// Diff is the comparison of what reached the API with the ground truth.
+// CoordTolerance is how far (degrees) a stored coordinate may be from the
+// truth: the wire carries 1e-7° units, so anything beyond rounding is a bug.
+const CoordTolerance = 1e-6
+
+// MaxExamples is how many differences of each kind a Diff describes.
+const MaxExamples = 3
+
+// Diff is the comparison of what the cloud stored for one vehicle with the
+// truth, for one kind of record (fixes or OBD samples). Every record of the
+// truth is matched by one stored record or missing, and every stored record
+// matches one, is a duplicate or is unexpected, so
+// Stored = Truth − Missing + Duplicated + Unexpected.
 type Diff struct {
-	Truth      int      // records in the ground truth
-	Stored     int      // records the API returned
-	Missing    int      // in the truth, not in the API
-	Duplicated int      // in the API more than once
-	Unexpected int      // in the API, not in the truth
-	Mismatched int      // matched by identity, but a value differs
-	Examples   []string // a few of the differences, for the failure message
+	Truth      int `json:"truth"`      // records in the truth
+	Stored     int `json:"stored"`     // records the API returned
+	Missing    int `json:"missing"`    // in the truth, not stored
+	Duplicated int `json:"duplicated"` // stored again: a record identity (stream, seq) already seen, or one more record for a truth record already matched
+	Unexpected int `json:"unexpected"` // stored, matching nothing of the truth
+	Mismatched int `json:"mismatched"` // matched, but a value differs
+	// Examples describes the first differences of each kind.
+	Examples Examples `json:"examples"`
 }
 
-// OK reports whether the API holds exactly the truth: nothing missing,
+// Examples are descriptions of differences, at most MaxExamples of each kind.
+type Examples struct {
+	Missing    []string `json:"missing,omitempty"`
+	Duplicated []string `json:"duplicated,omitempty"`
+	Unexpected []string `json:"unexpected,omitempty"`
+	Mismatched []string `json:"mismatched,omitempty"`
+}
+
+// OK reports whether the cloud holds exactly the truth: nothing missing,
 // duplicated, unexpected or changed.
 func (d Diff) OK() bool {
 	return d.Missing == 0 && d.Duplicated == 0 && d.Unexpected == 0 && d.Mismatched == 0
 }
 
 func (d Diff) String() string {
-	return fmt.Sprintf("truth %d, stored %d, missing %d, duplicated %d, unexpected %d, mismatched %d; e.g. %v",
-		d.Truth, d.Stored, d.Missing, d.Duplicated, d.Unexpected, d.Mismatched, d.Examples)
-}
-
-func (d *Diff) example(format string, a ...any) {
-	if len(d.Examples) < 5 {
-		d.Examples = append(d.Examples, fmt.Sprintf(format, a...))
-	}
-}
-
-// CoordTolerance is how far (degrees) a stored coordinate may be from the truth:
-// the wire carries 1e-7° units, so anything beyond rounding is a bug.
-const CoordTolerance = 1e-6
-
-// CompareFixes matches the truth's fix lines of one vehicle with the API's
-// positions by time (to the millisecond) and checks the coordinates.
-func CompareFixes(fixes []Line, api []cloudapi.Position) Diff {
-	d := Diff{Truth: len(fixes), Stored: len(api)}
-	byTime := map[int64][]cloudapi.Position{}
-	ids := map[string]int{}
-	for _, p := range api {
-		byTime[p.Time.UnixMilli()] = append(byTime[p.Time.UnixMilli()], p)
-		ids[fmt.Sprintf("%s/%d", p.StreamID, p.Seq)]++
-	}
-	for id, n := range ids {
-		if n > 1 {
-			d.Duplicated += n - 1
-			d.example("record %s stored %d times", id, n)
+	s := fmt.Sprintf("truth %d, stored %d, missing %d, duplicated %d, unexpected %d, mismatched %d",
+		d.Truth, d.Stored, d.Missing, d.Duplicated, d.Unexpected, d.Mismatched)
+	for _, e := range []struct {
+		kind string
+		list []string
+	}{{"missing", d.Examples.Missing}, {"duplicated", d.Examples.Duplicated}, {"unexpected", d.Examples.Unexpected}, {"mismatched", d.Examples.Mismatched}} {
+		if len(e.list) > 0 {
+			s += "; " + e.kind + ": " + strings.Join(e.list, ", ")
 		}
 	}
-	seen := map[int64]bool{}
+	return s
+}
+
+func note(list *[]string, format string, a ...any) {
+	if len(*list) < MaxExamples {
+		*list = append(*list, fmt.Sprintf(format, a...))
+	}
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+type identity struct {
+	stream string
+	seq    uint64
+}
+
+// CompareFixes compares the fix lines of one vehicle's truth with the
+// positions the API returned for it. A fix is identified by its time, to the
+// millisecond; a stored position at that time matches it and must have its
+// coordinates within CoordTolerance. Stored positions are taken in time,
+// stream and seq order: one whose (stream, seq) was already seen, or whose
+// time has no fix left to match, is a duplicate; one at a time the truth has
+// no fix at is unexpected.
+func CompareFixes(fixes []Line, stored []cloudapi.Position) Diff {
+	d := Diff{Truth: len(fixes), Stored: len(stored)}
+	want := map[int64][]Line{} // the fixes not matched yet, by time
 	for _, f := range fixes {
 		ms := f.Time.UnixMilli()
-		seen[ms] = true
-		got := byTime[ms]
-		switch {
-		case len(got) == 0:
-			d.Missing++
-			d.example("fix at %s lost", f.Time.Format("15:04:05.000"))
+		want[ms] = append(want[ms], f)
+	}
+	matched := map[int64]int{}
+	rows := slices.Clone(stored)
+	slices.SortStableFunc(rows, func(a, b cloudapi.Position) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.StreamID, b.StreamID), cmp.Compare(a.Seq, b.Seq))
+	})
+	seen := map[identity]time.Time{}
+	for _, p := range rows {
+		ms := p.Time.UnixMilli()
+		id := identity{p.StreamID, p.Seq}
+		if first, ok := seen[id]; ok {
+			d.Duplicated++
+			note(&d.Examples.Duplicated, "record %s/%d at %s stored again (first at %s)", p.StreamID, p.Seq, stamp(p.Time), stamp(first))
 			continue
-		case len(got) > 1:
-			d.Duplicated += len(got) - 1
-			d.example("fix at %s stored %d times", f.Time.Format("15:04:05.000"), len(got))
 		}
-		p := got[0]
+		seen[id] = p.Time
+		fs, inTruth := want[ms]
+		switch {
+		case !inTruth:
+			d.Unexpected++
+			note(&d.Examples.Unexpected, "position %s %.7f,%.7f (record %s/%d) not in the truth", stamp(p.Time), p.Lat, p.Lon, p.StreamID, p.Seq)
+			continue
+		case matched[ms] == len(fs):
+			d.Duplicated++
+			note(&d.Examples.Duplicated, "fix %s stored again (record %s/%d)", stamp(p.Time), p.StreamID, p.Seq)
+			continue
+		}
+		f := fs[matched[ms]]
+		matched[ms]++
 		if math.Abs(p.Lat-f.Lat) > CoordTolerance || math.Abs(p.Lon-f.Lon) > CoordTolerance {
 			d.Mismatched++
-			d.example("fix at %s: stored %.7f,%.7f, truth %.7f,%.7f", f.Time.Format("15:04:05.000"), p.Lat, p.Lon, f.Lat, f.Lon)
+			note(&d.Examples.Mismatched, "fix %s: stored %.7f,%.7f, truth %.7f,%.7f", stamp(f.Time), p.Lat, p.Lon, f.Lat, f.Lon)
 		}
 	}
-	for ms, ps := range byTime {
-		if !seen[ms] {
-			d.Unexpected += len(ps)
-			d.example("position at %d ms not in the truth", ms)
+	for _, f := range fixes {
+		ms := f.Time.UnixMilli()
+		if matched[ms] > 0 {
+			matched[ms]--
+			continue
 		}
+		d.Missing++
+		note(&d.Examples.Missing, "fix %s %.7f,%.7f not stored", stamp(f.Time), f.Lat, f.Lon)
 	}
 	return d
 }
 
-// CompareOBD checks, PID by PID, that the API holds the truth's obd lines of
-// one vehicle exactly once and in order. Samples are matched by order and
-// value, not by time: the agent stamps them with its own clock, the truth with
-// simulated time.
-func CompareOBD(samples []Line, api []cloudapi.OBDSample) Diff {
-	d := Diff{Truth: len(samples), Stored: len(api)}
-	want := map[string][]float64{}
+// CompareOBD compares the obd lines of one vehicle's truth with the samples
+// the API returned for it. Samples are matched by order and value, PID by
+// PID, not by time: the agent stamps them with its own clock, the truth with
+// simulated time. The stored samples are put in the agent's order — by
+// stream (streams in the order of their first sample's time), then seq — and
+// a sample whose (stream, seq) was already seen is a duplicate. Then the
+// n-th stored sample of a PID matches the n-th of the truth and must have its
+// value exactly; the truth's samples beyond the stored ones are missing, the
+// stored ones beyond the truth's unexpected.
+func CompareOBD(samples []Line, stored []cloudapi.OBDSample) Diff {
+	d := Diff{Truth: len(samples), Stored: len(stored)}
+	want := map[string][]Line{}
 	for _, o := range samples {
-		want[o.Mode+o.PID] = append(want[o.Mode+o.PID], o.Value)
+		k := strings.ToUpper(o.Mode + o.PID)
+		want[k] = append(want[k], o)
 	}
-	sorted := append([]cloudapi.OBDSample(nil), api...)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		if sorted[i].StreamID != sorted[j].StreamID {
-			return sorted[i].StreamID < sorted[j].StreamID
+	streamStart := map[string]time.Time{}
+	for _, o := range stored {
+		if t, ok := streamStart[o.StreamID]; !ok || o.Time.Before(t) {
+			streamStart[o.StreamID] = o.Time
 		}
-		return sorted[i].Seq < sorted[j].Seq
+	}
+	rows := slices.Clone(stored)
+	slices.SortStableFunc(rows, func(a, b cloudapi.OBDSample) int {
+		return cmp.Or(streamStart[a.StreamID].Compare(streamStart[b.StreamID]), cmp.Compare(a.StreamID, b.StreamID), cmp.Compare(a.Seq, b.Seq))
 	})
-	got := map[string][]float64{}
-	ids := map[string]int{}
-	for _, o := range sorted {
-		got[o.Mode+o.PID] = append(got[o.Mode+o.PID], o.Value)
-		ids[fmt.Sprintf("%s/%d", o.StreamID, o.Seq)]++
-	}
-	for id, n := range ids {
-		if n > 1 {
-			d.Duplicated += n - 1
-			d.example("sample %s stored %d times", id, n)
+	got := map[string][]cloudapi.OBDSample{}
+	seen := map[identity]bool{}
+	for _, o := range rows {
+		k := strings.ToUpper(o.Mode + o.PID)
+		id := identity{o.StreamID, o.Seq}
+		if seen[id] {
+			d.Duplicated++
+			note(&d.Examples.Duplicated, "sample %s/%d (PID %s, %v at %s) stored again", o.StreamID, o.Seq, k, o.Value, stamp(o.Time))
+			continue
 		}
+		seen[id] = true
+		got[k] = append(got[k], o)
 	}
-	keys := map[string]bool{}
+	var keys []string
 	for k := range want {
-		keys[k] = true
+		keys = append(keys, k)
 	}
 	for k := range got {
-		keys[k] = true
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
 	}
-	for k := range keys {
+	slices.Sort(keys)
+	for _, k := range keys {
 		w, g := want[k], got[k]
-		n := min(len(w), len(g))
-		for i := range n {
-			if w[i] != g[i] {
+		for i := range min(len(w), len(g)) {
+			if w[i].Value != g[i].Value {
 				d.Mismatched++
-				d.example("PID %s sample %d: stored %v, truth %v", k, i, g[i], w[i])
+				note(&d.Examples.Mismatched, "PID %s sample %d of %d (truth %s): stored %v, truth %v", k, i+1, len(w), stamp(w[i].Time), g[i].Value, w[i].Value)
 			}
 		}
-		if len(w) > len(g) {
-			d.Missing += len(w) - len(g)
-			d.example("PID %s: %d of %d samples missing", k, len(w)-len(g), len(w))
+		for i := len(g); i < len(w); i++ {
+			d.Missing++
+			note(&d.Examples.Missing, "PID %s sample %d of %d (truth %s, %v) not stored", k, i+1, len(w), stamp(w[i].Time), w[i].Value)
 		}
-		if len(g) > len(w) {
-			d.Unexpected += len(g) - len(w)
-			d.example("PID %s: %d samples more than the truth's %d", k, len(g)-len(w), len(w))
+		for i := len(w); i < len(g); i++ {
+			d.Unexpected++
+			note(&d.Examples.Unexpected, "PID %s: stored sample %s/%d (%v at %s) beyond the truth's %d", k, g[i].StreamID, g[i].Seq, g[i].Value, stamp(g[i].Time), len(w))
 		}
 	}
 	return d
