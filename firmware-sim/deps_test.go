@@ -22,5 +22,7 @@ func TestDependencies(t *testing.T) {
 			Why: "the vehicle model is deterministic and does no I/O: no files, no network; time comes from the caller"},
 		{From: "firmware-sim/...", Except: []string{"firmware-sim/cmd/..."}, Deny: []string{"firmware-sim/cmd/..."},
 			Why: "adapters do not import the wiring"},
+		{From: "firmware-sim/...", Except: []string{"firmware-sim/internal/simtest"}, Deny: []string{"testing", "testing/...", "firmware-sim/internal/simtest"},
+			Why: "the binary carries no test code: what tests share with it (truth, cloudapi) takes no testing.TB"},
 	})
 }

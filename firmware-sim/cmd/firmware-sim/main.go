@@ -1,9 +1,9 @@
 // Command firmware-sim stands in for a vehicle's GPS receiver and ELM327 OBD-II
 // adapter: it drives simulated vehicles along a route, emits NMEA and answers
 // ELM327 commands on pseudo-terminals or TCP ports, injects the faults of a
-// scenario, writes the ground truth of everything it emitted, and in load mode
-// publishes telemetry straight to MQTT as many virtual agents. See
-// firmware-sim/README.md.
+// scenario, writes the ground truth of everything it emitted, diffs what a
+// cloud stored with that truth, and in load mode publishes telemetry straight
+// to MQTT as many virtual agents. See firmware-sim/README.md.
 package main
 
 import (
@@ -33,6 +33,7 @@ Usage:
   firmware-sim routes              list the built-in routes
   firmware-sim faults              list the fault kinds a scenario may inject
   firmware-sim load [flags]        publish telemetry to MQTT as many virtual agents
+  firmware-sim diff [flags]        diff what a cloud stored with a run's ground truth
   firmware-sim help                this text; "firmware-sim <command> --help" for a command's flags
 `
 
@@ -63,6 +64,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return faultsCmd(args[1:], stdout, stderr)
 	case "load":
 		return loadCmd(args[1:], stdout, stderr)
+	case "diff":
+		return diffCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "firmware-sim: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -378,7 +378,7 @@ func TestRunServesGPSAndELM327AndWritesTheTruth(t *testing.T) {
 
 func TestHelpAndUsage(t *testing.T) {
 	bin := buildBinary(t)
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"routes", "--help"}, {"scenarios", "--help"}, {"validate", "--help"}, {"faults", "--help"}, {"load", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"routes", "--help"}, {"scenarios", "--help"}, {"validate", "--help"}, {"faults", "--help"}, {"load", "--help"}, {"diff", "--help"}} {
 		out, err := exec.Command(bin, args...).Output()
 		if err != nil || !strings.Contains(string(out), "Usage") {
 			t.Errorf("firmware-sim %v: %v\n%s", args, err, out)
