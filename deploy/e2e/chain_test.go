@@ -2,12 +2,17 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
@@ -19,6 +24,7 @@ import (
 type Chain struct {
 	Dir      string
 	Bin      string
+	DB       string // the test's PostgreSQL database
 	API      cloudapi.Client
 	Cloud    *e2e.Proc
 	Sim      *e2e.Proc
@@ -44,6 +50,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	t.Helper()
 	c := &Chain{Dir: t.TempDir(), Bin: testenv.Binaries(t), Agents: map[string]*e2e.Proc{}, Duration: o.Duration}
 	dbURL := testenv.Postgres(t)
+	c.DB = dbURL
 	redisURL, prefix := testenv.Redis(t)
 	mqttURL, ns := testenv.MQTT(t)
 	port := testenv.FreePort(t)
@@ -146,7 +153,9 @@ func writeFile(t *testing.T, path, content string) {
 // TestChain drives the whole chain — simulator, two real ptys per vehicle, the
 // agent, Mosquitto, the cloud, PostgreSQL and Redis — and checks that every fix
 // and every OBD sample the simulator emitted is in the API exactly once, with the
-// coordinates within 1e-6° and the fix times to the millisecond.
+// coordinates within 1e-6° and the fix times to the millisecond. Then the
+// tester's command, firmware-sim diff, must say the same, and name a fix
+// deleted from PostgreSQL.
 func TestChain(t *testing.T) {
 	c := StartChain(t, ChainOptions{Vehicles: 2, Speed: 20, Duration: 2 * time.Minute, PIDs: []string{"0C", "0D", "05"}})
 	tr := c.WaitTruthEnd(t, 60*time.Second)
@@ -185,6 +194,8 @@ func TestChain(t *testing.T) {
 		t.Logf("%s: %d fixes and %d OBD samples, all stored exactly once", v, fd.Truth, od.Truth)
 	}
 
+	checkDiffCommand(t, c)
+
 	var list struct {
 		Vehicles []struct {
 			ID       string `json:"id"`
@@ -217,4 +228,45 @@ func TestChain(t *testing.T) {
 			t.Errorf("%s exited with %v on SIGTERM", p.Name, err)
 		}
 	}
+}
+
+// checkDiffCommand runs firmware-sim diff on the chain's truth against its
+// cloud: everything matches (exit 0); then, with one position deleted from
+// PostgreSQL, the fix is named missing (exit 1).
+func checkDiffCommand(t *testing.T, c *Chain) {
+	t.Helper()
+	diff := func() (int, string) {
+		out, err := exec.Command(filepath.Join(c.Bin, "firmware-sim"), "diff", "--truth", c.Truth, "--api", c.API.Base).CombinedOutput()
+		if exit, ok := errors.AsType[*exec.ExitError](err); ok {
+			return exit.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatalf("firmware-sim diff: %v", err)
+		}
+		return 0, string(out)
+	}
+	if code, out := diff(); code != 0 || !strings.Contains(out, "match: 2 vehicles") {
+		t.Errorf("firmware-sim diff: exit %d, want 0:\n%s", code, out)
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var at time.Time
+	var lat, lon int32
+	if err := conn.QueryRow(ctx, `DELETE FROM positions WHERE (vehicle_id, stream_id, seq, time) =
+  (SELECT vehicle_id, stream_id, seq, time FROM positions WHERE vehicle_id = $1 ORDER BY time OFFSET 10 LIMIT 1)
+RETURNING time, lat_e7, lon_e7`, c.Vehicles[1]).Scan(&at, &lat, &lon); err != nil {
+		t.Fatal(err)
+	}
+	code, out := diff()
+	missing := fmt.Sprintf("  missing: fix %s %.7f,%.7f not stored\n", at.UTC().Format(truth.TimeFormat), float64(lat)/1e7, float64(lon)/1e7)
+	verdict := "\nDIFFERS: 1 of 2 vehicles: " + c.Vehicles[1] + " (fixes 1 missing)\n"
+	if code != 1 || !strings.Contains(out, missing) || !strings.HasSuffix(out, verdict) {
+		t.Errorf("firmware-sim diff after deleting the position at %s: exit %d, want 1, %q and %q:\n%s", at, code, missing, verdict, out)
+	}
+	t.Logf("firmware-sim diff after deleting a position:\n%s", out)
 }
