@@ -301,8 +301,8 @@ func (c *Config) Validate() error {
 		return bad("gps.port", "%v", err)
 	}
 	for i, b := range c.GPS.Bauds {
-		if b < 50 || b > 4000000 || slices.Contains(c.GPS.Bauds[:i], b) {
-			return bad(fmt.Sprintf("gps.bauds[%d]", i), "%d: want a baud rate (50 to 4000000), each once", b)
+		if b < serial.MinBaud || b > serial.MaxBaud || slices.Contains(c.GPS.Bauds[:i], b) {
+			return bad(fmt.Sprintf("gps.bauds[%d]", i), "%d: want a baud rate (%d to %d), each once", b, serial.MinBaud, serial.MaxBaud)
 		}
 	}
 	if c.OBD.Port != "" {
