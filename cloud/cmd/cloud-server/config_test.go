@@ -49,7 +49,9 @@ func TestEnvironmentOverrides(t *testing.T) {
 var badVars = []struct{ name, value, want string }{
 	{"DATABASE_URL", "mysql://x/db", "DATABASE_URL"},
 	{"DATABASE_URL", "postgres://127.0.0.1:5432", "no database name"},
+	{"DATABASE_URL", "postgres://u:secret@db/fleet?sslmode=bogus", "sslmode"},
 	{"REDIS_URL", "127.0.0.1:6379", "REDIS_URL"},
+	{"REDIS_URL", "redis://127.0.0.1:6379/x", "REDIS_URL"},
 	{"MQTT_URL", "http://broker", "MQTT_URL"},
 	{"MQTT_URL", "tcp://", "no host"},
 	{"MQTT_NAMESPACE", "fleet/+/v1", "MQTT_NAMESPACE"},
@@ -68,6 +70,9 @@ func TestValidateNamesTheVariable(t *testing.T) {
 			_, err := LoadConfig(env(map[string]string{tt.name: tt.value}))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one naming %s", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %v shows the password", err)
 			}
 		})
 	}
