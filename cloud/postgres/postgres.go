@@ -43,6 +43,13 @@ func NewDB(url string) *DB {
 	return &DB{URL: url, Now: time.Now, MonthsAhead: 3, Logger: slog.New(slog.DiscardHandler)}
 }
 
+// CheckURL reports whether url is a connection string the pool accepts
+// (the checks Open makes before it connects).
+func CheckURL(url string) error {
+	_, err := pgxpool.ParseConfig(url)
+	return err
+}
+
 // Open connects to the database and makes sure the partitions around now
 // exist. The schema must have been migrated (Migrate): every new connection
 // makes Commit's temporary staging tables from it. (Behind a connection

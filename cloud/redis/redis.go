@@ -38,6 +38,13 @@ var (
 // NewLiveState returns a LiveState for the Redis at url, keys under prefix.
 func NewLiveState(url, prefix string) *LiveState { return &LiveState{URL: url, Prefix: prefix} }
 
+// CheckURL reports whether url is one the Redis client accepts (the checks
+// Open makes before it connects).
+func CheckURL(url string) error {
+	_, err := redis.ParseURL(url)
+	return err
+}
+
 // Open connects and checks that Redis answers. It returns an error with code
 // EINVALID for a bad URL and EUNAVAILABLE when Redis cannot be reached.
 func (s *LiveState) Open(ctx context.Context) error {

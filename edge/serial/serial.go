@@ -7,8 +7,8 @@
 //
 //	/dev/ttyUSB0                        a serial port (or pty), 8N1, rate to be detected
 //	serial:///dev/ttyUSB0               the same
-//	serial:///dev/ttyUSB0?baud=115200   the same at a fixed rate
-//	tcp://host:port                     a TCP byte stream
+//	serial:///dev/ttyUSB0?baud=115200   the same at a fixed rate (MinBaud to MaxBaud)
+//	tcp://host:port                     a TCP byte stream (port 1 to 65535)
 //
 // A port without a fixed rate opens at the first of DefaultBauds, and its
 // Bauds method lists the rates a reader may try in turn (the GPS source's baud
@@ -40,6 +40,14 @@ import (
 // NMEA 0183's rate, but nearly every receiver and ELM327 adapter made since
 // ships at 9600 or more.
 const DefaultBaud = 9600
+
+// MinBaud and MaxBaud bound the rates a URL may name (and gps.bauds):
+// beyond them no UART runs, and go.bug.st/serial would cut a larger number
+// to 32 bits and open the port at some other rate.
+const (
+	MinBaud = 50
+	MaxBaud = 4000000
+)
 
 // DefaultBauds are the rates to try, in order, on a port whose URL names none:
 // the common factory settings of GNSS receivers (u-blox, MediaTek, SiRF,
@@ -85,8 +93,8 @@ func Parse(rawURL string) (*Device, error) {
 			switch k {
 			case "baud":
 				b, err := strconv.Atoi(v[0])
-				if err != nil || b <= 0 {
-					return nil, fmt.Errorf("%w %q: baud %q is not a positive integer", ErrURL, rawURL, v[0])
+				if err != nil || b < MinBaud || b > MaxBaud {
+					return nil, fmt.Errorf("%w %q: baud %q is not a rate from %d to %d", ErrURL, rawURL, v[0], MinBaud, MaxBaud)
 				}
 				d.baud, d.fixed = b, true
 			default:
@@ -94,8 +102,12 @@ func Parse(rawURL string) (*Device, error) {
 			}
 		}
 	case "tcp":
-		if u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		_, port, err := net.SplitHostPort(u.Host)
+		if err != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return nil, fmt.Errorf("%w %q: want tcp://host:port", ErrURL, rawURL)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%w %q: port %q is not 1 to 65535", ErrURL, rawURL, port)
 		}
 		d.addr = u.Host
 	default:

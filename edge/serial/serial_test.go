@@ -20,30 +20,41 @@ import (
 	"github.com/fleetgate/fleetgate/edge/serial"
 )
 
+// parseTests are device URLs, the rate each opens at and whether Parse
+// accepts it. FuzzParse seeds from them too.
+var parseTests = []struct {
+	url  string
+	baud int // 0 for tcp
+	ok   bool
+}{
+	{"/dev/ttyUSB0", 9600, true},
+	{"serial:///dev/ttyUSB0?baud=4800", 4800, true},
+	{"/tmp/sim/veh-001-gps", 9600, true},
+	{"serial:///dev/ttyUSB0", 9600, true},
+	{"serial:///dev/ttyUSB0?baud=115200", 115200, true},
+	{"tcp://127.0.0.1:2947", 0, true},
+	{"tcp://[::1]:35000", 0, true},
+	{"serial:///dev/ttyUSB0?baud=fast", 0, false},
+	{"serial:///dev/ttyUSB0?baud=-9600", 0, false},
+	{"serial:///dev/ttyUSB0?parity=odd", 0, false},
+	{"serial://dev/ttyUSB0", 0, false},
+	{"tcp://host", 0, false},
+	{"tcp://host:1/path", 0, false},
+	{"udp://host:1", 0, false},
+	{"ttyUSB0", 0, false},
+	{"", 0, false},
+	// Found by FuzzParse: a port or a rate nothing can open.
+	{"tcp://0:0", 0, false},
+	{"tcp://host:65536", 0, false},
+	{"tcp://::1", 0, false}, // port "1" of host ":", to the URL parser
+	{"tcp://host:65535", 0, true},
+	{"serial:/?baud=1", 0, false},
+	{"serial:///dev/ttyUSB0?baud=4294976896", 0, false}, // 9600 once cut to 32 bits
+	{"serial:///dev/ttyUSB0?baud=4000000", 4000000, true},
+}
+
 func TestParse(t *testing.T) {
-	tests := []struct {
-		url  string
-		baud int // 0 for tcp
-		ok   bool
-	}{
-		{"/dev/ttyUSB0", 9600, true},
-		{"serial:///dev/ttyUSB0?baud=4800", 4800, true},
-		{"/tmp/sim/veh-001-gps", 9600, true},
-		{"serial:///dev/ttyUSB0", 9600, true},
-		{"serial:///dev/ttyUSB0?baud=115200", 115200, true},
-		{"tcp://127.0.0.1:2947", 0, true},
-		{"tcp://[::1]:35000", 0, true},
-		{"serial:///dev/ttyUSB0?baud=fast", 0, false},
-		{"serial:///dev/ttyUSB0?baud=-9600", 0, false},
-		{"serial:///dev/ttyUSB0?parity=odd", 0, false},
-		{"serial://dev/ttyUSB0", 0, false},
-		{"tcp://host", 0, false},
-		{"tcp://host:1/path", 0, false},
-		{"udp://host:1", 0, false},
-		{"ttyUSB0", 0, false},
-		{"", 0, false},
-	}
-	for _, tt := range tests {
+	for _, tt := range parseTests {
 		d, err := serial.Parse(tt.url)
 		if !tt.ok {
 			if err == nil || !errors.Is(err, serial.ErrURL) {

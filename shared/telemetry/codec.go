@@ -72,16 +72,20 @@ func Encode(m proto.Message, compress bool) ([]byte, error) {
 }
 
 // Decode reads a payload made by Encode into m. It returns an error wrapping
-// ErrVersion or ErrMalformed when the payload cannot be trusted.
+// ErrVersion or ErrMalformed when the payload cannot be trusted, and then
+// leaves m empty: proto.Unmarshal stops at the first bad field, after those
+// before it.
 func Decode(p []byte, m proto.Message) error {
 	body, err := unframe(p)
+	if err == nil {
+		if err = proto.Unmarshal(body, m); err != nil {
+			err = fmt.Errorf("%w: %T: %v", ErrMalformed, m, err)
+		}
+	}
 	if err != nil {
-		return err
+		proto.Reset(m)
 	}
-	if err := proto.Unmarshal(body, m); err != nil {
-		return fmt.Errorf("%w: %T: %v", ErrMalformed, m, err)
-	}
-	return nil
+	return err
 }
 
 func unframe(p []byte) ([]byte, error) {

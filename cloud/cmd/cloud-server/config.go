@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetgate/fleetgate/cloud/postgres"
+	"github.com/fleetgate/fleetgate/cloud/redis"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -77,8 +79,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	for _, v := range c.vars() {
 		if s := getenv(v.name); s != "" {
 			*v.field = s
-			if v.name == "MQTT_CLIENT_ID" {
-			}
 		}
 	}
 	return c, c.Validate()
@@ -90,11 +90,11 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(v)
 		switch {
 		case err != nil:
-			return fmt.Errorf("%s %q: %v", name, v, err)
+			return fmt.Errorf("%s: %v", name, err) // url's error quotes the value, password included: not it
 		case !slices.Contains(schemes, u.Scheme):
-			return fmt.Errorf("%s %q: scheme %q, want one of %s", name, v, u.Scheme, strings.Join(schemes, ", "))
+			return fmt.Errorf("%s %q: scheme %q, want one of %s", name, u.Redacted(), u.Scheme, strings.Join(schemes, ", "))
 		case u.Host == "":
-			return fmt.Errorf("%s %q: no host", name, v)
+			return fmt.Errorf("%s %q: no host", name, u.Redacted())
 		}
 		return nil
 	}
@@ -102,10 +102,18 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if u, _ := url.Parse(c.DatabaseURL); strings.Trim(u.Path, "/") == "" {
-		return fmt.Errorf("DATABASE_URL %q: no database name", c.DatabaseURL)
+		return fmt.Errorf("DATABASE_URL %q: no database name", u.Redacted())
+	}
+	// What the clients themselves refuse (sslmode=bogus, a Redis database
+	// that is not a number) is refused here, as a configuration error.
+	if err := postgres.CheckURL(c.DatabaseURL); err != nil {
+		return fmt.Errorf("DATABASE_URL %q: %v", redact(c.DatabaseURL), err)
 	}
 	if err := checkURL("REDIS_URL", c.RedisURL, "redis", "rediss"); err != nil {
 		return err
+	}
+	if err := redis.CheckURL(c.RedisURL); err != nil {
+		return fmt.Errorf("REDIS_URL %q: %v", redact(c.RedisURL), err)
 	}
 	if err := checkURL("MQTT_URL", c.MQTTURL, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"); err != nil {
 		return err

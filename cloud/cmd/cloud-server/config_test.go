@@ -25,13 +25,16 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// overrides sets every variable to a value other than its default.
+var overrides = map[string]string{
+	"DATABASE_URL": "postgresql://u:p@db:5432/fleet", "REDIS_URL": "rediss://r:6380/2", "REDIS_PREFIX": "x:",
+	"MQTT_URL": "ssl://broker:8883", "MQTT_NAMESPACE": "t1/fleet/v1", "MQTT_SHARE_GROUP": "g",
+	"MQTT_CLIENT_ID": "cloud-1", "OSRM_URL": "https://osrm", "LISTEN_ADDR": "127.0.0.1:9000",
+	"LOG_LEVEL": "debug", "LOG_FORMAT": "json",
+}
+
 func TestEnvironmentOverrides(t *testing.T) {
-	c, err := LoadConfig(env(map[string]string{
-		"DATABASE_URL": "postgresql://u:p@db:5432/fleet", "REDIS_URL": "rediss://r:6380/2", "REDIS_PREFIX": "x:",
-		"MQTT_URL": "ssl://broker:8883", "MQTT_NAMESPACE": "t1/fleet/v1", "MQTT_SHARE_GROUP": "g",
-		"MQTT_CLIENT_ID": "cloud-1", "OSRM_URL": "https://osrm", "LISTEN_ADDR": "127.0.0.1:9000",
-		"LOG_LEVEL": "debug", "LOG_FORMAT": "json",
-	}))
+	c, err := LoadConfig(env(overrides))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,27 +44,35 @@ func TestEnvironmentOverrides(t *testing.T) {
 	}
 }
 
+// badVars are values Validate refuses, each with what its error must say.
+// FuzzLoadConfig seeds from them too.
+var badVars = []struct{ name, value, want string }{
+	{"DATABASE_URL", "mysql://x/db", "DATABASE_URL"},
+	{"DATABASE_URL", "postgres://127.0.0.1:5432", "no database name"},
+	{"DATABASE_URL", "postgres://u:secret@db/fleet?sslmode=bogus", "sslmode"},
+	{"REDIS_URL", "127.0.0.1:6379", "REDIS_URL"},
+	{"REDIS_URL", "redis://127.0.0.1:6379/x", "REDIS_URL"},
+	{"MQTT_URL", "http://broker", "MQTT_URL"},
+	{"MQTT_URL", "tcp://", "no host"},
+	{"MQTT_NAMESPACE", "fleet/+/v1", "MQTT_NAMESPACE"},
+	{"MQTT_NAMESPACE", "/fleet", "MQTT_NAMESPACE"},
+	{"MQTT_SHARE_GROUP", "a/b", "MQTT_SHARE_GROUP"},
+	{"OSRM_URL", "osrm:5000", "OSRM_URL"},
+	{"LISTEN_ADDR", "8000", "LISTEN_ADDR"},
+	{"LISTEN_ADDR", ":99999", "LISTEN_ADDR"},
+	{"LOG_LEVEL", "loud", "LOG_LEVEL"},
+	{"LOG_FORMAT", "xml", "LOG_FORMAT"},
+}
+
 func TestValidateNamesTheVariable(t *testing.T) {
-	tests := []struct{ name, value, want string }{
-		{"DATABASE_URL", "mysql://x/db", "DATABASE_URL"},
-		{"DATABASE_URL", "postgres://127.0.0.1:5432", "no database name"},
-		{"REDIS_URL", "127.0.0.1:6379", "REDIS_URL"},
-		{"MQTT_URL", "http://broker", "MQTT_URL"},
-		{"MQTT_URL", "tcp://", "no host"},
-		{"MQTT_NAMESPACE", "fleet/+/v1", "MQTT_NAMESPACE"},
-		{"MQTT_NAMESPACE", "/fleet", "MQTT_NAMESPACE"},
-		{"MQTT_SHARE_GROUP", "a/b", "MQTT_SHARE_GROUP"},
-		{"OSRM_URL", "osrm:5000", "OSRM_URL"},
-		{"LISTEN_ADDR", "8000", "LISTEN_ADDR"},
-		{"LISTEN_ADDR", ":99999", "LISTEN_ADDR"},
-		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
-		{"LOG_FORMAT", "xml", "LOG_FORMAT"},
-	}
-	for _, tt := range tests {
+	for _, tt := range badVars {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			_, err := LoadConfig(env(map[string]string{tt.name: tt.value}))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one naming %s", err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %v shows the password", err)
 			}
 		})
 	}

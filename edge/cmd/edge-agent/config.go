@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -301,8 +302,8 @@ func (c *Config) Validate() error {
 		return bad("gps.port", "%v", err)
 	}
 	for i, b := range c.GPS.Bauds {
-		if b < 50 || b > 4000000 || slices.Contains(c.GPS.Bauds[:i], b) {
-			return bad(fmt.Sprintf("gps.bauds[%d]", i), "%d: want a baud rate (50 to 4000000), each once", b)
+		if b < serial.MinBaud || b > serial.MaxBaud || slices.Contains(c.GPS.Bauds[:i], b) {
+			return bad(fmt.Sprintf("gps.bauds[%d]", i), "%d: want a baud rate (%d to %d), each once", b, serial.MinBaud, serial.MaxBaud)
 		}
 	}
 	if c.OBD.Port != "" {
@@ -316,7 +317,7 @@ func (c *Config) Validate() error {
 			if _, err := obd.ParsePID(p); err != nil {
 				return bad(fmt.Sprintf("obd.pids[%d]", i), "%v", err)
 			}
-			if slices.Index(c.OBD.PIDs, p) != i {
+			if slices.ContainsFunc(c.OBD.PIDs[:i], func(q string) bool { return strings.EqualFold(q, p) }) {
 				return bad(fmt.Sprintf("obd.pids[%d]", i), "PID %s listed twice", p)
 			}
 			if every, ok := c.OBD.Every[p]; ok && every < 10*time.Millisecond {
@@ -345,6 +346,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(rest); err != nil {
 		return bad("mqtt.url", "%q: %v", c.MQTT.URL, err)
+	}
+	if u, err := url.Parse(c.MQTT.URL); err != nil || u.Host == "" { // as the uplink reads it
+		return bad("mqtt.url", "%q: want tcp://host:port, ssl://host:port or tls://host:port", c.MQTT.URL)
 	}
 	if err := telemetry.Namespace(c.MQTT.Namespace).Valid(); err != nil {
 		return bad("mqtt.namespace", "%v", err)

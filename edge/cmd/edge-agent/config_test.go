@@ -105,12 +105,11 @@ func TestEnvExpansion(t *testing.T) {
 	}
 }
 
-func TestValidateNamesTheField(t *testing.T) {
+// badConfigs are configurations Validate refuses, each with the field its
+// error must start with. FuzzParseConfig seeds from them too.
+var badConfigs = func() []struct{ yaml, field string } {
 	base := "vehicle_id: veh-1\ngps:\n  port: /dev/ttyUSB0\n"
-	tests := []struct {
-		yaml  string
-		field string // the error must start with it
-	}{
+	return []struct{ yaml, field string }{
 		{"gps:\n  port: /dev/ttyUSB0\n", "vehicle_id:"},
 		{"vehicle_id: veh/1\ngps:\n  port: /dev/ttyUSB0\n", "vehicle_id:"},
 		{"vehicle_id: veh-1\n", "gps.port:"},
@@ -122,6 +121,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{base + "obd:\n  port: /dev/ttyUSB1\n  interval: 0s\n", "obd.interval:"},
 		{base + "mqtt:\n  url: http://127.0.0.1:1883\n", "mqtt.url:"},
 		{base + "mqtt:\n  url: tcp://127.0.0.1\n", "mqtt.url:"},
+		// Refused by the uplink's URL parser (found by FuzzParseConfig's check).
+		{base + "mqtt:\n  url: tls://broker:x\n", "mqtt.url:"},
+		{base + "mqtt:\n  url: tcp://a b:1883\n", "mqtt.url:"},
 		{base + "mqtt:\n  namespace: fleet/+/v1\n", "mqtt.namespace:"},
 		{base + "mqtt:\n  keepalive: 10ms\n", "mqtt.keepalive:"},
 		{base + "mqtt:\n  url: ssl://b:8883\n  tls:\n    cert: /c.pem\n", "mqtt.tls:"},
@@ -139,7 +141,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{base + "log:\n  level: verbose\n", "log.level:"},
 		{base + "log:\n  format: xml\n", "log.format:"},
 	}
-	for _, tt := range tests {
+}()
+
+func TestValidateNamesTheField(t *testing.T) {
+	for _, tt := range badConfigs {
 		_, err := ParseConfig([]byte(tt.yaml), env(nil))
 		if err == nil || !strings.HasPrefix(err.Error(), tt.field) {
 			t.Errorf("config\n%s\ngave %v; want an error starting %q", tt.yaml, err, tt.field)
@@ -168,16 +173,23 @@ func TestRejectsUnknownKeysAndBadTypes(t *testing.T) {
 	}
 }
 
-func TestByteSize(t *testing.T) {
-	for in, want := range map[string]ByteSize{
+// Sizes ParseByteSize reads, and ones it refuses; FuzzParseByteSize seeds
+// from both.
+var (
+	goodSizes = map[string]ByteSize{
 		"0": 0, "1048576": 1 << 20, "256MiB": 256 << 20, "1GiB": 1 << 30, "512 KiB": 512 << 10,
 		"10MB": 10e6, "3kB": 3000, "7B": 7,
-	} {
+	}
+	badSizes = []string{"", "-1", "1.5GiB", "MiB", "1 XB", "99999999999999999999"}
+)
+
+func TestByteSize(t *testing.T) {
+	for in, want := range goodSizes {
 		if got, err := ParseByteSize(in); err != nil || got != want {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "-1", "1.5GiB", "MiB", "1 XB", "99999999999999999999"} {
+	for _, in := range badSizes {
 		if got, err := ParseByteSize(in); err == nil {
 			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
 		}

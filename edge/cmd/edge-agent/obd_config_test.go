@@ -59,6 +59,7 @@ func TestOBDConfig(t *testing.T) {
 		{"  pids: [{pid: \"0C\", every: 1s, often: true}]\n", "not often"},
 		{"  pids: [{pid: \"ZZ\", every: 1s}]\n", "obd.pids[0]:"},
 		{"  pids: [\"0C\", {pid: \"0C\", every: 1s}]\n", "obd.pids[1]: PID 0C listed twice"},
+		{"  pids: [\"0C\", \"0c\"]\n", "obd.pids[1]: PID 0c listed twice"}, // found by FuzzParseConfig's check
 		{"  pids: [{pid: \"0C\", every: 1ms}]\n", "obd.pids[0].every"},
 		{"  pids: [[\"0C\"]]\n", "two hex digits"},
 		{"  timeout: 1ms\n", "obd.timeout"},
