@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 VEHICLES=${VEHICLES:-3}
 SPEED=${SPEED:-1}
+ID_PREFIX=${ID_PREFIX:-veh-}             # vehicle ids: ${ID_PREFIX}001 ...
+METRICS_PORT_BASE=${METRICS_PORT_BASE:-9100} # agent i serves /metrics on base+i
+export MQTT_NAMESPACE=${MQTT_NAMESPACE:-fleet/v1}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable}
 export LISTEN_ADDR=${LISTEN_ADDR:-:8000}
 API_PORT=${LISTEN_ADDR##*:}
@@ -27,6 +30,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
 fi
 
 pids=()
+# shellcheck disable=SC2317 # cleanup and interrupted run from the traps
 cleanup() {
   trap - INT TERM EXIT
   say "stopping"
@@ -34,18 +38,22 @@ cleanup() {
   wait 2>/dev/null || true
   say "logs, outboxes and ground truth are in $DEMO_DIR"
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C is how the demo ends: stop everything and exit 0.
+# shellcheck disable=SC2317
+interrupted() { cleanup; exit 0; }
+trap interrupted INT TERM
+trap cleanup EXIT
 
 "$BIN/cloud-server" migrate >"$DEMO_DIR/migrate.log" 2>&1 || { cat "$DEMO_DIR/migrate.log"; exit 1; }
 "$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
 pids+=($!)
 
-"$BIN/firmware-sim" run --vehicles "$VEHICLES" --speed "$SPEED" --link-dir "$DEMO_DIR/dev" \
+"$BIN/firmware-sim" run --vehicles "$VEHICLES" --id-prefix "$ID_PREFIX" --speed "$SPEED" --link-dir "$DEMO_DIR/dev" \
   --truth "$DEMO_DIR/truth.jsonl" >"$DEMO_DIR/firmware-sim.log" 2>&1 &
 pids+=($!)
 
 for i in $(seq 1 "$VEHICLES"); do
-  v=$(printf 'veh-%03d' "$i")
+  v=$(printf '%s%03d' "$ID_PREFIX" "$i")
   for dev in gps obd; do
     for _ in $(seq 1 100); do [ -e "$DEMO_DIR/dev/$v-$dev" ] && break; sleep 0.1; done
     [ -e "$DEMO_DIR/dev/$v-$dev" ] || { say "the simulator did not create $v-$dev; see $DEMO_DIR/firmware-sim.log"; exit 1; }
@@ -61,8 +69,9 @@ obd:
   interval: 1s
 mqtt:
   url: ${MQTT_URL:-tcp://127.0.0.1:1883}
+  namespace: $MQTT_NAMESPACE
 http:
-  listen: 127.0.0.1:$((9100 + i))
+  listen: 127.0.0.1:$((METRICS_PORT_BASE + i))
 YAML
   "$BIN/edge-agent" run --config "$DEMO_DIR/$v.yaml" >"$DEMO_DIR/edge-agent-$v.log" 2>&1 &
   pids+=($!)
@@ -73,7 +82,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-say "$VEHICLES vehicles driving through Monaco; agents' metrics on 127.0.0.1:9101..$((9100 + VEHICLES))"
+say "$VEHICLES vehicles driving through Monaco; agents' metrics on 127.0.0.1:$((METRICS_PORT_BASE + 1))..$((METRICS_PORT_BASE + VEHICLES))"
 say "API:   curl localhost:$API_PORT/api/v1/vehicles"
 say "logs:  $DEMO_DIR"
 say "Ctrl-C to stop"

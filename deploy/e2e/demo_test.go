@@ -1,0 +1,156 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetgate/fleetgate/cloud/mqtt"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+	"github.com/fleetgate/fleetgate/internal/testenv"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
+)
+
+// lockedBuffer is a bytes.Buffer a process writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemo runs deploy/demo.sh, what `make demo` runs, as a new user would:
+// three vehicles appear with positions at GET /api/v1/vehicles, and Ctrl-C
+// (SIGINT to the whole process group, as a terminal sends it) stops every
+// process and exits 0. The script's defaults (the fleetgate database,
+// fleet/v1, port 8000, veh-001...) are replaced by the test's own through
+// the environment variables the script reads.
+func TestDemo(t *testing.T) {
+	bin := testenv.Binaries(t)
+	redisURL, prefix := testenv.Redis(t)
+	mqttURL, ns := testenv.MQTT(t)
+	port := testenv.FreePort(t)
+	idPrefix := "demo" + testenv.ID() + "-"
+	cloudID := "e2e-demo-cloud-" + testenv.ID()
+	t.Cleanup(func() { forgetDemo(t, mqttURL, ns, cloudID, idPrefix) })
+
+	cmd := exec.Command("bash", "deploy/demo.sh")
+	cmd.Dir = testenv.ModuleRoot(t)
+	cmd.Env = append(os.Environ(), "BIN="+bin, "DEMO_DIR="+t.TempDir(), "DATABASE_URL="+testenv.Postgres(t),
+		"REDIS_URL="+redisURL, "REDIS_PREFIX="+prefix, "MQTT_URL="+mqttURL, "MQTT_NAMESPACE="+ns, "MQTT_CLIENT_ID="+cloudID,
+		"LISTEN_ADDR=127.0.0.1:"+strconv.Itoa(port), "ID_PREFIX="+idPrefix, "METRICS_PORT_BASE="+strconv.Itoa(testenv.FreePort(t)))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // a no-op when the demo has stopped
+		if t.Failed() {
+			t.Logf("demo output:\n%s", out.String())
+		}
+	})
+
+	api := cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	var list struct {
+		Vehicles []struct {
+			ID       string `json:"id"`
+			Position *struct {
+				Lat float64 `json:"lat"`
+			} `json:"position"`
+		} `json:"vehicles"`
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("the demo exited before its vehicles appeared: %v", err)
+		default:
+		}
+		n := 0
+		if err := api.Get(context.Background(), "/api/v1/vehicles", &list); err == nil {
+			for _, v := range list.Vehicles {
+				if strings.HasPrefix(v.ID, idPrefix) && v.Position != nil {
+					n++
+				}
+			}
+		}
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 vehicles with a position at /api/v1/vehicles: %+v", n, list.Vehicles)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
+	}
+	if s := out.String(); !strings.Contains(s, fmt.Sprintf("curl localhost:%d/api/v1/vehicles", port)) {
+		t.Errorf("the demo does not print the API URL:\n%s", s)
+	}
+
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the demo exited with %v after Ctrl-C, want 0", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo did not stop within a minute of Ctrl-C")
+	}
+	if s := out.String(); strings.Contains(s, "exited early") || !strings.Contains(s, "stopping") {
+		t.Errorf("after Ctrl-C the demo printed:\n%s", s)
+	}
+}
+
+// forgetDemo removes what the demo leaves on the shared broker: the agents'
+// retained status and persistent sessions, and the cloud's session.
+func forgetDemo(t *testing.T, url, ns, cloudID, idPrefix string) {
+	ctx := context.Background()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("e2e-demo-clean-" + testenv.ID()))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Errorf("clean the broker: %v", tok.Error())
+		return
+	}
+	defer c.Disconnect(100)
+	for i := 1; i <= 3; i++ {
+		vehicle := fmt.Sprintf("%s%03d", idPrefix, i)
+		topic, err := telemetry.Namespace(ns).Topic(vehicle, telemetry.KindStatus)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if tok := c.Publish(topic, 1, true, []byte{}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Errorf("clear %s: %v", topic, tok.Error())
+		}
+		if err := mqtt.RemoveSession(ctx, url, "fleetgate-edge-"+vehicle); err != nil {
+			t.Errorf("remove %s's session: %v", vehicle, err)
+		}
+	}
+	if err := mqtt.RemoveSession(ctx, url, cloudID); err != nil {
+		t.Errorf("remove the cloud's session: %v", err)
+	}
+}
