@@ -38,6 +38,9 @@ commands:
   migrate      create the database if missing, apply migrations, exit
   check        check PostgreSQL, Redis and the broker; exit 1 if one is down
   healthcheck  GET http://127.0.0.1:<port>/health; exit 0 or 1
+  retire ID    remove the broker session of a replica gone for good (its
+               MQTT_CLIENT_ID), so the broker stops handing it a share of the
+               batches; not this replica's own id
 
 Configuration is read from the environment; see cloud/README.md.
 `
@@ -51,7 +54,7 @@ func main() {
 
 // Main runs the command in args and returns the exit code.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
+	if len(args) == 0 || (len(args) != 1 && args[0] != "retire") {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
@@ -76,6 +79,18 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return 0
 	case "healthcheck":
 		err = healthcheck(ctx, &cfg)
+	case "retire":
+		if len(args) != 2 || args[1] == "" {
+			fmt.Fprint(stderr, "cloud-server retire: want the client id of the replica to retire\n\n", usage)
+			return 2
+		}
+		if args[1] == cfg.MQTTClientID {
+			fmt.Fprintf(stderr, "cloud-server retire: %s is this replica's own MQTT_CLIENT_ID; retire another replica's\n", args[1])
+			return 2
+		}
+		if err = mqtt.RemoveSession(ctx, cfg.MQTTURL, args[1]); err == nil {
+			fmt.Fprintf(stdout, "removed the broker session of %s at %s: the broker no longer queues a share of the batches for it\n", args[1], redact(cfg.MQTTURL))
+		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -245,3 +245,62 @@ func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal("still running 30 s after SIGTERM")
 	}
 }
+
+// A replica gone for good leaves a persistent session in the shared
+// subscription, and Mosquitto keeps queueing its share of the batches there
+// (the agents resend them only after their ack timeout). retire removes that
+// session: afterwards the live member gets every batch.
+func TestRetireRemovesAGoneReplicasShare(t *testing.T) {
+	mqttURL, ns := testenv.MQTT(t)
+	filter := "$share/ingest/" + ns + "/+/up/batch"
+	gone, live := "retire-gone-"+testenv.ID(), "retire-live-"+testenv.ID()
+	connect := func(id string, clean bool, h paho.MessageHandler) paho.Client {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(mqttURL).SetClientID(id).SetCleanSession(clean).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect %s: %v", id, tok.Error())
+		}
+		if h != nil {
+			if tok := c.Subscribe(filter, 1, h); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("subscribe %s: %v", id, tok.Error())
+			}
+		}
+		return c
+	}
+	g := connect(gone, false, func(paho.Client, paho.Message) {})
+	g.Disconnect(100) // its session stays, with its place in the share group
+	got := make(chan string, 100)
+	l := connect(live, true, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) })
+	t.Cleanup(func() { l.Disconnect(100) })
+
+	env := env(map[string]string{"MQTT_URL": mqttURL, "MQTT_NAMESPACE": ns, "MQTT_CLIENT_ID": live})
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"retire", live}, env, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "own MQTT_CLIENT_ID") {
+		t.Errorf("retire of its own id: exit %d, %q", code, errOut.String())
+	}
+	if code := Main(context.Background(), []string{"retire"}, env, &out, &errOut); code != 2 {
+		t.Errorf("retire without an id: exit %d", code)
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"retire", gone}, env, &out, &errOut); code != 0 || !strings.Contains(out.String(), gone) {
+		t.Fatalf("retire %s: exit %d, %q %q", gone, code, out.String(), errOut.String())
+	}
+
+	p := connect("retire-pub-"+testenv.ID(), true, nil)
+	defer p.Disconnect(100)
+	const n = 20
+	for i := range n {
+		if tok := p.Publish(ns+"/veh/up/batch", 1, false, fmt.Sprint(i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	seen := map[string]bool{}
+	timeout := time.After(30 * time.Second)
+	for len(seen) < n {
+		select {
+		case m := <-got:
+			seen[m] = true
+		case <-timeout:
+			t.Fatalf("the live member got %d of %d batches: the retired session still takes a share", len(seen), n)
+		}
+	}
+}
