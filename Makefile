@@ -60,13 +60,7 @@ build-edge: ## cross-compile edge-agent for linux/amd64, linux/arm64 and linux/a
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f"; \
-	    out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out" | tail -60; \
-	      echo "the failing input is in the package's testdata/fuzz/$$f/: commit it as a regression seed with the fix"; exit 1; }; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./deploy/fuzz.sh
 
 .PHONY: bench
 bench: ## measure the performance targets of DESIGN.md §9 (Go benchmarks with custom metrics)

@@ -23,7 +23,8 @@ import (
 // quoting and error-handling mistakes.
 func TestShellScriptsPassShellcheck(t *testing.T) {
 	root := moduleRoot(t)
-	scripts := []string{"deploy/certs/make-certs.sh", "deploy/osrm/fetch.sh", "deploy/osrm/prepare.sh", "deploy/osrm/healthcheck.sh"}
+	scripts := []string{"deploy/certs/make-certs.sh", "deploy/osrm/fetch.sh", "deploy/osrm/prepare.sh", "deploy/osrm/healthcheck.sh",
+		"deploy/demo.sh", "deploy/fuzz.sh", ".ci/run"}
 	for _, s := range scripts {
 		out, err := exec.Command("shellcheck", filepath.Join(root, s)).CombinedOutput()
 		if err != nil {
