@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/deploy/bench"
+	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/bolt"
 	edgemqtt "github.com/fleetgate/fleetgate/edge/mqtt"
@@ -78,7 +76,7 @@ func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer cleanAgent(tb, c.mqttURL, c.ns, vehicle)
+	defer e2e.ForgetAgent(tb, c.mqttURL, c.ns, vehicle)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	began := time.Now()
@@ -111,23 +109,6 @@ func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) 
 		}
 	}
 	return took
-}
-
-// cleanAgent removes what an agent leaves in the shared broker: its retained
-// status and its persistent session.
-func cleanAgent(tb testing.TB, url string, ns telemetry.Namespace, vehicle string) {
-	topic, err := ns.Topic(vehicle, telemetry.KindStatus)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cl := connect(tb, paho.NewClientOptions().AddBroker(url).SetClientID("fgbench-clean-"+testenv.ID()))
-	if tok := cl.Publish(topic, 1, true, []byte{}); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		tb.Errorf("clear the retained status: %v", tok.Error())
-	}
-	cl.Disconnect(100)
-	if err := mqtt.RemoveSession(context.Background(), url, "fleetgate-edge-"+vehicle); err != nil {
-		tb.Errorf("remove the agent's session: %v", err)
-	}
 }
 
 // BenchmarkBacklogDrain24h measures how long the agent takes to send a 24 h

@@ -49,10 +49,7 @@ func startServer(tb testing.TB, bin, dir string) *server {
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=" + clientID,
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=warn",
 	}, "run")
-	e2e.Eventually(tb, time.Minute, "cloud-server ready", func() error {
-		var v map[string]any
-		return s.api.Get(context.Background(), "/ready", &v)
-	}, s.proc)
+	e2e.WaitReady(tb, time.Minute, s.api, s.proc)
 	return s
 }
 
@@ -60,7 +57,7 @@ func startServer(tb testing.TB, bin, dir string) *server {
 // and runs the real edge-agent binary with it until the benchmark ends.
 func startAgent(tb testing.TB, bin, dir string, s *server, vehicle, extra string) *e2e.Proc {
 	tb.Helper()
-	tb.Cleanup(func() { cleanAgent(tb, s.mqttURL, s.ns, vehicle) })
+	tb.Cleanup(func() { e2e.ForgetAgent(tb, s.mqttURL, s.ns, vehicle) })
 	cfg := filepath.Join(dir, vehicle+".yaml")
 	yaml := fmt.Sprintf("vehicle_id: %s\ndata_dir: %s\nmqtt:\n  url: %s\n  namespace: %s\nlog:\n  level: warn\n%s",
 		vehicle, filepath.Join(dir, vehicle+"-data"), s.mqttURL, s.ns, extra)

@@ -93,10 +93,7 @@ func (c *Chain) StartCloud(brokerURL string) {
 		"MQTT_URL=" + brokerURL, "MQTT_NAMESPACE=" + c.NS, "MQTT_CLIENT_ID=chaos-cloud-" + testenv.ID(),
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=info",
 	}, "run")
-	e2e.Eventually(c.t, 30*time.Second, "cloud-server /ready", func() error {
-		var v map[string]any
-		return c.API.Get(context.Background(), "/ready", &v)
-	}, c.Cloud)
+	e2e.WaitReady(c.t, 30*time.Second, c.API, c.Cloud)
 }
 
 // StartSim runs the simulator for one vehicle and waits for its ports.

@@ -36,10 +36,7 @@ func TestAgentThroughProductionBroker(t *testing.T) {
 	}, "run")
 	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
-	e2e.Eventually(t, 60*time.Second, "cloud-server ready", func() error {
-		var v any
-		return api.Get(ctx, "/ready", &v)
-	}, server)
+	e2e.WaitReady(t, 60*time.Second, api, server)
 
 	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	links, truthPath := filepath.Join(dir, "dev"), filepath.Join(dir, "truth.jsonl")

@@ -43,10 +43,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 	server := e2e.Start(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), env, "run")
 	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
-	e2e.Eventually(t, 60*time.Second, "cloud-server ready", func() error {
-		var v any
-		return api.Get(ctx, "/ready", &v)
-	}, server)
+	e2e.WaitReady(t, 60*time.Second, api, server)
 
 	veh := b.vehicle(t, vehicle)
 	acks := make(chan *telemetrypb.Ack, 10)

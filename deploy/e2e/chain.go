@@ -7,6 +7,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetgate/fleetgate/cloud/mqtt"
+	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+	"github.com/fleetgate/fleetgate/internal/testenv"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
 // Proc is a program started for a test. Its output goes to a log file that is
@@ -95,6 +103,38 @@ func tail(b []byte, lines int) string {
 		s = s[len(s)-lines:]
 	}
 	return strings.Join(s, "\n")
+}
+
+// ForgetAgent removes what an agent leaves on the shared broker: its
+// retained status and its persistent session.
+func ForgetAgent(t testing.TB, url string, ns telemetry.Namespace, vehicle string) {
+	t.Helper()
+	topic, err := ns.Topic(vehicle, telemetry.KindStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("fgtest-clean-" + testenv.ID()))
+	if tok := c.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		t.Errorf("clean the broker: %v", tok.Error())
+		return
+	}
+	if tok := c.Publish(topic, 1, true, []byte{}); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		t.Errorf("clear the retained status: %v", tok.Error())
+	}
+	c.Disconnect(100)
+	if err := mqtt.RemoveSession(context.Background(), url, "fleetgate-edge-"+vehicle); err != nil {
+		t.Errorf("remove the agent's session: %v", err)
+	}
+}
+
+// WaitReady waits until the cloud-server behind api answers GET /ready,
+// failing the test when cloud exits first or within passes.
+func WaitReady(t testing.TB, within time.Duration, api cloudapi.Client, cloud *Proc) {
+	t.Helper()
+	Eventually(t, within, "cloud-server /ready", func() error {
+		var v map[string]any
+		return api.Get(context.Background(), "/ready", &v)
+	}, cloud)
 }
 
 // Eventually polls cond every 100 ms until it returns nil or the deadline passes,

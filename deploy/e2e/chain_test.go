@@ -61,10 +61,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=debug",
 	}, "run")
-	e2e.Eventually(t, 30*time.Second, "cloud-server /ready", func() error {
-		var v map[string]any
-		return c.API.Get(context.Background(), "/ready", &v)
-	}, c.Cloud)
+	e2e.WaitReady(t, 30*time.Second, c.API, c.Cloud)
 
 	// Simulated time runs in the past, so that accelerated time never produces
 	// fixes from the future.

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
+	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
@@ -129,28 +128,10 @@ func TestDemo(t *testing.T) {
 // forgetDemo removes what the demo leaves on the shared broker: the agents'
 // retained status and persistent sessions, and the cloud's session.
 func forgetDemo(t *testing.T, url, ns, cloudID, idPrefix string) {
-	ctx := context.Background()
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("e2e-demo-clean-" + testenv.ID()))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Errorf("clean the broker: %v", tok.Error())
-		return
-	}
-	defer c.Disconnect(100)
 	for i := 1; i <= 3; i++ {
-		vehicle := fmt.Sprintf("%s%03d", idPrefix, i)
-		topic, err := telemetry.Namespace(ns).Topic(vehicle, telemetry.KindStatus)
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		if tok := c.Publish(topic, 1, true, []byte{}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Errorf("clear %s: %v", topic, tok.Error())
-		}
-		if err := mqtt.RemoveSession(ctx, url, "fleetgate-edge-"+vehicle); err != nil {
-			t.Errorf("remove %s's session: %v", vehicle, err)
-		}
+		e2e.ForgetAgent(t, url, telemetry.Namespace(ns), fmt.Sprintf("%s%03d", idPrefix, i))
 	}
-	if err := mqtt.RemoveSession(ctx, url, cloudID); err != nil {
+	if err := mqtt.RemoveSession(context.Background(), url, cloudID); err != nil {
 		t.Errorf("remove the cloud's session: %v", err)
 	}
 }

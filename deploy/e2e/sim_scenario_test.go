@@ -50,10 +50,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
 	}, "run")
-	e2e.Eventually(t, 30*time.Second, "cloud-server /ready", func() error {
-		var v map[string]any
-		return c.api.Get(context.Background(), "/ready", &v)
-	}, c.cloud)
+	e2e.WaitReady(t, 30*time.Second, c.api, c.cloud)
 
 	idPrefix := "sim" + testenv.ID() + "-"
 	links := filepath.Join(c.dir, "dev")
