@@ -593,7 +593,7 @@ func (o *Outbox) Newest(ctx context.Context, kind edge.Kind) (edge.Record, bool,
 		n := 0
 		for k, v := c.Last(); k != nil && n < 100000; k, v = c.Prev() {
 			n++
-			if len(v) < 2 || edge.Kind(v[1]) != kind {
+			if len(v) < 2 || edge.Kind(v[1]&0x0f) != kind {
 				continue
 			}
 			r, _, err := decodeRecord(v, binary.BigEndian.Uint64(k))

@@ -70,7 +70,7 @@ func peek(k, v []byte) (e entry, ok bool) {
 	if len(v) < 2 || v[0] != recordFormat {
 		return e, false
 	}
-	e.kind = edge.Kind(v[1])
+	e.kind = edge.Kind(v[1] & 0x0f)
 	a, n := binary.Uvarint(v[2:])
 	if n <= 0 {
 		return e, false
