@@ -174,6 +174,8 @@ type Assembler struct {
 	date   [3]int // last date seen (after rollover correction)
 	dateMs int    // the time of day it is the date of
 
+	talkerKeys map[string]string // counter names of gps.fixes_by_talker, by talker
+
 	lastFix   telemetry.Position // last fix emitted
 	haveLast  bool
 	backwards int   // fixes before last in a row
@@ -252,8 +254,7 @@ func (a *Assembler) Feed(line string) []Epoch {
 	st := sentence{addr: address(line), sub: -1}
 	s, err := a.parse(line)
 	if err != nil {
-		var ns *nmea.NotSupportedError
-		if errors.As(err, &ns) {
+		if notSupported(err) {
 			a.inc("ignored")
 		} else {
 			a.inc("parse_errors")
@@ -689,8 +690,16 @@ func (a *Assembler) result(ep *epoch) (Epoch, bool) {
 	}
 	a.lastFix, a.haveLast = p, true
 	a.inc("fixes")
-	if ep.posTalker != "" {
-		a.inc("fixes_by_talker." + ep.posTalker)
+	if ep.posTalker != "" && a.Counters != nil {
+		name, ok := a.talkerKeys[ep.posTalker]
+		if !ok {
+			if a.talkerKeys == nil {
+				a.talkerKeys = map[string]string{}
+			}
+			name = "gps.fixes_by_talker." + ep.posTalker
+			a.talkerKeys[ep.posTalker] = name
+		}
+		a.Counters.Inc(name)
 	}
 	return out, true
 }
@@ -730,7 +739,8 @@ type closedInfo struct {
 	ok     bool
 	hdop   opt // its GGA's or GNS's
 	status fixStatus
-	after  []gsaRec // its GSAs after its last timed sentence
+	after  [maxGSAs]gsaRec // its GSAs after its last timed sentence
+	nAfter int
 }
 
 // gsas decides which of the epoch's GSAs belong to it (see Assembler,
@@ -738,7 +748,9 @@ type closedInfo struct {
 // whether they veto the fix.
 func (a *Assembler) gsas(ep *epoch) (mode int, veto bool) {
 	st := ep.status()
-	var inner, before, after []gsaRec
+	// Three groups in arrays of the epoch's size: no allocation per epoch.
+	var bufs [3][maxGSAs]gsaRec
+	inner, before, after := bufs[0][:0], bufs[1][:0], bufs[2][:0]
 	for _, g := range ep.gsas[:ep.nGSA] {
 		switch {
 		case ep.timed == 0 || (g.after > 0 && g.after < ep.timed):
@@ -768,9 +780,10 @@ func (a *Assembler) gsas(ep *epoch) (mode int, veto bool) {
 	if a.lead {
 		prefer, other = before, after
 	}
-	used := inner
+	var usedBuf [2 * maxGSAs]gsaRec
+	used := append(usedBuf[:0], inner...)
 	stale := 0
-	for _, gs := range [][]gsaRec{prefer, other} {
+	for _, gs := range [2][]gsaRec{prefer, other} {
 		if len(used) > len(inner) {
 			stale += len(gs)
 			continue
@@ -820,14 +833,15 @@ func (a *Assembler) gsas(ep *epoch) (mode int, veto bool) {
 // It reports whether the layout changed.
 func (a *Assembler) layoutEvidence(ep *epoch, st fixStatus, before, after []gsaRec) bool {
 	prev := a.last
-	a.last = closedInfo{ok: true, hdop: ep.hdop, status: st, after: slices.Clone(after)}
+	a.last = closedInfo{ok: true, hdop: ep.hdop, status: st}
+	a.last.nAfter = copy(a.last.after[:], after)
 	if !prev.ok {
 		return false
 	}
 	hdops := prev.hdop.ok && ep.hdop.ok && prev.hdop.v != ep.hdop.v
 	fixes := prev.status != statusUnknown && st != statusUnknown && prev.status != st
 	lead, trail := false, false
-	for _, g := range slices.Concat(prev.after, before) {
+	for _, g := range slices.Concat(prev.after[:prev.nAfter], before) {
 		if hdops && g.hdop.ok {
 			lead = lead || g.hdop.v == ep.hdop.v
 			trail = trail || g.hdop.v == prev.hdop.v
@@ -864,6 +878,12 @@ func (a *Assembler) vote(v int, ep *epoch) {
 		a.inc("layout_changes")
 		a.ender = key{} // learned again at the next change of time
 	}
+}
+
+// notSupported reports whether go-nmea refused a sentence for its type.
+func notSupported(err error) bool {
+	var ns *nmea.NotSupportedError
+	return errors.As(err, &ns)
 }
 
 // lastTimed returns the last key of a timed sentence type.
@@ -1035,8 +1055,7 @@ func (a *Assembler) parse(line string) (s nmea.Sentence, err error) {
 	}()
 	a.base = nmea.BaseSentence{}
 	s, err = a.parser.Parse(line)
-	var ns *nmea.NotSupportedError
-	if err == nil || errors.As(err, &ns) || a.base.Type == "" {
+	if err == nil || a.base.Type == "" || notSupported(err) {
 		return s, err
 	}
 	fallback, ok := lenientParsers[a.base.Type]
