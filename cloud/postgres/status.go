@@ -17,14 +17,16 @@ var _ cloud.StatusService = (*DB)(nil)
 // or with any one when the stored status is stamped after the clock limit
 // ($17; NULL: none): a clock that was far ahead never pins a vehicle's
 // status. online_since is when the current connection's first report came:
-// kept while the agent stays online, cleared when it goes offline.
+// kept while the agent stays online (unless it is after the clock limit),
+// cleared when it goes offline.
 const upsertStatus = `INSERT INTO device_status (vehicle_id, online, time, online_since, agent_version, stream_id,
 	next_seq, outbox_depth, outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters,
 	uptime_ms, received_at)
 VALUES ($1, $2, $3, CASE WHEN $2 THEN $3::timestamptz END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (vehicle_id) DO UPDATE SET online = excluded.online, time = excluded.time,
 	online_since = CASE WHEN NOT excluded.online THEN NULL
-		WHEN device_status.online THEN coalesce(device_status.online_since, excluded.time)
+		WHEN device_status.online AND ($17::timestamptz IS NULL OR coalesce(device_status.online_since, device_status.time) <= $17::timestamptz)
+			THEN coalesce(device_status.online_since, excluded.time)
 		ELSE excluded.time END,
 	agent_version = excluded.agent_version, stream_id = excluded.stream_id, next_seq = excluded.next_seq,
 	outbox_depth = excluded.outbox_depth, outbox_bytes = excluded.outbox_bytes,
