@@ -92,7 +92,7 @@ var (
 const (
 	DefaultShareGroup     = "ingest"
 	DefaultRetryMin       = 100 * time.Millisecond
-	DefaultRetryMax       = 10 * time.Second
+	DefaultRetryMax       = 5 * time.Second
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 )
