@@ -96,8 +96,9 @@ func TestSteppedBackReplicaLeavesTheWorkToTheOther(t *testing.T) {
 	poll(t, "the sick replica acknowledged what it held", func() bool { return a.Stats().Held == 0 })
 }
 
-// TestPausedSessionGetsNoNewMessages: Pause unsubscribes (a plain
-// subscriber of the batches still sees them), Resume subscribes again.
+// TestPausedSessionGetsNoNewMessages: Pause unsubscribes from the batches
+// (a plain subscriber of the batches still sees them) but not from the
+// command results; Resume subscribes again.
 func TestPausedSessionGetsNoNewMessages(t *testing.T) {
 	f := newFixture(t)
 	in, _ := f.start()
@@ -118,11 +119,21 @@ func TestPausedSessionGetsNoNewMessages(t *testing.T) {
 	if n := in.Stats().Received; n != 0 {
 		t.Fatalf("a paused session received %d messages", n)
 	}
+	// Command results stay subscribed: agents do not resend them.
+	p, err := telemetry.Encode(&telemetrypb.CommandResult{Id: "c1", Ok: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := f.ns.Topic("veh-p", telemetry.KindCmdResult)
+	if err := waitToken(f.agent.Publish(topic, 1, false, p)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the command result taken while paused", func() bool { return in.Stats().Acked == 1 })
 	in.sess.Resume()
 	poll(t, "subscribed again", in.sess.Subscribed)
 	f.publishBatch("veh-p", batch("veh-p", 1, 3, 1))
 	f.ack()
-	if s := in.Stats(); s.Received != 1 {
+	if s := in.Stats(); s.Received != 2 {
 		t.Errorf("stats %+v", s)
 	}
 }
