@@ -38,10 +38,10 @@ type FleetOptions struct {
 // answers commands. It records the cloud's progress (records acknowledged)
 // over time, to measure stalls.
 type Fleet struct {
-	t      testing.TB
-	opts   FleetOptions
-	NS     telemetry.Namespace
-	agents []*fleetAgent
+	t               testing.TB
+	opts            FleetOptions
+	NS              telemetry.Namespace
+	agents          []*fleetAgent
 	stopGen, stopUp context.CancelFunc
 	gen, up         sync.WaitGroup
 	answered        atomic.Int64 // commands the agents answered
