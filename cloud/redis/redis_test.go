@@ -165,13 +165,9 @@ func privateRedis(t *testing.T) string {
 	u := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not answer within 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "the private redis-server answering", func() error {
+		return c.Ping(context.Background()).Err()
+	})
 	return u
 }
 

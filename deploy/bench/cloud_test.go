@@ -15,7 +15,6 @@ import (
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
@@ -83,7 +82,7 @@ func startCloud(tb testing.TB, modify ...func(*cloudEnv)) *cloudEnv {
 			tb.Errorf("remove the ingester's session: %v", err)
 		}
 	})
-	e2e.Eventually(tb, time.Minute, "ingester subscribed", func() error { return c.sess.Ping(ctx) })
+	testenv.Eventually(tb, time.Minute, "ingester subscribed", func() error { return c.sess.Ping(ctx) })
 	return c
 }
 
@@ -183,7 +182,7 @@ func publishAll(tb testing.TB, url string, w *ackWatch, msgs []message, publishe
 		}()
 	}
 	wg.Wait()
-	e2e.Eventually(tb, 10*time.Minute, "every message acked", func() error {
+	testenv.Eventually(tb, 10*time.Minute, "every message acked", func() error {
 		if n := w.acks.Load() - start; n < int64(len(msgs)) {
 			return fmt.Errorf("%d of %d acked", n, len(msgs))
 		}
