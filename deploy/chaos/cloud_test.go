@@ -14,7 +14,6 @@ import (
 
 	"github.com/fleetgate/fleetgate/cloud/redis"
 	"github.com/fleetgate/fleetgate/deploy/chaos"
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
@@ -26,14 +25,14 @@ const maxResume = 10 * time.Second
 // cloudSetup is what the cloud-side scenarios share: a private broker, a
 // namespace and a fleet of virtual agents.
 type cloudSetup struct {
-	broker *chaos.Broker
+	broker *testenv.Mosquitto
 	ns     string
 	prefix string // the fleet's vehicle id prefix
 }
 
 func newCloudSetup(t *testing.T) *cloudSetup {
 	id := testenv.ID()
-	return &cloudSetup{broker: chaos.StartBroker(t, nil), ns: "c" + id + "/fleet/v1", prefix: "cc" + id + "-"}
+	return &cloudSetup{broker: testenv.StartMosquitto(t, chaos.BrokerOptions), ns: "c" + id + "/fleet/v1", prefix: "cc" + id + "-"}
 }
 
 func (s *cloudSetup) fleet(t *testing.T, vehicles int, status time.Duration) *chaos.Fleet {
@@ -156,7 +155,7 @@ func (cm *commander) answered(t *testing.T, c *chaos.Cloud) int {
 	cm.finish()
 	for _, vid := range cm.created {
 		v, id, _ := strings.Cut(vid, "/")
-		e2e.Eventually(t, 2*time.Minute, "the result of command "+id, func() error {
+		testenv.Eventually(t, 2*time.Minute, "the result of command "+id, func() error {
 			var got command
 			if err := c.API.Get(context.Background(), "/api/v1/vehicles/"+v+"/commands/"+id, &got); err != nil {
 				return err
@@ -175,7 +174,7 @@ func (cm *commander) answered(t *testing.T, c *chaos.Cloud) int {
 func statusesStored(t *testing.T, db string, vehicles []string) int {
 	t.Helper()
 	var n int
-	e2e.Eventually(t, time.Minute, "every vehicle's status stored", func() error {
+	testenv.Eventually(t, time.Minute, "every vehicle's status stored", func() error {
 		conn, err := pgx.Connect(context.Background(), db)
 		if err != nil {
 			return err
@@ -258,7 +257,7 @@ func redisRestart(t *testing.T, sz sizes) row {
 	defer live.Close()
 	caught := 0
 	for _, v := range f.Vehicles() {
-		e2e.Eventually(t, time.Minute, "the live state of "+v+" catching up", func() error {
+		testenv.Eventually(t, time.Minute, "the live state of "+v+" catching up", func() error {
 			var pv struct {
 				Position *struct {
 					Time string `json:"time"`
@@ -299,7 +298,7 @@ func stallRegression(t *testing.T, sz sizes) row {
 	time.Sleep(2 * time.Second)
 	pg.StopImmediate()
 	stepped := ""
-	e2e.Eventually(t, 30*time.Second, "/ready 503 with the reason", func() error {
+	testenv.Eventually(t, 30*time.Second, "/ready 503 with the reason", func() error {
 		code, body, _ := get(c, "/ready")
 		if code == http.StatusServiceUnavailable && strings.Contains(body, "stepped back") {
 			stepped = body
@@ -310,7 +309,7 @@ func stallRegression(t *testing.T, sz sizes) row {
 	time.Sleep(3 * time.Second) // 8 s in all
 	pg.Start()
 	resume := f.WaitProgress(time.Minute)
-	e2e.Eventually(t, 30*time.Second, "/ready 200 again", func() error {
+	testenv.Eventually(t, 30*time.Second, "/ready 200 again", func() error {
 		code, body, _ := get(c, "/ready")
 		if code != http.StatusOK {
 			return fmt.Errorf("/ready %d %s", code, body)

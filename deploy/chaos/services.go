@@ -136,7 +136,7 @@ func (p *Postgres) Start() {
 		c.Wait()
 		close(done)
 	}(p.cmd)
-	e2e.Eventually(p.t, 60*time.Second, "the private PostgreSQL taking connections", func() error {
+	testenv.Eventually(p.t, 60*time.Second, "the private PostgreSQL taking connections", func() error {
 		select {
 		case <-done:
 			p.t.Fatalf("the private PostgreSQL exited at start; see its log")
@@ -183,7 +183,7 @@ type Redis struct {
 	Port int
 	dir  string
 	t    testing.TB
-	proc *e2e.Proc
+	proc *testenv.Proc
 	runs int
 }
 
@@ -203,9 +203,9 @@ func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Po
 func (r *Redis) Start() {
 	r.t.Helper()
 	r.runs++
-	r.proc = e2e.Start(r.t, r.dir, fmt.Sprintf("redis-%d", r.runs), "redis-server", nil,
+	r.proc = testenv.StartProcess(r.t, r.dir, fmt.Sprintf("redis-%d", r.runs), "redis-server", nil,
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
-	e2e.Eventually(r.t, 20*time.Second, "the private redis-server listening", func() error {
+	testenv.Eventually(r.t, 20*time.Second, "the private redis-server listening", func() error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.Port), time.Second)
 		if err != nil {
 			return err
@@ -217,8 +217,7 @@ func (r *Redis) Start() {
 // Kill kills the server with SIGKILL and waits for it to be gone.
 func (r *Redis) Kill() {
 	r.t.Helper()
-	syscall.Kill(r.proc.Cmd.Process.Pid, syscall.SIGKILL)
-	r.proc.Stop(r.t)
+	r.proc.Kill()
 }
 
 // Cloud is one cloud-server process (a replica), restartable with the same
@@ -226,7 +225,7 @@ func (r *Redis) Kill() {
 type Cloud struct {
 	API      cloudapi.Client
 	ClientID string
-	Proc     *e2e.Proc
+	Proc     *testenv.Proc
 	t        testing.TB
 	dir, bin string
 	env      []string
@@ -257,15 +256,14 @@ func StartCloud(t testing.TB, o CloudOptions) *Cloud {
 func (c *Cloud) Start() {
 	c.t.Helper()
 	c.runs++
-	c.Proc = e2e.Start(c.t, c.dir, fmt.Sprintf("cloud-%s-%d", c.ClientID, c.runs), c.bin, c.env, "run")
+	c.Proc = testenv.StartProcess(c.t, c.dir, fmt.Sprintf("cloud-%s-%d", c.ClientID, c.runs), c.bin, c.env, "run")
 	e2e.WaitReady(c.t, 60*time.Second, c.API, c.Proc)
 }
 
 // Kill kills the replica with SIGKILL and waits for it to be gone.
 func (c *Cloud) Kill() {
 	c.t.Helper()
-	syscall.Kill(c.Proc.Cmd.Process.Pid, syscall.SIGKILL)
-	c.Proc.Stop(c.t)
+	c.Proc.Kill()
 }
 
 // Ready returns the replica's GET /ready status code and body.
