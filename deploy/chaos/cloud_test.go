@@ -64,8 +64,9 @@ func finish(t *testing.T, f *chaos.Fleet, db, name, faults, note string, resume 
 	}
 	stall := f.LongestStall()
 	t.Logf("%s: %d sent, %d stored; longest stall %v; slowest resume %v", name, a.Sent, a.Stored, stall.Round(time.Millisecond), resume.Round(time.Millisecond))
+	note = strings.TrimSuffix(fmt.Sprintf("resume ≤ %v; %s", resume.Round(10*time.Millisecond), note), "; ")
 	return row{scenario: name, faults: faults, sent: a.Sent, committed: a.Sent, stored: a.Stored, lost: a.Lost,
-		dups: a.Duplicated, stall: stall, note: fmt.Sprintf("resume ≤ %v; %s", resume.Round(100*time.Millisecond), note)}
+		dups: a.Duplicated, stall: stall, note: note}
 }
 
 // replicaKill: two replicas in one share group under load; one is killed
