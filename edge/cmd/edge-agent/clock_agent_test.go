@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,25 +73,7 @@ func TestAgentStampsFromGNSSTime(t *testing.T) {
 			}
 		}
 	})
-	obdURL := serveTCP(t, func(c net.Conn) {
-		r := bufio.NewReader(c)
-		for {
-			cmd, err := r.ReadString('\r')
-			if err != nil {
-				return
-			}
-			reply := map[string]string{"ATZ": "\r\rELM327 v1.5", "ATRV": "12.4V", "0100": "41 00 00 08 00 00", "010D": "41 0D 32"}[strings.TrimSpace(cmd)]
-			if reply == "" {
-				reply = "OK"
-				if !strings.HasPrefix(cmd, "AT") {
-					reply = "NO DATA"
-				}
-			}
-			if _, err := io.WriteString(c, reply+"\r\r>"); err != nil {
-				return
-			}
-		}
-	})
+	obdURL := elmServer(t, map[string]string{"ATZ": "\r\rELM327 v1.5", "ATRV": "12.4V", "0100": "41 00 00 08 00 00", "010D": "41 0D 32"})
 	port := testenv.FreePort(t)
 	cfg := DefaultConfig()
 	cfg.VehicleID, cfg.DataDir = vehicle, filepath.Join(t.TempDir(), "data")
@@ -183,6 +164,10 @@ func TestAgentStampsFromGNSSTime(t *testing.T) {
 		if s.GetClockSource() == 2 {
 			if off := time.Duration(s.GetClockOffsetMs()) * time.Millisecond; off < behind-2*time.Second || off > behind+time.Second {
 				t.Errorf("status clock offset %v, want about %v", off, behind)
+			}
+			// The other fields the agent adds to its status.
+			if s.GetObdState() != "answered" || s.GetOutboxTrouble() != "" {
+				t.Errorf("status obd_state %q, outbox_trouble %q", s.GetObdState(), s.GetOutboxTrouble())
 			}
 			break
 		}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -109,24 +108,7 @@ http:
 `, testenv.ID(), data, gpsPath, obdPath, testenv.FreePort(t), httpPort), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agent := exec.Command(bin, "run", "--config", config)
-	logs, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent.Stdout, agent.Stderr = logs, logs
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- agent.Wait() }()
-	t.Cleanup(func() {
-		agent.Process.Kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(logs.Name())
-			t.Logf("agent log (end):\n%s", b[max(0, len(b)-4000):])
-		}
-	})
+	agent := testenv.StartProcess(t, dir, "edge-agent", bin, nil, "run", "--config", config)
 	get := func(path string, v any) int {
 		t.Helper()
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", httpPort, path))
@@ -140,7 +122,7 @@ http:
 		return resp.StatusCode
 	}
 	var st outboxState
-	testenv.Eventually(t, 30*time.Second, "the agent's /outbox", func() error { return testenv.True(get("/outbox", &st) == 200) })
+	testenv.Eventually(t, 30*time.Second, "the agent's /outbox", func() error { return testenv.True(get("/outbox", &st) == 200) }, agent)
 	if st.CapBytes <= 0 || st.CapBytes >= 700<<10 || !strings.HasPrefix(st.Trouble, "filesystem full") {
 		t.Errorf("at start: %+v, want a cap below the filesystem's size and the trouble said", st)
 	}
@@ -151,7 +133,7 @@ http:
 			return fmt.Errorf("nothing dropped yet: %+v", st)
 		}
 		return nil
-	})
+	}, agent)
 	full := st
 	t.Logf("filled: %+v", full)
 	time.Sleep(20 * time.Second)
@@ -212,16 +194,8 @@ http:
 			break
 		}
 	}
-	if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("agent exit: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the agent did not stop")
+	if err := agent.Stop(t); err != nil {
+		t.Errorf("agent exit: %v", err)
 	}
 	o, err := bolt.Open(filepath.Join(data, "outbox.db"), &bolt.Options{ReadOnly: true})
 	if err != nil {
@@ -254,7 +228,7 @@ http:
 	if reported == 0 {
 		t.Error("no RECORDS_DROPPED event among the stored records")
 	}
-	if b, _ := os.ReadFile(logs.Name()); strings.Contains(string(b), "outbox append failed") {
+	if b, _ := os.ReadFile(agent.Log); strings.Contains(string(b), "outbox append failed") {
 		t.Error("the agent logged a failed append")
 	}
 }
