@@ -72,10 +72,20 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./deploy/fuzz.sh
 
 .PHONY: bench
-bench: ## measure the performance targets of DESIGN.md §9 (Go benchmarks with custom metrics)
+bench: setup ## measure the performance figures (docs/BENCHMARKS.md): writes bench-results.json and the table in docs/BENCHMARKS.md
+	@mkdir -p $(BIN)
 	@# -p 1: one package's benchmarks at a time, so they do not skew each other;
 	@# pipefail: a failing benchmark fails the target despite the filter.
-	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./... | grep -Ev '^(PASS$$|ok |\? )'
+	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 90m ./... | tee $(BIN)/bench.txt | grep -Ev '^(PASS$$|ok |\? )'
+	$(GO) run ./deploy/bench/cmd/bench-results -all -json bench-results.json -md docs/BENCHMARKS.md < $(BIN)/bench.txt
+
+.PHONY: bench-quick
+bench-quick: setup ## a reduced benchmark set in under 2 minutes: wire bytes, outbox appends, NMEA reading, ingest on a smaller sample (bench-results-quick.json)
+	@mkdir -p $(BIN)
+	set -o pipefail; FLEETGATE_BENCH_QUICK=1 $(GO) test -p 1 -run '^$$' -benchmem -count=1 -timeout 10m \
+	  -bench '^(BenchmarkBytesPerFix|BenchmarkOutboxAppend|BenchmarkReader|BenchmarkIngest)$$' \
+	  ./shared/telemetry/ ./edge/bolt/ ./edge/gps/ ./deploy/bench/ | tee $(BIN)/bench-quick.txt | grep -Ev '^(PASS$$|ok |\? )'
+	$(GO) run ./deploy/bench/cmd/bench-results -json bench-results-quick.json < $(BIN)/bench-quick.txt
 
 .PHONY: chaos
 chaos: ## the full chaos scenarios (50 agent kills, 20 broker restarts, 1,000 connection cuts, the outbox cap) and their table
