@@ -307,7 +307,8 @@ func assertNone(t *testing.T, who string, got []string, forbidden ...string) {
 }
 
 // TestBrokerACL starts the production broker configuration with real
-// certificates and proves DESIGN.md §8's security guarantee on it: a vehicle
+// certificates and proves the security guarantee of docs/GUARANTEES.md on
+// it: a vehicle
 // publishes only as itself and reads only its own downlink, and the cloud
 // identity does its job on both listeners.
 func TestBrokerACL(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 )
 
 // Config is cloud-server's configuration, read from the environment
-// (CONTRACTS.md); every variable has a default.
+// (cloud/README.md#configuration); every variable has a default.
 type Config struct {
 	DatabaseURL    string // DATABASE_URL
 	RedisURL       string // REDIS_URL

@@ -170,7 +170,7 @@ type service struct {
 	ping             func(ctx context.Context) error
 }
 
-// startCommands are DESIGN.md §11's commands for the services on a
+// startCommands are the commands that start the services on a
 // development machine.
 var startCommands = map[string]string{
 	"PostgreSQL":  "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
