@@ -35,7 +35,7 @@ type Figure struct {
 // one table to extend when a benchmark measures a new figure.
 var Figures = []Figure{
 	{Name: "ingest_positions_per_s", Pkg: "deploy/bench", Bench: "BenchmarkIngest", Metric: "positions/s", Unit: "positions/s",
-		Baseline: "PostgreSQL's own COPY of the same rows into the same table, no MQTT", BaselineMetric: "copy-positions/s",
+		Baseline: "PostgreSQL's own COPY of the same rows into the same table, one connection, no MQTT", BaselineMetric: "copy-positions/s",
 		Target: "≥ 0.8× COPY; ≥ 30× one INSERT per row (x-vs-row-insert)"},
 	{Name: "outbox_append_records_per_s", Pkg: "edge/bolt", Bench: "BenchmarkOutboxAppend", Metric: "records/s", Unit: "records/s",
 		Baseline: "bbolt, one commit (one fsync) per record", BaselineMetric: "per-record-commit-records/s",
@@ -178,7 +178,19 @@ func units(m map[string]float64) []string {
 func Markdown(results []Result) string {
 	var b strings.Builder
 	b.WriteString("| figure | value | baseline | baseline value | ratio (> 1: better) | target |\n|---|---|---|---|---|---|\n")
-	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+	num := func(v float64) string {
+		if math.Abs(v) >= 1000 { // 76,561: whole, with thousands separators
+			digits := strconv.FormatFloat(math.Round(math.Abs(v)), 'f', 0, 64)
+			for i := len(digits) - 3; i > 0; i -= 3 {
+				digits = digits[:i] + "," + digits[i:]
+			}
+			if v < 0 {
+				digits = "-" + digits
+			}
+			return digits
+		}
+		return strconv.FormatFloat(v, 'g', 4, 64)
+	}
 	for _, r := range results {
 		base, bv, ratio := "—", "—", "—"
 		if r.Baseline != nil {

@@ -68,8 +68,14 @@ func TestResultsFromBenchmarkOutput(t *testing.T) {
 	if !strings.Contains(strings.Join(notRun, " "), "ingest_positions_per_s") {
 		t.Errorf("not run: %v", notRun)
 	}
-	if md := bench.Markdown(results); !strings.Contains(md, "| `wire_bytes_per_fix` | 10.95 B | the same 60 fixes as JSON+zstd") {
-		t.Errorf("markdown:\n%s", md)
+	md := bench.Markdown(results)
+	for _, want := range []string{"| `wire_bytes_per_fix` | 10.95 B | the same 60 fixes as JSON+zstd", "| 5× |", "| `live_latency_p99_ms` | 390.1 ms | — |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if got := bench.Markdown([]bench.Result{{Name: "n", Value: 76561.4, Unit: "positions/s", Target: "t"}}); !strings.Contains(got, "| 76,561 positions/s |") {
+		t.Errorf("a large value: %s", got)
 	}
 }
 

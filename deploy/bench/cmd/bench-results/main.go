@@ -38,6 +38,7 @@ func run(args []string, stdin io.Reader, stderr io.Writer) error {
 	mdPath := fs.String("md", "", "a Markdown file whose bench-results section gets the table")
 	all := fs.Bool("all", false, "fail when a figure's benchmark did not run")
 	module := fs.String("module", "github.com/fleetgate/fleetgate", "the module whose path is stripped from package names")
+	commit := fs.String("commit", "", "the commit measured, for the Markdown (default: git describe --always --dirty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,7 +67,13 @@ func run(args []string, stdin io.Reader, stderr io.Writer) error {
 	if *mdPath == "" {
 		return nil
 	}
-	return updateMarkdown(*mdPath, machine(r.Machine), results)
+	if *commit == "" {
+		*commit = "unknown commit"
+		if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+			*commit = strings.TrimSpace(string(out))
+		}
+	}
+	return updateMarkdown(*mdPath, machine(r.Machine), *commit, results)
 }
 
 // machine adds this machine's cores and memory to what go test printed.
@@ -87,7 +94,7 @@ const (
 )
 
 // updateMarkdown replaces the section between begin and end of path.
-func updateMarkdown(path, machine string, results []bench.Result) error {
+func updateMarkdown(path, machine, commit string, results []bench.Result) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -96,10 +103,6 @@ func updateMarkdown(path, machine string, results []bench.Result) error {
 	i, j := strings.Index(text, begin), strings.Index(text, end)
 	if i < 0 || j < i {
 		return fmt.Errorf("%s has no %s ... %s section", path, begin, end)
-	}
-	commit := "unknown commit"
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		commit = strings.TrimSpace(string(out))
 	}
 	section := fmt.Sprintf("%s\nMeasured %s at %s on %s (`make bench`).\n\n%s", begin,
 		time.Now().UTC().Format("2006-01-02"), commit, machine, bench.Markdown(results))
