@@ -328,7 +328,7 @@ func TestSimScenarioAgainstTheChain(t *testing.T) {
 	c.stop(t)
 }
 
-// TestSimDoneWhen is the "done when": the built-in scenario that
+// TestSimDoneWhen is the tester's loop of the README: the built-in scenario that
 // drives the loop for two hours, loses GPS in the tunnel every lap, unplugs
 // OBD for 10 s and kills the uplink for an hour, run against the real agent
 // (200 times faster than real time); the cloud's data diffed with the truth.

@@ -18,7 +18,7 @@
 // # Bounds
 //
 // The file is capped by Options.MaxBytes and the records by Options.MaxAge.
-// Append enforces both in its own transaction (DESIGN.md §4): records
+// Append enforces both in its own transaction (edge/README.md): records
 // appended more than MaxAge ago are dropped; when the stored records' page
 // use passes the budget (see Budget) it first thins old positions — in the
 // oldest quarter of the outbox it deletes every second fix, never leaving

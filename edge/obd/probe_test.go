@@ -9,8 +9,8 @@ import (
 	"github.com/fleetgate/fleetgate/edge/obd"
 )
 
-// The probe's JSON document, in the shape issue 4 shows: values in the PID
-// table's units, an error per sample instead of a value.
+// The probe's JSON document, in the shape edge/README.md ("obd-probe") shows:
+// values in the PID table's units, an error per sample instead of a value.
 func TestProbe(t *testing.T) {
 	car := newFakeCar()
 	car.stored = []string{"0301"}

@@ -24,7 +24,7 @@ import (
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-// Config is the agent's configuration file (CONTRACTS.md, "edge-agent").
+// Config is the agent's configuration file (edge/README.md#configuration).
 // Durations are Go durations ("200ms"); sizes are bytes or "256MiB"; devices
 // are URLs (see edge/serial).
 type Config struct {
