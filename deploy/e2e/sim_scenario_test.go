@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,4 +356,91 @@ func TestSimDoneWhen(t *testing.T) {
 	}
 	c.checkAgainstTruth(t, lines, nil)
 	c.stop(t)
+}
+
+const stallScenario = `name: e2e-stall
+seed: 7
+duration: 10m
+vehicles:
+  - id: a
+    route: monaco-loop
+  - id: b
+    route: monaco-harbour
+`
+
+// TestSimStallAgainstTheChain stops the simulator (SIGSTOP) for 3 s, twice,
+// while the agents poll the engine: as behind a slow link, or on a loaded
+// machine where the process is not scheduled, the adapter's replies come
+// after the agent's 2 s timeout, while it resyncs. Each such reply is still
+// the answer to its request: every sample the simulator sent is stored
+// exactly once, and each agent's last status counts late replies. (After
+// the first, the agent's timeouts have grown with the latency it measured,
+// so the second stall may end in time.)
+func TestSimStallAgainstTheChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stall.yaml")
+	writeFile(t, path, stallScenario)
+	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	c := startScenarioChain(t, path, []string{"a", "b"}, 20, start)
+	testenv.Eventually(t, 60*time.Second, "OBD samples of every vehicle in the truth", func() error {
+		f, err := os.Open(c.truth)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		lines, err := truth.Read(f)
+		if err != nil {
+			return err
+		}
+		for _, v := range c.vehicles {
+			if n := len(truth.Vehicles(lines)[v].OBD); n < 10 {
+				return fmt.Errorf("%s: %d samples", v, n)
+			}
+		}
+		return nil
+	}, c.sim)
+	for range 2 {
+		stall(t, c.sim, 3*time.Second)
+		time.Sleep(time.Second)
+	}
+	lines := c.waitEnd(t, 120*time.Second)
+	c.checkAgainstTruth(t, lines, nil)
+	for name, p := range c.agents {
+		if err := p.Stop(t); err != nil {
+			t.Errorf("%s exited with %v on SIGTERM", name, err)
+		}
+	}
+	for _, v := range c.vehicles {
+		var got struct {
+			Device *struct {
+				Online   bool              `json:"online"`
+				Counters map[string]uint64 `json:"counters"`
+			} `json:"device"`
+		}
+		testenv.Eventually(t, 30*time.Second, v+"'s offline status", func() error {
+			if err := c.api.Get(context.Background(), "/api/v1/vehicles/"+v, &got); err != nil {
+				return err
+			}
+			return testenv.True(got.Device != nil && !got.Device.Online)
+		}, c.cloud)
+		late, timeouts := got.Device.Counters["obd.late_replies"], got.Device.Counters["obd.errors.timeout"]
+		if late == 0 {
+			t.Errorf("%s: no reply came after its request timed out (obd.errors.timeout %d): the stalls did not test it", v, timeouts)
+		}
+		t.Logf("%s: %d requests timed out, %d replies came late", v, timeouts, late)
+	}
+	c.stop(t)
+}
+
+// stall stops p for d, as the scheduler of a loaded machine can.
+func stall(t *testing.T, p *testenv.Proc, d time.Duration) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	time.Sleep(d)
 }
