@@ -15,6 +15,8 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
@@ -33,6 +35,7 @@ type scenarioChain struct {
 	vehicles []string
 	truth    string
 	start    time.Time
+	db       string // the cloud's database
 }
 
 // startScenarioChain runs scenario (a file or a built-in name) with a unique
@@ -42,6 +45,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 	c := &scenarioChain{dir: t.TempDir(), agents: map[string]*testenv.Proc{}, start: start}
 	bin := testenv.Binaries(t)
 	dbURL := testenv.Postgres(t)
+	c.db = dbURL
 	redisURL, prefix := testenv.Redis(t)
 	mqttURL, ns := testenv.MQTT(t)
 	port := testenv.FreePort(t)
@@ -196,6 +200,36 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 	}
 }
 
+// checkDeletedSample deletes one OBD sample of the first vehicle from
+// PostgreSQL and checks that the comparison with the truth then finds it
+// missing, and nothing else: it holds the cloud to every sample.
+func (c *scenarioChain) checkDeletedSample(t *testing.T, lines []truth.Line) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	v := c.vehicles[0]
+	var pid int32
+	var value float64
+	if err := conn.QueryRow(ctx, `DELETE FROM obd_samples WHERE (vehicle_id, stream_id, seq, time) =
+  (SELECT vehicle_id, stream_id, seq, time FROM obd_samples WHERE vehicle_id = $1 ORDER BY stream_id, seq OFFSET 20 LIMIT 1)
+RETURNING pid, value`, v).Scan(&pid, &value); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.api.OBD(ctx, v, c.start.Add(-24*time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := truth.CompareOBD(truth.Vehicles(lines)[v].OBD, stored)
+	if d.Missing != 1 || d.Stored != d.Truth-1 || d.Duplicated+d.Unexpected+d.Mismatched != 0 {
+		t.Errorf("%s, sample of PID %04X = %g deleted from PostgreSQL: %v; want exactly that one missing", v, pid, value, d)
+	}
+	t.Logf("%s, sample of PID %04X = %g deleted from PostgreSQL: %v", v, pid, value, d)
+}
+
 // checkUplinkCut checks that uplink_down really took the agent's network: once
 // the truth says the uplink is down, the vehicle's positions stop reaching
 // the cloud (the count stays the same for a second, while the simulator,
@@ -326,6 +360,7 @@ func TestSimScenarioAgainstTheChain(t *testing.T) {
 		{"", at(150 * time.Second), at(160 * time.Second), "bad checksums"},
 		{"a", at(0), at(15 * time.Second), "the cold start"},
 	})
+	c.checkDeletedSample(t, lines)
 	c.stop(t)
 }
 
@@ -428,6 +463,7 @@ func TestSimStallAgainstTheChain(t *testing.T) {
 		}
 		t.Logf("%s: %d requests timed out, %d replies came late", v, timeouts, late)
 	}
+	c.checkDeletedSample(t, lines)
 	c.stop(t)
 }
 
