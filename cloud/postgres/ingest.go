@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -55,8 +56,10 @@ func createStages(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
+// upsertVehicles records that the vehicles of $1 were heard from at the
+// times of $2 (see seenVehicles).
 const upsertVehicles = `INSERT INTO vehicles (id, first_seen, last_seen)
-SELECT id, $2::timestamptz, $2::timestamptz FROM unnest($1::text[]) AS id
+SELECT id, seen, seen FROM unnest($1::text[], $2::timestamptz[]) AS u(id, seen)
 ON CONFLICT (id) DO UPDATE SET last_seen = GREATEST(vehicles.last_seen, excluded.last_seen)`
 
 // updateLatest moves a vehicle's latest fix forward only: a fix older than (or
@@ -100,14 +103,15 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 		}
 	}
 	b := &pgx.Batch{}
-	if ids := vehicleIDs(c.Batches); len(ids) > 0 {
-		b.Queue(upsertVehicles, ids, received)
-		if l := latestColumns(cloud.NewestFixes(c.Batches, c.ClockLimit)); len(l.vehicle) > 0 {
-			b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course, limit)
-		}
+	if ids, seen := seenVehicles(c.Batches, c.Statuses, received); len(ids) > 0 {
+		b.Queue(upsertVehicles, ids, seen)
 	}
+	if l := latestColumns(cloud.NewestFixes(c.Batches, c.ClockLimit)); len(l.vehicle) > 0 {
+		b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course, limit)
+	}
+	applied := make([]bool, len(c.Statuses))
 	for i := range c.Statuses {
-		if err := queueStatus(b, &c.Statuses[i], limit); err != nil {
+		if err := queueStatus(b, &c.Statuses[i], limit, &applied[i]); err != nil {
 			return res, err
 		}
 	}
@@ -141,6 +145,11 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	for i, ok := range found {
 		if !ok {
 			res.UnknownCommands = append(res.UnknownCommands, i)
+		}
+	}
+	for i, ok := range applied {
+		if ok {
+			res.AppliedStatuses = append(res.AppliedStatuses, i)
 		}
 	}
 	return res, nil
@@ -323,17 +332,37 @@ func newEventRows(batches []*telemetry.Batch) *rows[telemetry.Event] {
 		})
 }
 
-// vehicleIDs returns the distinct vehicle ids of batches with records, sorted
-// so that concurrent transactions lock vehicle rows in the same order.
-func vehicleIDs(batches []*telemetry.Batch) []string {
-	var ids []string
-	for _, b := range batches {
-		if b.Len() > 0 {
-			ids = append(ids, b.VehicleID)
+// seenVehicles returns the vehicles heard from, sorted by id so that
+// concurrent transactions lock vehicle rows in the same order, with when:
+// received for the vehicles of batches with records, the report's time (at
+// most received) for those of statuses, so that a retained status the
+// broker hands again does not make a vehicle gone for long look alive.
+func seenVehicles(batches []*telemetry.Batch, statuses []cloud.DeviceStatus, received time.Time) ([]string, []time.Time) {
+	seen := map[string]time.Time{}
+	note := func(id string, t time.Time) {
+		if cur, ok := seen[id]; !ok || t.After(cur) {
+			seen[id] = t
 		}
 	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
+	for _, b := range batches {
+		if b.Len() > 0 {
+			note(b.VehicleID, received)
+		}
+	}
+	for i := range statuses {
+		s := &statuses[i]
+		t := s.Time
+		if t.After(received) || t.IsZero() {
+			t = received
+		}
+		note(s.VehicleID, t)
+	}
+	ids := slices.Sorted(maps.Keys(seen))
+	times := make([]time.Time, len(ids))
+	for i, id := range ids {
+		times[i] = seen[id]
+	}
+	return ids, times
 }
 
 type latestCols struct {

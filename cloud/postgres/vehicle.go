@@ -3,6 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,13 +13,13 @@ import (
 	"github.com/fleetgate/fleetgate/cloud"
 )
 
-const selectVehicles = `SELECT id, first_seen, last_seen, pos_stream_id, pos_seq, pos_time,
-	pos_lat_e7, pos_lon_e7, pos_speed_mmps, pos_course_cdeg FROM vehicles`
+const selectVehicles = `SELECT v.id, v.first_seen, v.last_seen, v.pos_stream_id, v.pos_seq, v.pos_time,
+	v.pos_lat_e7, v.pos_lon_e7, v.pos_speed_mmps, v.pos_course_cdeg FROM vehicles v`
 
-// FindVehicleByID returns the vehicle with its latest fix, or an error with
-// code ENOTFOUND.
+// FindVehicleByID returns the vehicle with its latest fix, status and
+// trouble codes, or an error with code ENOTFOUND.
 func (db *DB) FindVehicleByID(ctx context.Context, id string) (*cloud.Vehicle, error) {
-	rows, err := db.pool.Query(ctx, selectVehicles+" WHERE id = $1", id)
+	rows, err := db.pool.Query(ctx, selectVehicles+" WHERE v.id = $1", id)
 	if err != nil {
 		return nil, classify("find vehicle", err)
 	}
@@ -27,21 +30,112 @@ func (db *DB) FindVehicleByID(ctx context.Context, id string) (*cloud.Vehicle, e
 	if err != nil {
 		return nil, classify("find vehicle", err)
 	}
+	if err := db.addDetails(ctx, []*cloud.Vehicle{v}); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
-// FindVehicles returns every vehicle ordered by id.
-func (db *DB) FindVehicles(ctx context.Context) ([]*cloud.Vehicle, error) {
-	rows, err := db.pool.Query(ctx, selectVehicles+" ORDER BY id")
+// haversine is cloud.DistanceM in SQL, from the vehicle's latest fix to
+// ($%[1]d, $%[2]d).
+const haversine = `2 * 6372797.560856 * asin(sqrt(least(1,
+	power(sin(radians(v.pos_lat_e7 / 1e7 - $%[1]d) / 2), 2) +
+	cos(radians($%[1]d)) * cos(radians(v.pos_lat_e7 / 1e7)) * power(sin(radians(v.pos_lon_e7 / 1e7 - $%[2]d) / 2), 2))))`
+
+// FindVehicles returns one page of the vehicles f selects, by id, with
+// their latest fix, status and trouble codes; see cloud.VehicleService.
+func (db *DB) FindVehicles(ctx context.Context, f cloud.VehicleFilter) ([]*cloud.Vehicle, bool, error) {
+	if f.Limit < 1 || f.Limit > cloud.MaxLimit {
+		return nil, false, cloud.Errorf(cloud.EINVALID, "limit %d outside 1 to %d", f.Limit, cloud.MaxLimit)
+	}
+	var (
+		args  []any
+		where = []string{"true"}
+	)
+	arg := func(v any) int { args = append(args, v); return len(args) }
+	if f.After != "" {
+		where = append(where, fmt.Sprintf("v.id > $%d", arg(f.After)))
+	}
+	if f.IDs != nil {
+		where = append(where, fmt.Sprintf("v.id = ANY($%d)", arg(f.IDs)))
+	}
+	if f.Online != nil {
+		where = append(where, fmt.Sprintf("coalesce((SELECT online FROM device_status s WHERE s.vehicle_id = v.id), false) = $%d", arg(*f.Online)))
+	}
+	if b := f.BBox; b != nil {
+		lat := fmt.Sprintf("v.pos_lat_e7 BETWEEN $%d AND $%d", arg(e7Ceil(b.MinLat)), arg(e7Floor(b.MaxLat)))
+		lon := "v.pos_lon_e7 BETWEEN $%d AND $%d"
+		if b.MinLon > b.MaxLon {
+			lon = "(v.pos_lon_e7 >= $%d OR v.pos_lon_e7 <= $%d)"
+		}
+		where = append(where, lat, fmt.Sprintf(lon, arg(e7Ceil(b.MinLon)), arg(e7Floor(b.MaxLon))))
+	}
+	if c := f.Near; c != nil {
+		where = append(where, "v.pos_time IS NOT NULL", fmt.Sprintf(haversine, arg(c.Lat), arg(c.Lon))+fmt.Sprintf(" <= $%d", arg(c.RadiusM)))
+	}
+	sql := fmt.Sprintf("%s WHERE %s ORDER BY v.id LIMIT $%d", selectVehicles, strings.Join(where, " AND "), arg(f.Limit+1))
+	rows, err := db.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, classify("find vehicles", err)
+		return nil, false, classify("find vehicles", err)
 	}
 	vs, err := pgx.CollectRows(rows, scanVehicle)
 	if err != nil {
-		return nil, classify("find vehicles", err)
+		return nil, false, classify("find vehicles", err)
 	}
-	return vs, nil
+	more := len(vs) > f.Limit
+	if more {
+		vs = vs[:f.Limit]
+	}
+	if err := db.addDetails(ctx, vs); err != nil {
+		return nil, false, err
+	}
+	if c := f.Near; c != nil {
+		for _, v := range vs {
+			if v.Position != nil {
+				d := cloud.DistanceM(c.Lat, c.Lon, v.Position.Lat, v.Position.Lon)
+				v.DistanceM = &d
+			}
+		}
+	}
+	return vs, more, nil
 }
+
+// addDetails adds their status and trouble codes to vs, in one round trip.
+func (db *DB) addDetails(ctx context.Context, vs []*cloud.Vehicle) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(vs))
+	byID := make(map[string]*cloud.Vehicle, len(vs))
+	for i, v := range vs {
+		ids[i], byID[v.ID] = v.ID, v
+	}
+	b := &pgx.Batch{}
+	b.Queue(selectStatus+" WHERE vehicle_id = ANY($1)", ids).Query(func(rows pgx.Rows) error {
+		all, err := pgx.CollectRows(rows, scanStatus)
+		for _, s := range all {
+			byID[s.VehicleID].Device = s
+		}
+		return err
+	})
+	b.Queue(currentCodes, ids).Query(func(rows pgx.Rows) error {
+		var id string
+		var tc cloud.TroubleCode
+		_, err := pgx.ForEachRow(rows, []any{&id, &tc.Code, &tc.Since}, func() error {
+			tc.Since = tc.Since.UTC()
+			byID[id].TroubleCodes = append(byID[id].TroubleCodes, tc)
+			return nil
+		})
+		return err
+	})
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return classify("find vehicles' status and trouble codes", err)
+	}
+	return nil
+}
+
+func e7Ceil(deg float64) int64  { return int64(math.Ceil(deg * 1e7)) }
+func e7Floor(deg float64) int64 { return int64(math.Floor(deg * 1e7)) }
 
 func scanVehicle(row pgx.CollectableRow) (*cloud.Vehicle, error) {
 	var (
