@@ -56,10 +56,10 @@ func createStages(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
-// upsertVehicles records that the vehicles of $1 were heard from at the
-// times of $2 (see seenVehicles).
+// upsertVehicles records that the vehicles of $1 were heard from, first at
+// the times of $2 and last at those of $3 (see seenVehicles).
 const upsertVehicles = `INSERT INTO vehicles (id, first_seen, last_seen)
-SELECT id, seen, seen FROM unnest($1::text[], $2::timestamptz[]) AS u(id, seen)
+SELECT id, first, last FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(id, first, last)
 ON CONFLICT (id) DO UPDATE SET last_seen = GREATEST(vehicles.last_seen, excluded.last_seen)`
 
 // updateLatest moves a vehicle's latest fix forward only: a fix older than (or
@@ -103,8 +103,8 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 		}
 	}
 	b := &pgx.Batch{}
-	if ids, seen := seenVehicles(c.Batches, c.Statuses, received); len(ids) > 0 {
-		b.Queue(upsertVehicles, ids, seen)
+	if ids, first, last := seenVehicles(c.Batches, c.Statuses, received); len(ids) > 0 {
+		b.Queue(upsertVehicles, ids, first, last)
 	}
 	if l := latestColumns(cloud.NewestFixes(c.Batches, c.ClockLimit)); len(l.vehicle) > 0 {
 		b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course, limit)
@@ -333,16 +333,26 @@ func newEventRows(batches []*telemetry.Batch) *rows[telemetry.Event] {
 }
 
 // seenVehicles returns the vehicles heard from, sorted by id so that
-// concurrent transactions lock vehicle rows in the same order, with when:
-// received for the vehicles of batches with records, the report's time (at
-// most received) for those of statuses, so that a retained status the
-// broker hands again does not make a vehicle gone for long look alive.
-func seenVehicles(batches []*telemetry.Batch, statuses []cloud.DeviceStatus, received time.Time) ([]string, []time.Time) {
-	seen := map[string]time.Time{}
+// concurrent transactions lock vehicle rows in the same order, with when
+// first and last: received for the vehicles of batches with records, the
+// report's time (at most received) for those of statuses, so that a
+// retained status the broker hands again does not make a vehicle gone for
+// long look alive.
+func seenVehicles(batches []*telemetry.Batch, statuses []cloud.DeviceStatus, received time.Time) (ids []string, first, last []time.Time) {
+	seen := map[string][2]time.Time{}
 	note := func(id string, t time.Time) {
-		if cur, ok := seen[id]; !ok || t.After(cur) {
-			seen[id] = t
+		cur, ok := seen[id]
+		if !ok {
+			seen[id] = [2]time.Time{t, t}
+			return
 		}
+		if t.Before(cur[0]) {
+			cur[0] = t
+		}
+		if t.After(cur[1]) {
+			cur[1] = t
+		}
+		seen[id] = cur
 	}
 	for _, b := range batches {
 		if b.Len() > 0 {
@@ -357,12 +367,12 @@ func seenVehicles(batches []*telemetry.Batch, statuses []cloud.DeviceStatus, rec
 		}
 		note(s.VehicleID, t)
 	}
-	ids := slices.Sorted(maps.Keys(seen))
-	times := make([]time.Time, len(ids))
+	ids = slices.Sorted(maps.Keys(seen))
+	first, last = make([]time.Time, len(ids)), make([]time.Time, len(ids))
 	for i, id := range ids {
-		times[i] = seen[id]
+		first[i], last[i] = seen[id][0], seen[id][1]
 	}
-	return ids, times
+	return ids, first, last
 }
 
 type latestCols struct {

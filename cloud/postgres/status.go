@@ -53,8 +53,8 @@ WHERE vehicle_id = $1 AND online AND $2 >= online_since AND $2 <= time`
 // SaveStatus stores s; see cloud.StatusService.
 func (db *DB) SaveStatus(ctx context.Context, s *cloud.DeviceStatus) error {
 	b := &pgx.Batch{}
-	ids, seen := seenVehicles(nil, []cloud.DeviceStatus{*s}, s.ReceivedAt)
-	b.Queue(upsertVehicles, ids, seen)
+	ids, first, last := seenVehicles(nil, []cloud.DeviceStatus{*s}, s.ReceivedAt)
+	b.Queue(upsertVehicles, ids, first, last)
 	if err := queueStatus(b, s, nil, nil); err != nil {
 		return err
 	}
