@@ -74,8 +74,8 @@ API that cannot be reached or answers with an error (its URL and the status).
 func diffCmd(args []string, stdout, stderr io.Writer) int {
 	var (
 		truthPath, api, from, to, token string
-		vehicles                 []string
-		asJSON                   bool
+		vehicles                        []string
+		asJSON                          bool
 	)
 	fs := newFlagSet("diff", stderr, diffHelp)
 	fs.StringVar(&truthPath, "truth", "", "the ground truth: a file written by run --truth, or a directory written by run --truth-dir")
