@@ -60,7 +60,7 @@ func TestCommands(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for f.as(cloud.RoleViewer).get("/api/v1/vehicles/veh-001/commands/"+retried).body["status"] != "sent" && time.Now().Before(deadline) {
+	for f.as(cloud.RoleViewer).get("/api/v1/vehicles/veh-001/commands/" + retried).body["status"] != "sent" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
