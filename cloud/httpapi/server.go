@@ -288,6 +288,24 @@ func (s *Server) json(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
+// withoutCause returns err's message without the error it wraps: for a
+// cloud error made as "what failed: %w", what failed; "not reachable" for
+// any other error.
+func withoutCause(err error) string {
+	var e *cloud.Error
+	if !errors.As(err, &e) {
+		return "not reachable"
+	}
+	if e.Err == nil {
+		return e.Message
+	}
+	msg, found := strings.CutSuffix(e.Message, e.Err.Error())
+	if !found {
+		return "not reachable"
+	}
+	return strings.TrimSuffix(strings.TrimSpace(msg), ":")
+}
+
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	s.json(w, http.StatusOK, map[string]string{"status": "ok"})
 }
@@ -299,8 +317,9 @@ type readyBody struct {
 }
 
 // ready asks every Check at once, each within ReadyTimeout: 200 when all
-// answer, else 503 naming those that did not. The checks' errors go to the
-// log only: they may name database users, hosts and databases.
+// answer, else 503 naming those that did not and why, in the server's own
+// words: the underlying errors (a driver's, which may name the database's
+// user, host and name) go to the log only.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	results := make([]error, len(s.Ready))
 	var wg sync.WaitGroup
@@ -317,7 +336,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	for i, c := range s.Ready {
 		if results[i] != nil {
 			s.Logger.Warn("not ready", "check", c.Name, "err", results[i])
-			body.Checks[c.Name] = "unavailable"
+			body.Checks[c.Name] = "unavailable: " + withoutCause(results[i])
 			down = append(down, c.Name)
 			continue
 		}
