@@ -282,6 +282,11 @@ func (s *Server) json(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"error":{"code":"EINTERNAL","message":"internal error"}}`, http.StatusInternalServerError)
 		return
 	}
+	s.writeJSON(w, status, b)
+}
+
+// writeJSON writes the JSON document b and a line feed.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
