@@ -95,7 +95,9 @@ type client struct {
 
 // newClient returns a client of ts with token ("" for none) and its own
 // cookie jar.
-func newClient(t *testing.T, ts *httptest.Server, token string) *client { return clientOf(t, ts.URL, token) }
+func newClient(t *testing.T, ts *httptest.Server, token string) *client {
+	return clientOf(t, ts.URL, token)
+}
 
 // clientOf returns a client of the server at base.
 func clientOf(t *testing.T, base, token string) *client {
