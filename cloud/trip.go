@@ -174,7 +174,10 @@ const (
 
 // Trip is one trip of a vehicle.
 type Trip struct {
-	ID        int64 // given by the store; 0 before it is stored
+	ID int64 // given by the store; 0 before it is stored
+	// Revision is the store's count of the trip's changes: a match result
+	// is stored only for the revision it was computed from.
+	Revision  int64
 	VehicleID string
 	Start     time.Time
 	End       time.Time
@@ -572,7 +575,7 @@ type TripWindowSource interface {
 	// at or after to (see TripInput).
 	TripInput(ctx context.Context, vehicleID string, from, to time.Time) (*TripInput, error)
 	// StoredTrips returns the vehicle's stored trips with Start ≤ to and
-	// End ≥ from, and its open ones wherever they are.
+	// End ≥ from, and its open one if it starts by to.
 	StoredTrips(ctx context.Context, vehicleID string, from, to time.Time) ([]*Trip, error)
 }
 

@@ -358,7 +358,7 @@ func (m *memSource) TripInput(_ context.Context, vehicle string, from, to time.T
 func (m *memSource) StoredTrips(_ context.Context, _ string, from, to time.Time) ([]*cloud.Trip, error) {
 	var out []*cloud.Trip
 	for _, t := range m.trips {
-		if t.Open || !t.Start.After(to) && !t.End.Before(from) {
+		if !t.Start.After(to) && (t.Open || !t.End.Before(from)) {
 			out = append(out, t)
 		}
 	}
