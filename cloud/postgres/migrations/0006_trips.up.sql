@@ -58,6 +58,9 @@ CREATE INDEX trips_open ON trips (vehicle_id) WHERE open;
 CREATE INDEX trips_to_match ON trips (match_next_at NULLS FIRST, end_time)
     WHERE NOT open AND match_status IN ('pending', 'unmatched');
 
+-- Retention deletes events by record time.
+CREATE INDEX events_time ON events (time);
+
 CREATE TABLE trip_dirty (
     id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     vehicle_id text        NOT NULL,
