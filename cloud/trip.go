@@ -722,6 +722,9 @@ type TripService interface {
 	// FindTrip returns one trip of a vehicle with its matched geometry;
 	// ENOTFOUND when there is none with that id.
 	FindTrip(ctx context.Context, vehicleID string, id int64) (*Trip, error)
+	// TripTrack returns a vehicle's positions from from to to, both
+	// included, in time order: a trip's raw track.
+	TripTrack(ctx context.Context, vehicleID string, from, to time.Time) ([]*Position, error)
 }
 
 // String describes a trip for logs and test failures.
