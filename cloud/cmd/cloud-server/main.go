@@ -144,11 +144,13 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	in.StatusStore, in.CommandStore = db, db
 	in.Logger = logger.With("component", "ingest")
 
+	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD = db, db, db
 	api.Statuses, api.Commands, api.Publisher = db, db, in
+	api.Trips = db
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live}, {Name: "broker", Pinger: in}}
-	api.Metrics = newMetrics(in)
+	api.Metrics = newMetrics(in, jobs.metrics)
 	api.Logger = logger.With("component", "http")
 
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
@@ -157,6 +159,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
+	jobs.start(g, gctx)
 	err := g.Wait()
 	s := in.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,

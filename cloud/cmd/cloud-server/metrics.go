@@ -14,8 +14,9 @@ import (
 // newMetrics returns the Prometheus handler for GET /metrics (the Go runtime,
 // the process, and ingest: counters and gauges read from in.Stats at scrape
 // time, histograms fed per transaction through in.OnCommit, which it sets).
-// The names are listed in cloud/README.md, section Metrics.
-func newMetrics(in *mqtt.Ingester) http.Handler {
+// The names are listed in cloud/README.md, section Metrics. Extra
+// collectors (the background jobs') are served too.
+func newMetrics(in *mqtt.Ingester, extra ...prometheus.Collector) http.Handler {
 	c := &ingestCollector{in: in,
 		batchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fleetgate_ingest_batch_messages",
@@ -44,6 +45,7 @@ func newMetrics(in *mqtt.Ingester) http.Handler {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		c,
 	)
+	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -15,7 +15,7 @@ import (
 // TestMetricsAreDocumented: every fleetgate_ metric served is listed in the
 // Metrics section of cloud/README.md, and every one listed there is served.
 func TestMetricsAreDocumented(t *testing.T) {
-	srv := httptest.NewServer(newMetrics(mqtt.NewIngester("tcp://127.0.0.1:1", "id", nil)))
+	srv := httptest.NewServer(newMetrics(mqtt.NewIngester("tcp://127.0.0.1:1", "id", nil), newJobMetrics()))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
 	if err != nil {
