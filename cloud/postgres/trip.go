@@ -97,17 +97,12 @@ func (db *DB) recomputeVehicle(ctx context.Context, tx pgx.Tx, cfg cloud.TripCon
 	}
 	var ids []int64
 	var ranges []timeRange
-	for rows.Next() {
-		var id int64
-		var r timeRange
-		if err := rows.Scan(&id, &r.from, &r.to); err != nil {
-			rows.Close()
-			return 0, nil, err
-		}
-		ids = append(ids, id)
-		ranges = append(ranges, r)
-	}
-	if err := rows.Err(); err != nil {
+	var id int64
+	var r timeRange
+	if _, err := pgx.ForEachRow(rows, []any{&id, &r.from, &r.to}, func() error {
+		ids, ranges = append(ids, id), append(ranges, r)
+		return nil
+	}); err != nil {
 		return 0, nil, err
 	}
 	ranges = mergeRanges(ranges, DirtyMergeGap)
