@@ -3,6 +3,8 @@ package cloud
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 )
 
 // Error codes. Callers branch on them with ErrorCode; the HTTP API maps each to
@@ -75,4 +77,19 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// Backoff returns the wait before retry attempt+1 (attempt counts from 1):
+// d = lo·2^(attempt−1), at most hi, then jittered to a random wait in
+// [d/2, d] so that replicas do not retry in step. It never exceeds hi, so a
+// dependency that comes back is tried again within hi.
+func Backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo << min(attempt-1, 30)
+	if d <= 0 || d > hi {
+		d = hi
+	}
+	if d <= 1 {
+		return max(d, 0)
+	}
+	return d/2 + rand.N(d/2+1)
 }

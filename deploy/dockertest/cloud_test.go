@@ -31,7 +31,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 	port := testenv.FreePort(t)
 	env := []string{
 		"DATABASE_URL=" + testenv.Postgres(t), "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
-		"MQTT_URL=" + b.backendURL(), "MQTT_NAMESPACE=fleet/v1", "MQTT_CLIENT_ID=fleetgate-cloud-" + testenv.ID(),
+		"MQTT_URL=" + b.backendURL(replica1), "MQTT_NAMESPACE=fleet/v1", "MQTT_CLIENT_ID=" + replica1,
 		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port),
 	}
 	check := exec.Command(filepath.Join(bin, "cloud-server"), "check")
@@ -40,7 +40,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 		t.Fatalf("cloud-server check through the backend listener: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	server := e2e.Start(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), env, "run")
+	server := testenv.StartProcess(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), env, "run")
 	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
 	e2e.WaitReady(t, 60*time.Second, api, server)

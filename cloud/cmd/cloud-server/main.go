@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetgate/fleetgate/cloud/httpapi"
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
@@ -88,6 +89,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			fmt.Fprintf(stderr, "cloud-server retire: %s is this replica's own MQTT_CLIENT_ID; retire another replica's\n", args[1])
 			return 2
 		}
+		// A broker that binds client ids to logins (deploy/mosquitto:
+		// use_username_as_clientid) would reset the session of the login
+		// instead of args[1]'s.
+		if u, _ := url.Parse(cfg.MQTTURL); u.User != nil && u.User.Username() != "" && u.User.Username() != args[1] {
+			fmt.Fprintf(stderr, "cloud-server retire: MQTT_URL logs in as %s; a broker that makes logins client ids would reset %s's session, not %s's: set MQTT_URL with %s's login\n",
+				u.User.Username(), u.User.Username(), args[1], args[1])
+			return 2
+		}
 		if err = mqtt.RemoveSession(ctx, cfg.MQTTURL, args[1]); err == nil {
 			fmt.Fprintf(stdout, "removed the broker session of %s at %s: the broker no longer queues a share of the batches for it\n", args[1], redact(cfg.MQTTURL))
 		}
@@ -137,33 +146,50 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	}
 	defer live.Close()
 
-	in := mqtt.NewIngester(cfg.MQTTURL, cfg.MQTTClientID, db)
-	in.Namespace = telemetry.Namespace(cfg.MQTTNamespace)
-	in.ShareGroup = cfg.MQTTShareGroup
-	in.Live = live
-	in.StatusStore, in.CommandStore = db, db
-	in.Logger = logger.With("component", "ingest")
+	maxAhead, stepBack, _ := cfg.durations() // validated
+	sess := mqtt.NewSession(cfg.MQTTURL, cfg.MQTTClientID)
+	sess.Namespace = telemetry.Namespace(cfg.MQTTNamespace)
+	sess.ShareGroup = cfg.MQTTShareGroup
+	sess.Logger = logger.With("component", "mqtt")
+	pl := ingest.New(db, sess)
+	pl.Namespace = sess.Namespace
+	pl.Live, pl.Flow = live, sess
+	pl.MaxClockAhead, pl.StepBackAfter = maxAhead, stepBack
+	pl.Logger = logger.With("component", "ingest")
+	sess.Deliver = pl.Receive
 
 	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD = db, db, db
-	api.Statuses, api.Commands, api.Publisher = db, db, in
+	api.Statuses, api.Commands, api.Publisher = db, db, sess
 	api.Trips = db
-	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live}, {Name: "broker", Pinger: in}}
-	api.Metrics = newMetrics(in, jobs.metrics)
+	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live},
+		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
+	m := newMetrics(pl, sess)
+	m.reg.MustRegister(jobs.metrics) // the background jobs' (jobs.go)
+	api.Metrics, api.Observe = m.Handler(), m.Observe
 	api.Logger = logger.With("component", "http")
 
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
-		"filter", in.Filter(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix)
+		"filters", sess.Filters(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix,
+		"max_clock_ahead", maxAhead, "step_back_after", stepBack)
+	if err := sess.Open(ctx); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return in.Run(gctx) })
+	g.Go(func() error {
+		// The session outlives the pipeline's drain: it publishes the
+		// last Acks and acknowledges the last messages.
+		defer sess.Close()
+		return pl.Run(gctx)
+	})
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
 	jobs.start(g, gctx)
 	err := g.Wait()
-	s := in.Stats()
+	s := pl.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,
-		"commits", s.Commits, "dead_letters", s.DeadLetters, "live_failures", s.LiveFailures)
+		"commits", s.Commits, "dead_letters", s.Rows[ingest.KindDeadLetter], "live_failures", s.LiveFailures)
 	return err
 }
 
@@ -173,8 +199,8 @@ type service struct {
 	ping             func(ctx context.Context) error
 }
 
-// startCommands are DESIGN.md §11's commands for the services on a
-// development machine.
+// startCommands are the commands that start the services on a development
+// machine.
 var startCommands = map[string]string{
 	"PostgreSQL":  "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
 	"Redis":       `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`,

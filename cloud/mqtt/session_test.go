@@ -1,10 +1,8 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
@@ -116,21 +115,35 @@ func waitToken(tok paho.Token) error {
 	return tok.Error()
 }
 
-// start runs an Ingester until the test ends, then clears its persistent
-// session from the shared broker.
-func (f *fixture) start(modify ...func(*mqtt.Ingester)) (*mqtt.Ingester, func()) {
+// ingester is the pipeline and the session together, as cloud-server
+// wires them.
+type ingester struct {
+	*ingest.Pipeline
+	sess *mqtt.Session
+}
+
+// start runs a pipeline and its session until the test ends, then clears the
+// session's persistent state from the broker.
+func (f *fixture) start(modify ...func(*ingester)) (*ingester, func()) {
 	t := f.t
 	t.Helper()
-	in := mqtt.NewIngester(f.mqttURL, f.clientID, f.db)
-	in.Namespace = f.ns
-	in.Live = f.live
-	in.RetryMin, in.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	sess := mqtt.NewSession(f.mqttURL, f.clientID)
+	sess.Namespace = f.ns
+	sess.RetryMin, sess.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	pl := ingest.New(f.db, sess)
+	pl.Namespace, pl.Live, pl.Flow = f.ns, f.live, sess
+	pl.RetryMin, pl.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	in := &ingester{pl, sess}
 	for _, m := range modify {
 		m(in)
 	}
+	sess.Deliver = pl.Receive
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
+	go func() { done <- pl.Run(ctx) }()
+	if err := sess.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -138,13 +151,14 @@ func (f *fixture) start(modify ...func(*mqtt.Ingester)) (*mqtt.Ingester, func())
 			if err := <-done; err != nil {
 				t.Errorf("Run: %v", err)
 			}
+			sess.Close()
 		})
 	}
 	t.Cleanup(func() {
 		stop()
 		clearSession(t, f.mqttURL, f.clientID)
 	})
-	poll(t, "ingester subscribed", func() bool { return in.Ping(ctx) == nil })
+	poll(t, "session subscribed", sess.Subscribed)
 	return in, stop
 }
 
@@ -157,13 +171,7 @@ func clearSession(t *testing.T, url, clientID string) {
 
 func poll(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !ok() {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %s", what, deadline)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, deadline, what, func() error { return testenv.True(ok()) })
 }
 
 func (f *fixture) publish(vehicle string, payload []byte) {
@@ -217,7 +225,8 @@ func (f *fixture) count(query string, args ...any) int {
 
 func batch(vehicle string, stream uint64, first uint64, n int) *telemetry.Batch {
 	b := &telemetry.Batch{VehicleID: vehicle, StreamID: stream}
-	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	// Later seqs are later in time, even within one second.
+	at := time.Now().Add(-time.Minute).Truncate(time.Second).Add(time.Duration(first) * time.Millisecond)
 	for i := range n {
 		b.Positions = append(b.Positions, telemetry.Position{
 			Seq: first + uint64(2*i), UnixMs: at.Add(time.Duration(i) * time.Second).UnixMilli(),
@@ -256,7 +265,7 @@ func TestAckOnlyAfterCommitAndReplay(t *testing.T) {
 		}
 	}
 	poll(t, "both messages acknowledged to the broker", func() bool { return in.Stats().Acked == 2 })
-	if s := in.Stats(); s.Inserted != 60 || s.DeadLetters != 0 {
+	if s := in.Stats(); s.Inserted != 60 || s.Rows[ingest.KindDeadLetter] != 0 {
 		t.Errorf("stats %+v: want 60 inserted (the replay inserts nothing), no dead letters", s)
 	}
 	// The live state is written in the background, after the commit.
@@ -314,17 +323,17 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	if n := f.count("SELECT count(*) FROM dead_letters WHERE vehicle_id = 'veh-c'"); n != 1 {
 		t.Errorf("%d dead letters for veh-c", n)
 	}
-	if s := in.Stats(); s.Undecodable != 1 || s.Rejected != 7 || s.DeadLetters != 3 {
+	if s := in.Stats(); s.DeadLetters[ingest.ReasonDecode] != 1 || s.Rejected != 7 || s.Rows[ingest.KindDeadLetter] != 3 {
 		t.Errorf("stats %+v", s)
 	}
 }
 
 func TestDatabaseOutageDelaysAck(t *testing.T) {
-	p := newProxy(t, "127.0.0.1:5432")
-	f := newFixtureVia(t, p.addr())
+	p := testenv.StartProxy(t, "127.0.0.1:5432", testenv.ProxyOptions{})
+	f := newFixtureVia(t, p.Addr())
 	in, _ := f.start()
 
-	p.setUp(false)
+	p.SetUp(false)
 	f.publishBatch("veh-o", batch("veh-o", 3, 1, 5))
 	poll(t, "commit retried while PostgreSQL is unreachable", func() bool { return in.Stats().StoreRetries >= 3 })
 	f.noAckYet()
@@ -335,7 +344,7 @@ func TestDatabaseOutageDelaysAck(t *testing.T) {
 		t.Fatalf("%d rows stored through a closed proxy", n)
 	}
 
-	p.setUp(true)
+	p.SetUp(true)
 	a := f.ack()
 	if ranges(a.GetCommitted()) != "1-10" {
 		t.Errorf("ack after the outage: %v", a)
@@ -375,146 +384,28 @@ func TestMessagesWaitInTheBrokerWhileDown(t *testing.T) {
 	}
 }
 
-func TestRunRejectsBadConfig(t *testing.T) {
-	in := mqtt.NewIngester("tcp://127.0.0.1:1", "id", nil)
-	if err := in.Run(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
-		t.Errorf("Run without a store: %v", err)
+func TestOpenRejectsBadConfig(t *testing.T) {
+	s := mqtt.NewSession("tcp://127.0.0.1:1", "id")
+	if err := s.Open(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
+		t.Errorf("Open without Deliver: %v", err)
+	}
+	s = mqtt.NewSession("tcp://127.0.0.1:1", "id")
+	s.Namespace, s.Deliver = "bad/+/ns", func(context.Context, ingest.Message) error { return nil }
+	if err := s.Open(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
+		t.Errorf("Open with a bad namespace: %v", err)
 	}
 }
 
-// proxy is a TCP proxy that can refuse and cut connections, standing for a
-// PostgreSQL server that goes down and comes back. Armed, it goes down at the
-// next COMMIT, cutting every connection: before the server gets the COMMIT
-// (cutBeforeCommit: the transaction is lost) or once the server has answered
-// it (cutAfterCommit: the transaction is committed, the answer lost).
-type proxy struct {
-	t      *testing.T
-	ln     net.Listener
-	target string
-	cut    chan struct{} // closed when an armed cut happens
-	mu     sync.Mutex
-	up     bool
-	armed  cutMode
-	conns  []net.Conn
-}
-
-type cutMode int
-
-const (
-	noCut cutMode = iota
-	cutBeforeCommit
-	cutAfterCommit
-)
-
-// The COMMIT query pgx sends (simple protocol) and the server's answer.
+// The COMMIT query pgx sends (simple protocol) and the server's answer,
+// where TestDatabaseKilledMidBatch cuts PostgreSQL off.
 var (
 	commitQuery = []byte("commit\x00")
 	commitDone  = []byte("COMMIT\x00")
 )
 
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, ln: ln, target: target, up: true, cut: make(chan struct{})}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		p.setUp(false)
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			up := p.up
-			p.mu.Unlock()
-			if !up {
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); p.pipe(s, c, cutBeforeCommit, commitQuery); s.Close() }()
-			go func() { defer wg.Done(); p.pipe(c, s, cutAfterCommit, commitDone); c.Close() }()
-		}
-	}()
-	return p
-}
-
-// pipe copies src to dst until either ends; armed with mode, it cuts instead
-// of forwarding a chunk holding mark.
-func (p *proxy) pipe(dst, src net.Conn, mode cutMode, mark []byte) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if bytes.Contains(buf[:n], mark) && p.cutIfArmed(mode) {
-				return
-			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-// arm makes the proxy go down at the next COMMIT, as mode says.
-func (p *proxy) arm(mode cutMode) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.armed = mode
-}
-
-func (p *proxy) cutIfArmed(mode cutMode) bool {
-	p.mu.Lock()
-	armed := p.armed == mode
-	if armed {
-		p.armed = noCut
-	}
-	p.mu.Unlock()
-	if armed {
-		p.setUp(false)
-		close(p.cut)
-	}
-	return armed
-}
-
-// setUp lets connections through (true) or cuts the open ones and refuses new
-// ones (false).
-func (p *proxy) setUp(up bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.up = up
-	if !up {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
-
 func TestEphemeralSessionIsRemoved(t *testing.T) {
 	f := newFixture(t)
-	_, stop := f.start(func(in *mqtt.Ingester) { in.EphemeralSession = true })
+	_, stop := f.start(func(in *ingester) { in.sess.EphemeralSession = true })
 	stop()
 	// A new process with a new id: had the old session stayed, the broker
 	// would hand it every other message of the shared subscription.
