@@ -247,8 +247,9 @@ func (c *scenarioChain) checkUplinkCut(t *testing.T, vehicle string) {
 }
 
 // checkTrips compares the cloud's trips of each vehicle with those of the
-// truth's ignition lines (firmware-sim diff's rules and tolerance), waiting
-// for the trip job; it returns the last comparison of each vehicle.
+// truth's ignition lines (firmware-sim diff's rules and tolerance), once
+// the trip job has caught up: the trips the API returns have not changed
+// for three of its rounds (TRIP_INTERVAL=1s). It returns the comparisons.
 func (c *scenarioChain) checkTrips(t *testing.T, lines []truth.Line, within time.Duration) map[string]truth.Diff {
 	t.Helper()
 	ctx := context.Background()
@@ -258,10 +259,21 @@ func (c *scenarioChain) checkTrips(t *testing.T, lines []truth.Line, within time
 		want := truth.Trips(tr[v], truth.DefaultTripRules())
 		var d truth.Diff
 		var stored []cloudapi.Trip
+		last, since := "", time.Now()
 		testenv.Eventually(t, within, v+" trips as the truth's", func() error {
 			var err error
 			if stored, err = c.api.Trips(ctx, v, c.start.Add(-24*time.Hour), time.Now().Add(time.Hour)); err != nil {
 				return err
+			}
+			now := ""
+			for _, s := range stored {
+				now += fmt.Sprintf("%d %v %v %v %.3f;", s.ID, s.Start.Time, s.End.Time, s.Open, s.DistanceM)
+			}
+			if now != last {
+				last, since = now, time.Now()
+			}
+			if time.Since(since) < 3*time.Second {
+				return fmt.Errorf("the trips changed %v ago", time.Since(since))
 			}
 			if d = truth.CompareTrips(want, stored, truth.DefaultTripTolerance()); !d.OK() {
 				return fmt.Errorf("%v", d)
