@@ -6,7 +6,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/deptest"
 )
 
-// TestDependencies enforces DESIGN.md §2 and STYLE.md rule 1 for cloud/.
+// TestDependencies enforces the layout rules (docs/ARCHITECTURE.md) for cloud/.
 // Run with -count=1: the test cache cannot see the go list subprocess.
 func TestDependencies(t *testing.T) {
 	pkgs := deptest.List(t, "./cloud/...")
@@ -30,6 +30,8 @@ func TestDependencies(t *testing.T) {
 			Why: "cloud/redis is the only importer of the Redis client"},
 		{From: "cloud/...", Except: []string{"cloud/mqtt"}, Direct: true, Deny: []string{"github.com/eclipse/paho.mqtt.golang/..."},
 			Why: "cloud/mqtt is the only importer of paho"},
+		{From: "cloud/...", Except: []string{"cloud/osrm"}, Direct: true, Deny: []string{"github.com/sony/gobreaker/..."},
+			Why: "cloud/osrm is the only importer of the circuit breaker"},
 		{From: "cloud/...", Deny: []string{"go.etcd.io/bbolt/...", "go.bug.st/serial/..."},
 			Why: "the outbox and serial ports belong to the agent"},
 	})

@@ -48,6 +48,8 @@ func (s *Server) routes() []Route {
 		{Pattern: "POST /api/v1/vehicles/{id}/commands", Role: operator, handler: s.createCommand},
 		{Pattern: "GET /api/v1/vehicles/{id}/commands/{cmd_id}", Role: viewer, handler: s.command},
 		{Pattern: "POST /api/v1/vehicles/{id}/commands/{cmd_id}/cancel", Role: operator, handler: s.cancelCommand},
+		{Pattern: "GET /api/v1/vehicles/{id}/trips", Role: viewer, handler: s.trips},
+		{Pattern: "GET /api/v1/vehicles/{id}/trips/{trip_id}", Role: viewer, handler: s.trip},
 		{Pattern: "GET /api/v1/live", Role: viewer, Stream: true, handler: s.live},
 
 		{Pattern: "GET /api/v1/dead-letters", Role: admin, handler: s.deadLetters},
