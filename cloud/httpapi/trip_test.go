@@ -147,12 +147,12 @@ func TestTripErrors(t *testing.T) {
 		"/api/v1/vehicles/veh-trip/trips/abc":          400,
 		"/api/v1/vehicles/veh-trip/trips/0":            400,
 		"/api/v1/vehicles/veh-trip/trips/999999":       404,
-		"/api/v1/vehicles/veh-002/trips/" + id:        404,
+		"/api/v1/vehicles/veh-002/trips/" + id:         404,
 		"/api/v1/vehicles/veh-trip/trips/" + id + "?x": 400,
 		"/api/v1/vehicles/veh-trip/trips?bogus=1":      400,
 		"/api/v1/vehicles/veh-trip/trips?limit=0":      400,
-		"/api/v1/vehicles/nobody/trips":               404,
-		"/api/v1/vehicles/bad%20id/trips":             400,
+		"/api/v1/vehicles/nobody/trips":                404,
+		"/api/v1/vehicles/bad%20id/trips":              400,
 	} {
 		st, body, raw := get(t, ts, path)
 		if st != want || body["error"] == nil {
