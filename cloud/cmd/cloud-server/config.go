@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/httpapi"
 	"github.com/fleetgate/fleetgate/cloud/ingest"
+	"github.com/fleetgate/fleetgate/cloud/osrm"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
@@ -32,10 +35,21 @@ type Config struct {
 	ListenAddr     string // LISTEN_ADDR
 	LogLevel       string // LOG_LEVEL
 	LogFormat      string // LOG_FORMAT
+	Jobs           JobsConfig
 	// MaxClockAhead (INGEST_MAX_CLOCK_AHEAD) and StepBackAfter
 	// (INGEST_STEP_BACK_AFTER) are durations ("5m", "5s"); see ingest.Pipeline.
 	MaxClockAhead string
 	StepBackAfter string
+	// The API's settings; see apiSettings.
+	CORSOrigins      string // CORS_ALLOWED_ORIGINS, comma-separated; "" none
+	RateLimit        string // API_RATE_LIMIT, requests a second per token; 0 off
+	RateBurst        string // API_RATE_BURST
+	RequestTimeout   string // API_REQUEST_TIMEOUT
+	SecureCookie     string // API_SECURE_COOKIE: true or false
+	SessionMaxAge    string // API_SESSION_MAX_AGE
+	StatementTimeout string // DATABASE_STATEMENT_TIMEOUT
+	MaxStreams       string // LIVE_MAX_STREAMS_PER_TOKEN
+	LiveBuffer       string // LIVE_BUFFER, updates kept for resuming streams
 }
 
 // DefaultConfig returns the documented defaults. The MQTT client id is
@@ -60,8 +74,18 @@ func DefaultConfig() Config {
 		ListenAddr:     ":8000",
 		LogLevel:       "info",
 		LogFormat:      "text",
+		Jobs:           DefaultJobsConfig(),
 		MaxClockAhead:  cloud.DefaultMaxClockAhead.String(),
 		StepBackAfter:  ingest.DefaultStepBackAfter.String(),
+
+		RateLimit:        strconv.Itoa(httpapi.DefaultRateLimit),
+		RateBurst:        strconv.Itoa(httpapi.DefaultRateBurst),
+		RequestTimeout:   httpapi.DefaultRequestTimeout.String(),
+		SecureCookie:     "false",
+		SessionMaxAge:    httpapi.DefaultSessionMaxAge.String(),
+		StatementTimeout: postgres.DefaultStatementTimeout.String(),
+		MaxStreams:       strconv.Itoa(httpapi.DefaultMaxStreams),
+		LiveBuffer:       strconv.Itoa(redis.DefaultBuffer),
 	}
 }
 
@@ -79,6 +103,10 @@ func (c *Config) vars() []struct {
 		{"MQTT_CLIENT_ID", &c.MQTTClientID}, {"OSRM_URL", &c.OSRMURL}, {"LISTEN_ADDR", &c.ListenAddr},
 		{"LOG_LEVEL", &c.LogLevel}, {"LOG_FORMAT", &c.LogFormat},
 		{"INGEST_MAX_CLOCK_AHEAD", &c.MaxClockAhead}, {"INGEST_STEP_BACK_AFTER", &c.StepBackAfter},
+		{"CORS_ALLOWED_ORIGINS", &c.CORSOrigins}, {"API_RATE_LIMIT", &c.RateLimit}, {"API_RATE_BURST", &c.RateBurst},
+		{"API_REQUEST_TIMEOUT", &c.RequestTimeout}, {"API_SECURE_COOKIE", &c.SecureCookie},
+		{"API_SESSION_MAX_AGE", &c.SessionMaxAge}, {"DATABASE_STATEMENT_TIMEOUT", &c.StatementTimeout},
+		{"LIVE_MAX_STREAMS_PER_TOKEN", &c.MaxStreams}, {"LIVE_BUFFER", &c.LiveBuffer},
 	}
 }
 
@@ -90,6 +118,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if s := getenv(v.name); s != "" {
 			*v.field = s
 		}
+	}
+	var err error
+	if c.Jobs, err = loadJobs(getenv); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -154,7 +186,71 @@ func (c *Config) Validate() error {
 	if _, _, err := c.durations(); err != nil {
 		return err
 	}
+	if _, err := c.api(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// apiSettings are the API's settings, parsed.
+type apiSettings struct {
+	CORSOrigins      []string
+	RateLimit        float64
+	RateBurst        int
+	RequestTimeout   time.Duration
+	SecureCookie     bool
+	SessionMaxAge    time.Duration
+	StatementTimeout time.Duration
+	MaxStreams       int
+	LiveBuffer       int
+}
+
+// api returns the API's settings parsed, or an error naming the variable.
+func (c *Config) api() (apiSettings, error) {
+	var a apiSettings
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return a, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://dash.example.com", o)
+		}
+		a.CORSOrigins = append(a.CORSOrigins, u.Scheme+"://"+u.Host)
+	}
+	var err error
+	num := func(name, v string, lo, hi float64) float64 {
+		f, perr := strconv.ParseFloat(v, 64)
+		if err == nil && (perr != nil || !(f >= lo && f <= hi)) {
+			err = fmt.Errorf("%s %q: want a number from %v to %v", name, v, lo, hi)
+		}
+		return f
+	}
+	dur := func(name, v string, lo, hi time.Duration) time.Duration {
+		d, perr := time.ParseDuration(v)
+		if err == nil && (perr != nil || d < lo || d > hi) {
+			err = fmt.Errorf("%s %q: want a duration from %s to %s, such as 30s", name, v, lo, hi)
+		}
+		return d
+	}
+	a.RateLimit = num("API_RATE_LIMIT", c.RateLimit, 0, 1e6)
+	a.RateBurst = int(num("API_RATE_BURST", c.RateBurst, 1, 1e6))
+	a.RequestTimeout = dur("API_REQUEST_TIMEOUT", c.RequestTimeout, time.Second, time.Hour)
+	a.SessionMaxAge = dur("API_SESSION_MAX_AGE", c.SessionMaxAge, time.Minute, 90*24*time.Hour)
+	a.StatementTimeout = dur("DATABASE_STATEMENT_TIMEOUT", c.StatementTimeout, 0, time.Hour)
+	a.MaxStreams = int(num("LIVE_MAX_STREAMS_PER_TOKEN", c.MaxStreams, 1, 1e6))
+	a.LiveBuffer = int(num("LIVE_BUFFER", c.LiveBuffer, 100, 1e8))
+	if err != nil {
+		return a, err
+	}
+	switch c.SecureCookie {
+	case "true", "false":
+		a.SecureCookie = c.SecureCookie == "true"
+	default:
+		return a, fmt.Errorf("API_SECURE_COOKIE %q: want true (the API is served over HTTPS, or behind a TLS proxy) or false", c.SecureCookie)
+	}
+	return a, nil
 }
 
 // durations returns MaxClockAhead and StepBackAfter parsed, or an error
@@ -192,4 +288,109 @@ func (c *Config) level() (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+}
+
+// JobsConfig configures the background jobs: trip detection, map matching
+// and retention (TRIP_*, OSRM_*, RETENTION_* variables; see cloud/README.md).
+type JobsConfig struct {
+	Trip         cloud.TripConfig // TRIP_STOP_DURATION, TRIP_MOVING_SPEED, TRIP_STATIONARY_RADIUS, TRIP_MIN_DISTANCE, TRIP_TANK_LITRES
+	TripInterval time.Duration    // TRIP_INTERVAL
+
+	OSRMProfile        string        // OSRM_PROFILE
+	OSRMMaxCoordinates int           // OSRM_MAX_COORDINATES
+	OSRMTimeout        time.Duration // OSRM_TIMEOUT
+	OSRMUERE           float64       // OSRM_UERE
+	MatchInterval      time.Duration // OSRM_MATCH_INTERVAL
+
+	Retention         postgres.Retention // RETENTION_<TABLE>_DAYS
+	RetentionInterval time.Duration      // RETENTION_INTERVAL
+}
+
+// Job defaults (the others come from the packages).
+const (
+	DefaultTripInterval      = 30 * time.Second
+	DefaultMatchInterval     = time.Minute
+	DefaultRetentionInterval = time.Hour
+)
+
+// DefaultJobsConfig returns the documented defaults.
+func DefaultJobsConfig() JobsConfig {
+	return JobsConfig{Trip: cloud.DefaultTripConfig(), TripInterval: DefaultTripInterval,
+		OSRMProfile: osrm.DefaultProfile, OSRMMaxCoordinates: osrm.DefaultMaxCoordinates, OSRMTimeout: osrm.DefaultTimeout,
+		OSRMUERE: osrm.DefaultUERE, MatchInterval: DefaultMatchInterval,
+		Retention: postgres.DefaultRetention(), RetentionInterval: DefaultRetentionInterval}
+}
+
+// jobVars lists the variables loadJobs reads.
+var jobVars = []string{"TRIP_STOP_DURATION", "TRIP_MOVING_SPEED", "TRIP_STATIONARY_RADIUS", "TRIP_MIN_DISTANCE",
+	"TRIP_TANK_LITRES", "TRIP_INTERVAL", "OSRM_PROFILE", "OSRM_MAX_COORDINATES", "OSRM_TIMEOUT", "OSRM_UERE",
+	"OSRM_MATCH_INTERVAL", "RETENTION_POSITIONS_DAYS", "RETENTION_OBD_DAYS", "RETENTION_EVENTS_DAYS",
+	"RETENTION_DEAD_LETTERS_DAYS", "RETENTION_COMMANDS_DAYS", "RETENTION_DEVICE_STATUS_DAYS", "RETENTION_TRIPS_DAYS",
+	"RETENTION_INTERVAL"}
+
+// loadJobs overrides the defaults with the variables getenv finds and
+// validates the result, naming the variable at fault.
+func loadJobs(getenv func(string) string) (JobsConfig, error) {
+	c := DefaultJobsConfig()
+	var errs []error
+	dur := func(name string, v *time.Duration) {
+		if s := getenv(name); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s %q: want a positive duration such as 30s or 5m", name, s))
+				return
+			}
+			*v = d
+		}
+	}
+	num := func(name string, v *float64, lo, hi float64) {
+		if s := getenv(name); s != "" {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || !(f >= lo && f <= hi) {
+				errs = append(errs, fmt.Errorf("%s %q: want a number from %g to %g", name, s, lo, hi))
+				return
+			}
+			*v = f
+		}
+	}
+	days := func(name string, v *time.Duration) {
+		if s := getenv(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 100*365 {
+				errs = append(errs, fmt.Errorf("%s %q: want whole days from 0 (keep for ever) to 36500", name, s))
+				return
+			}
+			*v = time.Duration(n) * 24 * time.Hour
+		}
+	}
+	dur("TRIP_STOP_DURATION", &c.Trip.StopDuration)
+	num("TRIP_MOVING_SPEED", &c.Trip.MovingSpeed, 0.1, 50)
+	num("TRIP_STATIONARY_RADIUS", &c.Trip.StationaryRadius, 1, 100_000)
+	num("TRIP_MIN_DISTANCE", &c.Trip.MinDistance, 1, 1_000_000)
+	num("TRIP_TANK_LITRES", &c.Trip.TankLitres, 0, 10_000)
+	dur("TRIP_INTERVAL", &c.TripInterval)
+	if s := getenv("OSRM_PROFILE"); s != "" {
+		c.OSRMProfile = s
+	}
+	maxCoords := float64(c.OSRMMaxCoordinates)
+	num("OSRM_MAX_COORDINATES", &maxCoords, 2*osrm.DefaultOverlap+2, 100_000)
+	c.OSRMMaxCoordinates = int(maxCoords)
+	dur("OSRM_TIMEOUT", &c.OSRMTimeout)
+	num("OSRM_UERE", &c.OSRMUERE, 0.1, 100)
+	dur("OSRM_MATCH_INTERVAL", &c.MatchInterval)
+	days("RETENTION_POSITIONS_DAYS", &c.Retention.Positions)
+	days("RETENTION_OBD_DAYS", &c.Retention.OBD)
+	days("RETENTION_EVENTS_DAYS", &c.Retention.Events)
+	days("RETENTION_DEAD_LETTERS_DAYS", &c.Retention.DeadLetters)
+	days("RETENTION_COMMANDS_DAYS", &c.Retention.Commands)
+	days("RETENTION_DEVICE_STATUS_DAYS", &c.Retention.DeviceStatus)
+	days("RETENTION_TRIPS_DAYS", &c.Retention.Trips)
+	dur("RETENTION_INTERVAL", &c.RetentionInterval)
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	if c.OSRMProfile == "" || strings.ContainsAny(c.OSRMProfile, "/?#;, ") {
+		return c, fmt.Errorf("OSRM_PROFILE %q: want a profile name such as driving", c.OSRMProfile)
+	}
+	return c, nil
 }

@@ -4,6 +4,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/postgres"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -19,7 +23,10 @@ func TestDefaults(t *testing.T) {
 		RedisPrefix: "fleetgate:", MQTTURL: "tcp://127.0.0.1:1883", MQTTNamespace: "fleet/v1", MQTTShareGroup: "ingest",
 		MQTTClientID: "fleetgate-cloud-" + host,
 		OSRMURL:      "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
+		Jobs:          DefaultJobsConfig(),
 		MaxClockAhead: "5m0s", StepBackAfter: "5s",
+		RateLimit: "50", RateBurst: "100", RequestTimeout: "30s", SecureCookie: "false", SessionMaxAge: "12h0m0s",
+		StatementTimeout: "15s", MaxStreams: "10", LiveBuffer: "100000",
 	}
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -32,6 +39,9 @@ var overrides = map[string]string{
 	"MQTT_URL": "ssl://broker:8883", "MQTT_NAMESPACE": "t1/fleet/v1", "MQTT_SHARE_GROUP": "g",
 	"MQTT_CLIENT_ID": "cloud-1", "OSRM_URL": "https://osrm", "LISTEN_ADDR": "127.0.0.1:9000",
 	"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "INGEST_MAX_CLOCK_AHEAD": "1m", "INGEST_STEP_BACK_AFTER": "2s",
+	"CORS_ALLOWED_ORIGINS": "https://dash.example.com, http://localhost:5173", "API_RATE_LIMIT": "5", "API_RATE_BURST": "10",
+	"API_REQUEST_TIMEOUT": "10s", "API_SECURE_COOKIE": "true", "API_SESSION_MAX_AGE": "1h", "DATABASE_STATEMENT_TIMEOUT": "5s",
+	"LIVE_MAX_STREAMS_PER_TOKEN": "3", "LIVE_BUFFER": "5000",
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -42,6 +52,12 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if c.DatabaseURL != "postgresql://u:p@db:5432/fleet" || c.RedisPrefix != "x:" || c.MQTTNamespace != "t1/fleet/v1" ||
 		c.MQTTClientID != "cloud-1" || c.ListenAddr != "127.0.0.1:9000" || c.LogFormat != "json" {
 		t.Errorf("config %+v", c)
+	}
+	a, err := c.api()
+	if err != nil || len(a.CORSOrigins) != 2 || a.CORSOrigins[1] != "http://localhost:5173" || a.RateLimit != 5 || a.RateBurst != 10 ||
+		a.RequestTimeout != 10*time.Second || !a.SecureCookie || a.SessionMaxAge != time.Hour || a.StatementTimeout != 5*time.Second ||
+		a.MaxStreams != 3 || a.LiveBuffer != 5000 {
+		t.Errorf("API settings %+v, %v", a, err)
 	}
 }
 
@@ -66,6 +82,46 @@ var badVars = []struct{ name, value, want string }{
 	{"INGEST_MAX_CLOCK_AHEAD", "5", "INGEST_MAX_CLOCK_AHEAD"},
 	{"INGEST_MAX_CLOCK_AHEAD", "-1m", "INGEST_MAX_CLOCK_AHEAD"},
 	{"INGEST_STEP_BACK_AFTER", "48h", "INGEST_STEP_BACK_AFTER"},
+	{"CORS_ALLOWED_ORIGINS", "*", "CORS_ALLOWED_ORIGINS"},
+	{"CORS_ALLOWED_ORIGINS", "https://a.example.com/path", "CORS_ALLOWED_ORIGINS"},
+	{"API_RATE_LIMIT", "fast", "API_RATE_LIMIT"},
+	{"API_RATE_LIMIT", "-1", "API_RATE_LIMIT"},
+	{"API_RATE_BURST", "0", "API_RATE_BURST"},
+	{"API_REQUEST_TIMEOUT", "30", "API_REQUEST_TIMEOUT"},
+	{"API_SECURE_COOKIE", "yes", "API_SECURE_COOKIE"},
+	{"API_SESSION_MAX_AGE", "1s", "API_SESSION_MAX_AGE"},
+	{"DATABASE_STATEMENT_TIMEOUT", "2h", "DATABASE_STATEMENT_TIMEOUT"},
+	{"LIVE_MAX_STREAMS_PER_TOKEN", "0", "LIVE_MAX_STREAMS_PER_TOKEN"},
+	{"LIVE_BUFFER", "10", "LIVE_BUFFER"},
+	{"TRIP_STOP_DURATION", "5", "TRIP_STOP_DURATION"},
+	{"TRIP_STOP_DURATION", "-5m", "TRIP_STOP_DURATION"},
+	{"TRIP_MOVING_SPEED", "fast", "TRIP_MOVING_SPEED"},
+	{"TRIP_MIN_DISTANCE", "NaN", "TRIP_MIN_DISTANCE"},
+	{"TRIP_TANK_LITRES", "-45", "TRIP_TANK_LITRES"},
+	{"TRIP_INTERVAL", "0s", "TRIP_INTERVAL"},
+	{"OSRM_PROFILE", "car/x", "OSRM_PROFILE"},
+	{"OSRM_MAX_COORDINATES", "5", "OSRM_MAX_COORDINATES"},
+	{"OSRM_TIMEOUT", "soon", "OSRM_TIMEOUT"},
+	{"RETENTION_POSITIONS_DAYS", "-1", "RETENTION_POSITIONS_DAYS"},
+	{"RETENTION_EVENTS_DAYS", "1.5", "RETENTION_EVENTS_DAYS"},
+	{"RETENTION_INTERVAL", "hourly", "RETENTION_INTERVAL"},
+}
+
+func TestJobVariables(t *testing.T) {
+	c, err := LoadConfig(env(map[string]string{"TRIP_STOP_DURATION": "10m", "TRIP_TANK_LITRES": "45", "TRIP_MOVING_SPEED": "0.5",
+		"OSRM_MAX_COORDINATES": "500", "OSRM_TIMEOUT": "3s", "RETENTION_POSITIONS_DAYS": "30", "RETENTION_OBD_DAYS": "0",
+		"RETENTION_INTERVAL": "10m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := c.Jobs
+	if j.Trip.StopDuration != 10*time.Minute || j.Trip.TankLitres != 45 || j.Trip.MovingSpeed != 0.5 || j.OSRMMaxCoordinates != 500 ||
+		j.OSRMTimeout != 3*time.Second || j.Retention.Positions != 30*24*time.Hour || j.Retention.OBD != 0 || j.RetentionInterval != 10*time.Minute {
+		t.Errorf("jobs config %+v", j)
+	}
+	if j.Retention.Events != postgres.DefaultRetention().Events || j.Trip.MinDistance != cloud.DefaultMinTripDistance {
+		t.Errorf("the variables not given did not keep their defaults: %+v", j)
+	}
 }
 
 func TestValidateNamesTheVariable(t *testing.T) {

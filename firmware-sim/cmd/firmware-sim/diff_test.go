@@ -76,6 +76,16 @@ func (s *store) FindPositions(_ context.Context, f cloud.PositionFilter) ([]*clo
 	return page(s, s.positions, f.VehicleID, f.From, f.To, f.After, f.Limit, func(p *cloud.Position) (time.Time, uint64, uint64) { return p.Time, p.StreamID, p.Seq })
 }
 
+func (s *store) EachPosition(ctx context.Context, f cloud.PositionFilter, fn func(*cloud.Position) error) error {
+	ps, _, err := s.FindPositions(ctx, cloud.PositionFilter{VehicleID: f.VehicleID, From: f.From, To: f.To, Limit: math.MaxInt})
+	for _, p := range ps {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
 func (s *store) FindOBDSamples(_ context.Context, f cloud.OBDFilter) ([]*cloud.OBDSample, *cloud.Cursor, error) {
 	return page(s, s.obd, f.VehicleID, f.From, f.To, f.After, f.Limit, func(o *cloud.OBDSample) (time.Time, uint64, uint64) { return o.Time, o.StreamID, o.Seq })
 }
@@ -84,17 +94,41 @@ func (s *store) FindVehicleByID(_ context.Context, id string) (*cloud.Vehicle, e
 	return nil, cloud.Errorf(cloud.ENOTFOUND, "vehicle %q not found", id)
 }
 
-func (s *store) FindVehicles(context.Context) ([]*cloud.Vehicle, error) {
+func (s *store) FindVehicles(_ context.Context, f cloud.VehicleFilter) ([]*cloud.Vehicle, bool, error) {
 	if s.fail != nil {
-		return nil, s.fail
+		return nil, false, s.fail
 	}
 	var vs []*cloud.Vehicle
 	for id := range s.positions {
-		vs = append(vs, &cloud.Vehicle{ID: id, FirstSeen: diffT0, LastSeen: diffT0})
+		if id > f.After {
+			vs = append(vs, &cloud.Vehicle{ID: id, FirstSeen: diffT0, LastSeen: diffT0})
+		}
 	}
 	slices.SortFunc(vs, func(a, b *cloud.Vehicle) int { return cmp.Compare(a.ID, b.ID) })
-	return vs, nil
+	if len(vs) > f.Limit {
+		return vs[:f.Limit], true, nil
+	}
+	return vs, false, nil
 }
+
+// diffToken is the one API token the fixture's server knows.
+const diffToken = "fgt_ZGlmZi10ZXN0LXRva2VuLWRpZmYtdGVzdC10b2tlbi0"
+
+// tokens is a cloud.TokenService that knows diffToken only.
+type tokens struct{}
+
+func (tokens) CreateToken(context.Context, *cloud.Token) error {
+	return cloud.Errorf(cloud.EINVALID, "read-only")
+}
+func (tokens) FindTokenByHash(_ context.Context, h [32]byte) (*cloud.Token, error) {
+	if h != cloud.HashToken(diffToken) {
+		return nil, cloud.Errorf(cloud.ENOTFOUND, "no such token")
+	}
+	return &cloud.Token{ID: 1, Name: "diff", Role: cloud.RoleViewer}, nil
+}
+func (tokens) FindTokens(context.Context) ([]*cloud.Token, error) { return nil, nil }
+func (tokens) RevokeToken(context.Context, string) error          { return nil }
+func (tokens) TouchToken(context.Context, int64, time.Time) error { return nil }
 
 // drive writes the truth of vehicle id — fixes at 1 Hz, an OBD sample of
 // 010C and 010D after each — to w, and stores what an agent would have sent
@@ -163,7 +197,7 @@ func newCloudFixture(t *testing.T) *cloudFixture {
 		t.Fatal(err)
 	}
 	api := httpapi.NewServer(":0")
-	api.Vehicles, api.Positions, api.OBD = f.store, f.store, f.store
+	api.Vehicles, api.Positions, api.OBD, api.Tokens = f.store, f.store, f.store, tokens{}
 	h := api.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/positions") || strings.HasSuffix(r.URL.Path, "/obd") {
@@ -179,6 +213,9 @@ func newCloudFixture(t *testing.T) *cloudFixture {
 }
 
 func runDiff(args ...string) (code int, stdout, stderr string) {
+	if !slices.Contains(args, "--token") {
+		args = append([]string{"--token", diffToken}, args...)
+	}
 	var out, errb bytes.Buffer
 	code = realMain(append([]string{"diff"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
@@ -205,14 +242,21 @@ func TestDiffMatches(t *testing.T) {
 		}
 	}
 	// The pager followed the cursor: three pages of veh-a's positions, the
-	// second and third after the previous one's last row.
+	// second and third after the previous one's last row (then one empty
+	// page per 31 days of the window up to now, the API's longest range).
 	var pages []string
 	for _, r := range f.requests {
 		if strings.HasPrefix(r, "/api/v1/vehicles/veh-a/positions?") {
 			pages = append(pages, r)
 		}
 	}
-	if len(pages) != 6 || !strings.HasSuffix(pages[0], "?after=") || strings.HasSuffix(pages[1], "?after=") || pages[1] == pages[2] {
+	var followed []int
+	for i, p := range pages {
+		if !strings.HasSuffix(p, "?after=") {
+			followed = append(followed, i)
+		}
+	}
+	if len(followed) != 4 || followed[0] != 1 || followed[1] != 2 || pages[1] == pages[2] || pages[followed[2]] != pages[1] {
 		t.Errorf("veh-a position requests of two runs: %q", pages)
 	}
 }
@@ -324,5 +368,85 @@ func TestDiffErrors(t *testing.T) {
 	code, out, _ := runDiff("--help")
 	if code != 0 || !strings.Contains(out, "Usage: firmware-sim diff --truth FILE|DIR --api URL") {
 		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+}
+
+// tripStore is an in-memory cloud.TripService for the trips endpoint (one
+// page, however many).
+type tripStore struct{ trips []*cloud.Trip }
+
+func (s *tripStore) FindTrips(_ context.Context, f cloud.TripFilter) ([]*cloud.Trip, *cloud.Cursor, error) {
+	var out []*cloud.Trip
+	for _, t := range s.trips {
+		if t.VehicleID == f.VehicleID && t.Start.Before(f.To) && !t.End.Before(f.From) {
+			out = append(out, t)
+		}
+	}
+	return out, nil, nil
+}
+
+func (s *tripStore) FindTrip(context.Context, string, int64) (*cloud.Trip, error) {
+	return nil, cloud.Errorf(cloud.ENOTFOUND, "no trip")
+}
+
+func (s *tripStore) TripTrack(context.Context, string, time.Time, time.Time) ([]*cloud.Position, error) {
+	return nil, nil
+}
+
+// TestDiffComparesTrips: the truth's ignition lines make two trips; the
+// cloud's trips match them within the tolerance, and a trip 5% too short
+// or one not stored is reported.
+func TestDiffComparesTrips(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "truth.jsonl")
+	var buf bytes.Buffer
+	w := truth.NewWriter(&buf)
+	s := &store{positions: map[string][]*cloud.Position{}, obd: map[string][]*cloud.OBDSample{}}
+	drive(t, truth.NewWriter(&bytes.Buffer{}), s, "veh-t", 10) // the cloud knows veh-t
+	at := func(m float64) time.Time { return diffT0.Add(time.Duration(m * float64(time.Minute))) }
+	for _, b := range []truth.Boundary{
+		{Time: at(0), Kind: "ignition", State: "on"}, {Time: at(10), Kind: "ignition", State: "off", DistanceM: 6000},
+		{Time: at(20), Kind: "ignition", State: "on", DistanceM: 6000}, {Time: at(30), Kind: "ignition", State: "off", DistanceM: 12000},
+	} {
+		b.Vehicle = "veh-t"
+		if err := w.Boundary(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End("veh-t", at(31)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trips := &tripStore{trips: []*cloud.Trip{
+		{ID: 1, VehicleID: "veh-t", Start: at(0.1), End: at(9.97), DistanceM: 6050},
+		{ID: 2, VehicleID: "veh-t", Start: at(20.15), End: at(30), DistanceM: 5950},
+	}}
+	api := httpapi.NewServer(":0")
+	api.Vehicles, api.Positions, api.OBD, api.Trips, api.Tokens = s, s, s, trips, tokens{}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	// The fixes and samples of drive are not in this truth: compare trips only.
+	args := []string{"--truth", path, "--api", srv.URL, "--from", at(-1).Format(time.RFC3339), "--to", at(40).Format(time.RFC3339)}
+
+	code, out, _ := runDiff(args...)
+	if !strings.Contains(out, "  trips         2         2         0           0           0           0\n") {
+		t.Errorf("trips within the tolerance: exit %d\n%s", code, out)
+	}
+	trips.trips[1].DistanceM = 5700
+	code, out, _ = runDiff(args...)
+	if code != 1 || !strings.Contains(out, "  trips         2         2         0           0           0           1\n") ||
+		!strings.Contains(out, "mismatched: trip 2025-06-01T10:20:00.000Z to 2025-06-01T10:30:00.000Z, 6000 m stored with [distance 5700 m (-5.0%)]") {
+		t.Errorf("a trip 5%% short: exit %d\n%s", code, out)
+	}
+	trips.trips = trips.trips[:1]
+	code, out, _ = runDiff(append(args, "--json")...)
+	var rep diffReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.Vehicles[0].Trips == nil || rep.Vehicles[0].Trips.Missing != 1 {
+		t.Errorf("a trip not stored: exit %d %v\n%s", code, err, out)
+	}
+	if code, _, errs := runDiff(append(args, "--trip-stop", "0s")...); code != 2 || !strings.Contains(errs, "--trip-stop") {
+		t.Errorf("--trip-stop 0s: exit %d %q", code, errs)
 	}
 }
