@@ -3,6 +3,7 @@ package telemetry
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -52,11 +53,14 @@ var (
 	})
 )
 
-// Header returns the first byte of a payload of this Version with the given flags.
-func Header(flags byte) byte { return Version<<4 | flags }
+// Header returns the first byte of a protobuf payload (version 1) with the
+// given flags.
+func Header(flags byte) byte { return version1<<4 | flags }
 
-// Encode frames m: the header byte, then m's protobuf encoding, zstd-compressed
-// when compress is set and compression makes it smaller.
+// Encode frames m as version 1 does: the header byte, then m's protobuf
+// encoding, zstd-compressed when compress is set and compression makes it
+// smaller. Ack, Status, Command and CommandResult are framed this way in
+// every version; a Batch is in version 1 (EncodeBatchV2 writes version 2).
 func Encode(m proto.Message, compress bool) ([]byte, error) {
 	body, err := proto.Marshal(m)
 	if err != nil {
@@ -76,7 +80,7 @@ func Encode(m proto.Message, compress bool) ([]byte, error) {
 // leaves m empty: proto.Unmarshal stops at the first bad field, after those
 // before it.
 func Decode(p []byte, m proto.Message) error {
-	body, err := unframe(p)
+	body, err := unframe(p, version1)
 	if err == nil {
 		if err = proto.Unmarshal(body, m); err != nil {
 			err = fmt.Errorf("%w: %T: %v", ErrMalformed, m, err)
@@ -88,13 +92,15 @@ func Decode(p []byte, m proto.Message) error {
 	return err
 }
 
-func unframe(p []byte) ([]byte, error) {
+// unframe checks the header byte of p against the versions wanted and
+// returns the body, decompressed.
+func unframe(p []byte, versions ...byte) ([]byte, error) {
 	if len(p) == 0 {
 		return nil, fmt.Errorf("%w: empty payload", ErrMalformed)
 	}
 	h := p[0]
-	if v := h >> 4; v != Version {
-		return nil, fmt.Errorf("%w: version %d (this decoder speaks %d)", ErrVersion, v, Version)
+	if v := h >> 4; !slices.Contains(versions, v) {
+		return nil, fmt.Errorf("%w: version %d (this message is read in version %v)", ErrVersion, v, versions)
 	}
 	if f := h & 0x0f; f&^knownFlags != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrVersion, f)
@@ -113,23 +119,47 @@ func unframe(p []byte) ([]byte, error) {
 	return body, nil
 }
 
-// EncodeBatch frames b in columns: each column delta-encoded (times delta of
-// delta), then protobuf, then zstd when compress is set and it helps. Rows are
-// written in the order given; the caller sorts them if it wants better deltas.
+// EncodeBatch frames b in protocol version 1: columns, each delta-encoded
+// (times delta of delta), then protobuf, then zstd when compress is set and
+// it helps. Rows are written in the order given; the caller sorts them if it
+// wants better deltas.
 func EncodeBatch(b *Batch, compress bool) ([]byte, error) {
 	return Encode(BatchToProto(b), compress)
 }
 
-// DecodeBatch reverses EncodeBatch. It returns an error wrapping ErrVersion or
-// ErrMalformed, never a partial batch.
+// DecodeBatch reads a batch of either version: EncodeBatch's (version 1) or
+// EncodeBatchV2's, whose VehicleID is then empty (the topic holds it; see
+// DecodeBatchOn). It returns an error wrapping ErrVersion or ErrMalformed,
+// never a partial batch.
 func DecodeBatch(p []byte) (*Batch, error) {
-	var pb telemetrypb.Batch
-	if err := Decode(p, &pb); err != nil {
+	body, err := unframe(p, version1, version2)
+	if err != nil {
 		return nil, err
 	}
-	b, err := BatchFromProto(&pb)
+	var b *Batch
+	if p[0]>>4 == version2 {
+		b, err = decodeBatch2(body)
+	} else {
+		var pb telemetrypb.Batch
+		if err := proto.Unmarshal(body, &pb); err != nil {
+			return nil, fmt.Errorf("%w: %T: %v", ErrMalformed, &pb, err)
+		}
+		b, err = BatchFromProto(&pb)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return b, nil
+}
+
+// DecodeBatchOn reads a batch received on the topic of vehicle vehicleID: as
+// DecodeBatch, with the VehicleID of a version 2 batch set to vehicleID. A
+// version 1 batch keeps the vehicle id it carries, for the receiver to
+// compare with the topic's.
+func DecodeBatchOn(vehicleID string, p []byte) (*Batch, error) {
+	b, err := DecodeBatch(p)
+	if err == nil && p[0]>>4 == version2 {
+		b.VehicleID = vehicleID
+	}
+	return b, err
 }
