@@ -46,8 +46,7 @@ var ErrNotSupported = errors.New("not supported")
 type Commander struct {
 	Log CommandLog
 	// SetReportInterval changes how long the uplink lets a partial batch
-	// wait when it is caught up (uplink.batch_max_age) until the agent
-	// restarts.
+	// wait at least (uplink.min_batch_age) until the agent restarts.
 	SetReportInterval func(time.Duration) error
 	PIDs              PIDSetter
 	DTCs              DTCReader

@@ -403,8 +403,7 @@ func connectionCut(t *testing.T, sz sizes) row {
 	rng := rand.New(rand.NewPCG(7, uint64(sz.cuts)))
 	var p *chaos.Proxy
 	p = chaos.StartProxy(t, b.Addr(), "/up/batch", func() bool { return p.Cuts() < sz.cuts && rng.IntN(3) != 0 })
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true,
-		BatchMaxAge: 50 * time.Millisecond})
+	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(p.URL())

@@ -19,6 +19,7 @@ import (
 	"github.com/fleetgate/fleetgate/edge/mqtt"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -57,35 +58,29 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands")}
+	sender, err := uplink.New(cfg.SenderConfig(), outbox, log.With("part", "uplink"), counters)
+	if err != nil {
+		return err
+	}
+	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands"), SetReportInterval: sender.SetMinBatchAge}
 	if s, ok := sources["obd"].(edge.PIDSetter); ok {
 		commander.PIDs = s
 	}
 	if s, ok := sources["obd"].(edge.DTCReader); ok {
 		commander.DTCs = s
 	}
+	if cfg.Uplink.BatchMaxAge != 0 {
+		log.Warn("uplink.batch_max_age is the old name of uplink.min_batch_age; rename it", "value", cfg.Uplink.BatchMaxAge)
+	}
 	fix, _ := sources["gps"].(edge.FixReporter)
-	up, err := mqtt.New(mqtt.Config{
-		URL:             cfg.MQTT.URL,
-		VehicleID:       cfg.VehicleID,
-		Namespace:       telemetry.Namespace(cfg.MQTT.Namespace),
-		ClientID:        cfg.ClientID(),
-		KeepAlive:       cfg.MQTT.KeepAlive,
-		TLS:             tlsConf,
-		BatchMaxRecords: cfg.Uplink.BatchMaxRecords,
-		BatchMaxAge:     cfg.Uplink.BatchMaxAge,
-		Inflight:        cfg.Uplink.Inflight,
-		AckTimeout:      cfg.Uplink.AckTimeout,
-		StatusInterval:  cfg.Uplink.StatusInterval,
-		Backoff:         edge.Backoff{Min: cfg.Uplink.BackoffMin, Max: cfg.Uplink.BackoffMax},
-		AgentVersion:    version,
-		Fix:             fix,
-		Commands:        commander.Run,
-	}, outbox, log.With("part", "uplink"), counters)
+	mc := cfg.ConnConfig(tlsConf)
+	mc.Status = uplink.StatusInfo{AgentVersion: version, Started: time.Now(), Fix: fix}
+	mc.Commands = commander.Run
+	up, err := mqtt.New(mc, cfg.VehicleID, sender, log.With("part", "uplink"), counters)
 	if err != nil {
 		return err
 	}
-	commander.SetReportInterval, commander.ReportStatus = up.SetReportInterval, up.ReportStatus
+	commander.ReportStatus = up.ReportStatus
 	st, err := outbox.Stats(ctx)
 	if err != nil {
 		return err
@@ -101,7 +96,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxRecords:    cfg.Uplink.BatchMaxRecords,
 		Logger:        log.With("part", "collector"),
 		Counters:      counters,
-		OnCommit:      func([]edge.Record) { up.Notify() },
+		OnCommit:      func([]edge.Record) { sender.Notify() },
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -145,7 +140,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("http address file: %w", err)
 		}
 		defer os.Remove(addrFile)
-		srv := &http.Server{Handler: newHTTPHandler(outbox, up, counters), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: newHTTPHandler(outbox, up, sender, counters), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)

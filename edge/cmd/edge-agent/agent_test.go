@@ -137,8 +137,6 @@ mqtt:
   namespace: ${NAMESPACE}
 outbox:
   flush_interval: 50ms
-uplink:
-  batch_max_age: 100ms
 http:
   listen: 127.0.0.1:${HTTP_PORT}
 log:

@@ -14,16 +14,17 @@ import (
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 )
 
 // newHTTPHandler serves GET /health (JSON, 200 while the process runs and the
 // outbox answers, 503 when it does not) and GET /metrics (Prometheus).
-func newHTTPHandler(outbox edge.Outbox, up *mqtt.Uplink, counters *edge.Counters) http.Handler {
+func newHTTPHandler(outbox edge.Outbox, up *mqtt.Uplink, sender *uplink.Sender, counters *edge.Counters) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&agentCollector{outbox: outbox, up: up, counters: counters},
+		&agentCollector{outbox: outbox, up: up, sender: sender, counters: counters},
 	)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -38,7 +39,8 @@ func newHTTPHandler(outbox edge.Outbox, up *mqtt.Uplink, counters *edge.Counters
 		json.NewEncoder(w).Encode(newOutboxJSON(st, time.Now()))
 	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		body := map[string]any{"status": "ok", "mqtt_connected": up.Connected()}
+		body := map[string]any{"status": "ok", "mqtt_connected": up.Connected(),
+			"min_batch_age_s": sender.MinBatchAge().Seconds(), "protocol_version": sender.Version()}
 		code := http.StatusOK
 		if st, err := outbox.Stats(r.Context()); err != nil {
 			body["status"], body["error"] = "outbox unavailable", err.Error()
@@ -86,19 +88,23 @@ func newOutboxJSON(st edge.OutboxStats, now time.Time) outboxJSON {
 type agentCollector struct {
 	outbox   edge.Outbox
 	up       *mqtt.Uplink
+	sender   *uplink.Sender
 	counters *edge.Counters
 }
 
 var notMetricChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
 var (
-	descDepth = prometheus.NewDesc("fleetgate_edge_outbox_depth", "Records stored and not yet acknowledged by the cloud.", nil, nil)
-	descBytes = prometheus.NewDesc("fleetgate_edge_outbox_bytes", "Encoded size of the records in the outbox.", nil, nil)
-	descFile  = prometheus.NewDesc("fleetgate_edge_outbox_file_bytes", "Size of the outbox file.", nil, nil)
-	descAge   = prometheus.NewDesc("fleetgate_edge_outbox_oldest_unsent_age_seconds", "How long the oldest stored record has waited.", nil, nil)
-	descDrop  = prometheus.NewDesc("fleetgate_edge_outbox_dropped_total", "Records dropped by the outbox's overflow policy, by reason.", []string{"reason"}, nil)
-	descSeq   = prometheus.NewDesc("fleetgate_edge_outbox_next_seq", "The sequence number the next record gets.", nil, nil)
-	descConn  = prometheus.NewDesc("fleetgate_edge_mqtt_connected", "1 while the uplink has a broker connection.", nil, nil)
+	descDepth  = prometheus.NewDesc("fleetgate_edge_outbox_depth", "Records stored and not yet acknowledged by the cloud.", nil, nil)
+	descBytes  = prometheus.NewDesc("fleetgate_edge_outbox_bytes", "Encoded size of the records in the outbox.", nil, nil)
+	descFile   = prometheus.NewDesc("fleetgate_edge_outbox_file_bytes", "Size of the outbox file.", nil, nil)
+	descAge    = prometheus.NewDesc("fleetgate_edge_outbox_oldest_unsent_age_seconds", "How long the oldest stored record has waited.", nil, nil)
+	descDrop   = prometheus.NewDesc("fleetgate_edge_outbox_dropped_total", "Records dropped by the outbox's overflow policy, by reason.", []string{"reason"}, nil)
+	descSeq    = prometheus.NewDesc("fleetgate_edge_outbox_next_seq", "The sequence number the next record gets.", nil, nil)
+	descConn   = prometheus.NewDesc("fleetgate_edge_mqtt_connected", "1 while the uplink has a broker connection.", nil, nil)
+	descAgeMin = prometheus.NewDesc("fleetgate_edge_uplink_min_batch_age_seconds",
+		"How long a partial batch waits at least: uplink.min_batch_age, or the report interval the cloud commanded.", nil, nil)
+	descProto = prometheus.NewDesc("fleetgate_edge_uplink_protocol_version", "The wire protocol version of the batches sent now.", nil, nil)
 )
 
 // Describe sends nothing: the collector is unchecked.
@@ -116,6 +122,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		conn = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descConn, prometheus.GaugeValue, conn)
+	ch <- prometheus.MustNewConstMetric(descAgeMin, prometheus.GaugeValue, c.sender.MinBatchAge().Seconds())
+	ch <- prometheus.MustNewConstMetric(descProto, prometheus.GaugeValue, float64(c.sender.Version()))
 	st, err := c.outbox.Stats(context.Background())
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descDepth, err)
