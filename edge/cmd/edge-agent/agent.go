@@ -58,11 +58,13 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	minAge := cfg.Uplink.EffectiveMinBatchAge()
 	sender, err := uplink.New(cfg.SenderConfig(), outbox, log.With("part", "uplink"), counters)
 	if err != nil {
 		return err
 	}
-	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands"), SetReportInterval: sender.SetMinBatchAge}
+	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands"),
+		SetReportInterval: sender.SetMinBatchAge, Settings: outbox, ConfiguredReportInterval: minAge}
 	if s, ok := sources["obd"].(edge.PIDSetter); ok {
 		commander.PIDs = s
 	}
@@ -71,6 +73,11 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if cfg.Uplink.BatchMaxAge != 0 {
 		log.Warn("uplink.batch_max_age is the old name of uplink.min_batch_age; rename it", "value", cfg.Uplink.BatchMaxAge)
+	}
+	if d, ok, err := commander.RestoreReportInterval(ctx); err != nil {
+		log.Warn("the commanded report interval could not be restored; using the configured one", "err", err)
+	} else if ok {
+		log.Info("report interval commanded by the cloud restored", "min_batch_age", d, "configured", minAge)
 	}
 	fix, _ := sources["gps"].(edge.FixReporter)
 	mc := cfg.ConnConfig(tlsConf)
