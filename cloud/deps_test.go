@@ -16,6 +16,8 @@ func TestDependencies(t *testing.T) {
 			Why: "the cloud never depends on the agent or the simulator"},
 		{From: "cloud", Deny: []string{"cloud/..."},
 			Why: "the domain root imports no adapter"},
+		{From: "cloud/ingest", Deny: []string{"cloud/mqtt", "cloud/postgres", "cloud/redis", "cloud/httpapi", "cloud/osrm"},
+			Why: "the ingest pipeline is plain Go over its interfaces: the adapters plug into it, not the other way"},
 		{From: "cloud/...", Except: []string{"cloud/cmd/..."}, Deny: []string{"cloud/cmd/..."},
 			Why: "adapters do not import the wiring"},
 		{From: "cloud/...", Except: []string{"cloud/postgres"}, Direct: true, Deny: []string{"github.com/jackc/...", "github.com/golang-migrate/..."},

@@ -3,6 +3,8 @@ package cloud
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 )
 
 // Error codes. Callers branch on them with ErrorCode; the HTTP API maps each to
@@ -75,4 +77,18 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// Backoff returns the wait before retry attempt+1 (attempt counts from 1):
+// exponential from lo to hi, with ±50 % jitter so that replicas do not
+// retry in step.
+func Backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo << min(attempt-1, 30)
+	if d <= 0 || d > hi {
+		d = hi
+	}
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d)
 }

@@ -31,6 +31,9 @@ type VehicleState struct {
 	VehicleID string
 	Position  Position
 	UpdatedAt time.Time // arrival of the batch that carried Position
+	// ClockLimit, when set, is the latest record time a sane state may
+	// carry: a stored state stamped after it gives way to this one.
+	ClockLimit time.Time
 }
 
 // LiveState keeps each vehicle's latest state for the live map and stream.
@@ -39,7 +42,8 @@ type LiveState interface {
 	// UpdateLatest records each state whose position time is newer than the
 	// one stored for its vehicle and announces it to live subscribers; older
 	// or equal ones are ignored, so replays and late history never move a
-	// vehicle backwards. It returns an error with code EUNAVAILABLE when the
+	// vehicle backwards (unless the stored one is stamped after the new
+	// state's ClockLimit: a clock far ahead never pins a vehicle). It returns an error with code EUNAVAILABLE when the
 	// store cannot be reached.
 	UpdateLatest(ctx context.Context, states []VehicleState) error
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -20,18 +21,6 @@ func openOutbox(t *testing.T) *bolt.Outbox {
 	}
 	t.Cleanup(func() { o.Close() })
 	return o
-}
-
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func depth(t *testing.T, o edge.Outbox) edge.OutboxStats {
@@ -93,7 +82,7 @@ func TestCollectorFlushesOnInterval(t *testing.T) {
 	for i := range 5 {
 		in <- edge.OBDRecord(telemetry.OBDSample{UnixMs: int64(i), PID: 0x010D})
 	}
-	waitFor(t, "5 records in the outbox", func() bool { return depth(t, o).Depth == 5 })
+	testenv.Eventually(t, 10*time.Second, "5 records in the outbox", func() error { return testenv.True(depth(t, o).Depth == 5) })
 	if st := depth(t, o); st.Commits > 5 {
 		t.Errorf("%d commits for 5 records", st.Commits)
 	}

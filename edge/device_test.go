@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 func TestDeviceLoopStopsOnConfigurationError(t *testing.T) {
@@ -46,7 +47,7 @@ func TestDeviceLoopRetriesUntilTheDeviceAppears(t *testing.T) {
 	go func() {
 		done <- l.Run(ctx, out, func(context.Context, io.ReadWriter) error { return nil })
 	}()
-	waitFor(t, "three failed opens", func() bool { return c.Snapshot()["obd.open_errors"] >= 3 })
+	testenv.Eventually(t, 10*time.Second, "three failed opens", func() error { return testenv.True(c.Snapshot()["obd.open_errors"] >= 3) })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v, want context.Canceled", err)

@@ -39,6 +39,7 @@ type Server struct {
 	Publisher cloud.CommandPublisher
 	Ready     []Check
 	Metrics   http.Handler // served at GET /metrics when set (Prometheus)
+	Observe   Observer     // sees every request when set (request metrics)
 	Logger    *slog.Logger
 	Now       func() time.Time
 
@@ -75,6 +76,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, cloud.Errorf(cloud.ENOTFOUND, "no such endpoint: %s", r.URL.Path))
 	})
+	if s.Observe != nil {
+		return observe(mux, s.Observe)
+	}
 	return mux
 }
 

@@ -20,8 +20,8 @@ import (
 
 // batchOf makes micro-batches of exactly n messages: the batch closes when
 // the n-th arrives (never by time within a test).
-func batchOf(n int) func(*mqtt.Ingester) {
-	return func(in *mqtt.Ingester) {
+func batchOf(n int) func(*ingester) {
+	return func(in *ingester) {
 		in.MaxBatchMessages = n
 		in.MaxBatchDelay = time.Hour
 	}
@@ -46,7 +46,7 @@ func (f *fixture) transactions(query string) int {
 
 func TestMicroBatchIsOneTransaction(t *testing.T) {
 	f := newFixture(t)
-	in, _ := f.start(batchOf(10), func(in *mqtt.Ingester) { in.Workers = 1 })
+	in, _ := f.start(batchOf(10), func(in *ingester) { in.Workers = 1 })
 	for v := range 10 {
 		f.publishBatch(fmt.Sprintf("veh-m%d", v), batch(fmt.Sprintf("veh-m%d", v), uint64(100+v), 1, 5))
 	}
@@ -264,7 +264,7 @@ func TestBackpressureBoundsWhatIsHeld(t *testing.T) {
 	const window, queue, messages = 8, 2, 60
 	p := newProxy(t, "127.0.0.1:5432")
 	f := newFixtureOn(t, p.addr(), privateBroker(t, fmt.Sprintf("max_inflight_messages %d", window), "max_queued_messages 1000"))
-	in, _ := f.start(func(in *mqtt.Ingester) {
+	in, _ := f.start(func(in *ingester) {
 		in.Workers, in.QueueLen, in.MaxBatchMessages = 1, queue, 2
 	})
 	p.setUp(false)
@@ -336,7 +336,7 @@ func TestRedisOutageDoesNotHoldIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { live.Close() })
-	in, _ := f.start(batchOf(3), func(in *mqtt.Ingester) { in.Live, in.LiveTimeout = live, 200*time.Millisecond })
+	in, _ := f.start(batchOf(3), func(in *ingester) { in.Live, in.LiveTimeout = live, 200*time.Millisecond })
 	latest := func(seq uint64) func() bool {
 		return func() bool {
 			st, err := live.Latest(context.Background(), "veh-l1")

@@ -10,7 +10,7 @@ import (
 
 // /ready shows Ping's error; the broker password in MQTT_URL must not leak into it.
 func TestPingErrorHidesPassword(t *testing.T) {
-	in := mqtt.NewIngester("tcp://fleetgate.cloud:s3cret-pw@127.0.0.1:1", "redact-test", nil)
+	in := mqtt.NewSession("tcp://fleetgate.cloud:s3cret-pw@127.0.0.1:1", "redact-test")
 	err := in.Ping(context.Background())
 	if err == nil {
 		t.Fatal("Ping of an ingester that never ran succeeded")

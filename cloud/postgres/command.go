@@ -96,21 +96,31 @@ FROM commands WHERE vehicle_id = $1 AND id = $2`, vehicleID, id)
 // SaveCommandResult stores the first answer to a command; see
 // cloud.CommandService.
 func (db *DB) SaveCommandResult(ctx context.Context, vehicleID, id string, r *cloud.CommandResult) error {
-	dtcs := r.DTCs
-	if dtcs == nil {
-		dtcs = []string{}
-	}
+	b := &pgx.Batch{}
 	var exists bool
-	err := db.pool.QueryRow(ctx, `WITH u AS (
-	UPDATE commands SET result_ok = $3, result_error = $4, result_dtcs = $5, result_time = $6, result_received_at = $7
-	WHERE vehicle_id = $1 AND id = $2 AND result_received_at IS NULL RETURNING 1)
-SELECT EXISTS (SELECT 1 FROM commands WHERE vehicle_id = $1 AND id = $2)`,
-		vehicleID, id, r.OK, r.Error, dtcs, r.Time, r.ReceivedAt).Scan(&exists)
-	if err != nil {
+	queueAnswer(b, vehicleID, id, r).QueryRow(func(row pgx.Row) error { return row.Scan(&exists) })
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return classify("save command result", err)
 	}
 	if !exists {
 		return cloud.Errorf(cloud.ENOTFOUND, "vehicle %q has no command %q", vehicleID, id)
 	}
 	return nil
+}
+
+// saveAnswer stores the first answer to a command (a repeated one changes
+// nothing) and says whether the command exists.
+const saveAnswer = `WITH u AS (
+	UPDATE commands SET result_ok = $3, result_error = $4, result_dtcs = $5, result_time = $6, result_received_at = $7
+	WHERE vehicle_id = $1 AND id = $2 AND result_received_at IS NULL RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM commands WHERE vehicle_id = $1 AND id = $2)`
+
+// queueAnswer queues saveAnswer for r on b; its one row says whether the
+// command exists.
+func queueAnswer(b *pgx.Batch, vehicleID, id string, r *cloud.CommandResult) *pgx.QueuedQuery {
+	dtcs := make([]string, len(r.DTCs))
+	for i, d := range r.DTCs {
+		dtcs[i] = text(d)
+	}
+	return b.Queue(saveAnswer, vehicleID, id, r.OK, text(r.Error), dtcs, r.Time, r.ReceivedAt)
 }

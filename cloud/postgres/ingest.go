@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -61,27 +60,34 @@ SELECT id, $2::timestamptz, $2::timestamptz FROM unnest($1::text[]) AS id
 ON CONFLICT (id) DO UPDATE SET last_seen = GREATEST(vehicles.last_seen, excluded.last_seen)`
 
 // updateLatest moves a vehicle's latest fix forward only: a fix older than (or
-// as old as) the stored one changes nothing.
+// as old as) the stored one changes nothing, unless the stored one is
+// stamped after the commit's clock limit ($9; NULL: none), which no sane fix
+// is: a clock that was far ahead never pins a vehicle's position.
 const updateLatest = `UPDATE vehicles v SET pos_stream_id = u.stream_id, pos_seq = u.seq, pos_time = u.time,
 	pos_lat_e7 = u.lat_e7, pos_lon_e7 = u.lon_e7, pos_speed_mmps = u.speed_mmps, pos_course_cdeg = u.course_cdeg
 FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[], $5::int4[], $6::int4[], $7::int4[], $8::int4[])
 	AS u(id, stream_id, seq, time, lat_e7, lon_e7, speed_mmps, course_cdeg)
-WHERE v.id = u.id AND (v.pos_time IS NULL OR u.time > v.pos_time)`
+WHERE v.id = u.id AND (v.pos_time IS NULL OR u.time > v.pos_time OR v.pos_time > $9::timestamptz)`
 
 const insertDeadLetters = `INSERT INTO dead_letters (topic, vehicle_id, stream_id, payload, reason, received_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::text[], $6::timestamptz[])`
 
 // Commit writes c in one transaction: the records of all its batches (see
-// writeRecords), then the vehicles (first and last seen, latest fix moving
-// forward only; rows locked in id order and last, so that concurrent commits
-// hold them briefly) and the dead letters, pipelined in one round trip, then
-// COMMIT. Records already stored are skipped, not rewritten, and not counted
-// in Inserted. See cloud.IngestStore for the error codes.
+// writeRecords), then, pipelined in one round trip, the vehicles (first and
+// last seen, latest fix moving forward only; rows locked in id order, so
+// that concurrent commits hold them briefly and never deadlock), the
+// statuses (queueStatus), the answers to commands (queueAnswer) and the dead
+// letters, then COMMIT. Records already stored are skipped, not rewritten,
+// and not counted in Inserted. See cloud.IngestStore for the error codes.
 func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, error) {
 	var res cloud.CommitResult
 	received := c.ReceivedAt
 	if received.IsZero() {
 		received = db.Now()
+	}
+	var limit *time.Time
+	if !c.ClockLimit.IsZero() {
+		limit = &c.ClockLimit
 	}
 	var recs []records
 	for _, r := range []records{
@@ -96,9 +102,21 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	b := &pgx.Batch{}
 	if ids := vehicleIDs(c.Batches); len(ids) > 0 {
 		b.Queue(upsertVehicles, ids, received)
-		if l := latestColumns(c.Batches); len(l.vehicle) > 0 {
-			b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course)
+		if l := latestColumns(cloud.NewestFixes(c.Batches, c.ClockLimit)); len(l.vehicle) > 0 {
+			b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course, limit)
 		}
+	}
+	for i := range c.Statuses {
+		if err := queueStatus(b, &c.Statuses[i], limit); err != nil {
+			return res, err
+		}
+	}
+	answers := make([]*pgx.QueuedQuery, len(c.Answers))
+	found := make([]bool, len(c.Answers))
+	for i := range c.Answers {
+		a := &c.Answers[i]
+		answers[i] = queueAnswer(b, a.VehicleID, a.CommandID, &a.Result)
+		answers[i].QueryRow(func(row pgx.Row) error { return row.Scan(&found[i]) })
 	}
 	if len(c.DeadLetters) > 0 {
 		b.Queue(insertDeadLetters, deadLetterColumns(c.DeadLetters, received)...)
@@ -119,6 +137,11 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	})
 	if err != nil {
 		return cloud.CommitResult{}, classify("commit batch", err)
+	}
+	for i, ok := range found {
+		if !ok {
+			res.UnknownCommands = append(res.UnknownCommands, i)
+		}
 	}
 	return res, nil
 }
@@ -321,33 +344,18 @@ type latestCols struct {
 	speed, course []*int32
 }
 
-// latestColumns returns, per vehicle, the newest position of batches (ties:
-// the later one in the batch), sorted by vehicle id.
-func latestColumns(batches []*telemetry.Batch) *latestCols {
-	type latest struct {
-		stream uint64
-		p      *telemetry.Position
-	}
-	newest := map[string]latest{}
-	for _, b := range batches {
-		for i := range b.Positions {
-			p := &b.Positions[i]
-			if cur, ok := newest[b.VehicleID]; !ok || p.UnixMs >= cur.p.UnixMs {
-				newest[b.VehicleID] = latest{b.StreamID, p}
-			}
-		}
-	}
+// latestColumns returns the columns of updateLatest for fixes.
+func latestColumns(fixes []cloud.Fix) *latestCols {
 	c := &latestCols{}
-	for _, id := range slices.Sorted(maps.Keys(newest)) {
-		l := newest[id]
-		c.vehicle = append(c.vehicle, id)
-		c.stream = append(c.stream, int64(l.stream))
-		c.seq = append(c.seq, int64(l.p.Seq))
-		c.time = append(c.time, time.UnixMilli(l.p.UnixMs).UTC())
-		c.lat = append(c.lat, l.p.LatE7)
-		c.lon = append(c.lon, l.p.LonE7)
-		c.speed = append(c.speed, optionalField(l.p, telemetry.HasSpeed, l.p.SpeedMmps))
-		c.course = append(c.course, optionalField(l.p, telemetry.HasCourse, l.p.CourseCdeg))
+	for _, f := range fixes {
+		c.vehicle = append(c.vehicle, f.VehicleID)
+		c.stream = append(c.stream, int64(f.StreamID))
+		c.seq = append(c.seq, int64(f.Seq))
+		c.time = append(c.time, f.Time())
+		c.lat = append(c.lat, f.LatE7)
+		c.lon = append(c.lon, f.LonE7)
+		c.speed = append(c.speed, optionalField(f.Position, telemetry.HasSpeed, f.SpeedMmps))
+		c.course = append(c.course, optionalField(f.Position, telemetry.HasCourse, f.CourseCdeg))
 	}
 	return c
 }

@@ -13,23 +13,27 @@ import (
 
 var _ cloud.StatusService = (*DB)(nil)
 
-// upsertStatus replaces the stored status with a newer one (by agent time).
-// online_since is when the current connection's first report came: kept
-// while the agent stays online, cleared when it goes offline.
+// upsertStatus replaces the stored status with a newer one (by agent time),
+// or with any one when the stored status is stamped after the clock limit
+// ($17; NULL: none): a clock that was far ahead never pins a vehicle's
+// status. online_since is when the current connection's first report came:
+// kept while the agent stays online (unless it is after the clock limit),
+// cleared when it goes offline.
 const upsertStatus = `INSERT INTO device_status (vehicle_id, online, time, online_since, agent_version, stream_id,
 	next_seq, outbox_depth, outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters,
 	uptime_ms, received_at)
 VALUES ($1, $2, $3, CASE WHEN $2 THEN $3::timestamptz END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (vehicle_id) DO UPDATE SET online = excluded.online, time = excluded.time,
 	online_since = CASE WHEN NOT excluded.online THEN NULL
-		WHEN device_status.online THEN coalesce(device_status.online_since, excluded.time)
+		WHEN device_status.online AND ($17::timestamptz IS NULL OR coalesce(device_status.online_since, device_status.time) <= $17::timestamptz)
+			THEN coalesce(device_status.online_since, excluded.time)
 		ELSE excluded.time END,
 	agent_version = excluded.agent_version, stream_id = excluded.stream_id, next_seq = excluded.next_seq,
 	outbox_depth = excluded.outbox_depth, outbox_bytes = excluded.outbox_bytes,
 	oldest_unsent_age_ms = excluded.oldest_unsent_age_ms, dropped = excluded.dropped, fix_mode = excluded.fix_mode,
 	no_fix_since = excluded.no_fix_since, rtt_ms = excluded.rtt_ms, counters = excluded.counters,
 	uptime_ms = excluded.uptime_ms, received_at = excluded.received_at
-WHERE excluded.time > device_status.time`
+WHERE excluded.time > device_status.time OR device_status.time > $17::timestamptz`
 
 // applyWill marks the vehicle offline for a last will older than its last
 // report but not older than the current connection: the agent died after
@@ -39,6 +43,20 @@ WHERE vehicle_id = $1 AND online AND $2 >= online_since AND $2 <= time`
 
 // SaveStatus stores s; see cloud.StatusService.
 func (db *DB) SaveStatus(ctx context.Context, s *cloud.DeviceStatus) error {
+	b := &pgx.Batch{}
+	if err := queueStatus(b, s, nil); err != nil {
+		return err
+	}
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return classify("save device status", err)
+	}
+	return nil
+}
+
+// queueStatus queues the statements that apply s (upsertStatus, and
+// applyWill for an offline status) on b; limit is the clock limit (nil:
+// none). It returns an error with code EINVALID when s cannot be stored.
+func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time) error {
 	counters, err := json.Marshal(s.Counters)
 	if err != nil {
 		return cloud.Errorf(cloud.EINVALID, "status counters: %w", err)
@@ -50,15 +68,11 @@ func (db *DB) SaveStatus(ctx context.Context, s *cloud.DeviceStatus) error {
 	if !s.NoFixSince.IsZero() {
 		noFix = &s.NoFixSince
 	}
-	b := &pgx.Batch{}
-	b.Queue(upsertStatus, s.VehicleID, s.Online, s.Time, s.AgentVersion, int64(s.StreamID), int64(s.NextSeq),
+	b.Queue(upsertStatus, s.VehicleID, s.Online, s.Time, text(s.AgentVersion), int64(s.StreamID), int64(s.NextSeq),
 		int64(s.OutboxDepth), int64(s.OutboxBytes), s.OldestUnsentAge.Milliseconds(), int64(s.Dropped), s.FixMode, noFix,
-		s.RTT.Milliseconds(), counters, s.Uptime.Milliseconds(), s.ReceivedAt)
+		s.RTT.Milliseconds(), counters, s.Uptime.Milliseconds(), s.ReceivedAt, limit)
 	if !s.Online {
 		b.Queue(applyWill, s.VehicleID, s.Time, s.ReceivedAt)
-	}
-	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
-		return classify("save device status", err)
 	}
 	return nil
 }

@@ -108,18 +108,21 @@ type Update struct {
 const maxGeoLat = 85.05112878
 
 // latest replaces a vehicle's state hash only when the new record time is
-// newer than the stored one, then updates the GEO index and publishes.
+// newer than the stored one (or the stored one is stamped after the clock
+// limit, when there is one), then updates the GEO index and publishes.
 //
 //	KEYS[1] the vehicle's hash   KEYS[2] the GEO index
 //	ARGV[1] time_ms  ARGV[2] lon  ARGV[3] lat  ARGV[4] vehicle id
-//	ARGV[5] channel  ARGV[6] message  ARGV[7..] field, value, ...
+//	ARGV[5] channel  ARGV[6] message  ARGV[7] clock limit in ms, -1: none
+//	ARGV[8..] field, value, ...
 var latest = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'time_ms')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then
+local limit = tonumber(ARGV[7])
+if cur and tonumber(cur) >= tonumber(ARGV[1]) and (limit < 0 or tonumber(cur) <= limit) then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if math.abs(tonumber(ARGV[3])) <= ` + strconv.FormatFloat(maxGeoLat, 'f', -1, 64) + ` then
   redis.call('GEOADD', KEYS[2], ARGV[2], ARGV[3], ARGV[4])
 else
@@ -184,7 +187,11 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 		return nil, nil, err
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg,
+	limit := int64(-1)
+	if !st.ClockLimit.IsZero() {
+		limit = st.ClockLimit.UnixMilli()
+	}
+	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit,
 		"time_ms", p.Time.UnixMilli(), "time", u.Time, "stream_id", u.StreamID, "seq", p.Seq,
 		"lat", f(p.Lat), "lon", f(p.Lon), "updated_at", st.UpdatedAt.UTC().Format(timeFormat)}
 	if p.SpeedMPS != nil {

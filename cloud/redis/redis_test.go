@@ -165,13 +165,9 @@ func privateRedis(t *testing.T) string {
 	u := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not answer within 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "the private redis-server answering", func() error {
+		return c.Ping(context.Background()).Err()
+	})
 	return u
 }
 
@@ -207,5 +203,38 @@ func TestUnreachable(t *testing.T) {
 	}
 	if err := redis.NewLiveState("http://nope", "x:").Open(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
 		t.Errorf("Open with a bad URL: %v", err)
+	}
+}
+
+// TestClockLimitUnpinsAFutureState: a stored state stamped after a new
+// state's clock limit gives way to it although it is "newer".
+func TestClockLimitUnpinsAFutureState(t *testing.T) {
+	s, _, _ := open(t)
+	ctx := context.Background()
+	future := state("veh-1", 1, now.Add(20*time.Hour), 43.7, nil)
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{future}); err != nil {
+		t.Fatal(err)
+	}
+	sane := state("veh-1", 2, now, 43.8, nil)
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{sane}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Latest(ctx, "veh-1"); st.Position.Seq != 1 {
+		t.Fatalf("without a limit the newer time wins: seq %d", st.Position.Seq)
+	}
+	sane.ClockLimit = now.Add(5 * time.Minute)
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{sane}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Latest(ctx, "veh-1"); st.Position.Seq != 2 {
+		t.Errorf("with the limit: seq %d, want 2", st.Position.Seq)
+	}
+	older := state("veh-1", 3, now.Add(-time.Minute), 43.9, nil)
+	older.ClockLimit = now.Add(5 * time.Minute)
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{older}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Latest(ctx, "veh-1"); st.Position.Seq != 2 {
+		t.Errorf("an older sane state moved the vehicle back: seq %d", st.Position.Seq)
 	}
 }

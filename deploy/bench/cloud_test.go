@@ -11,10 +11,10 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
@@ -29,7 +29,8 @@ type cloudEnv struct {
 	sql     *pgxpool.Pool // the benchmark's own look behind the API
 	mqttURL string
 	ns      telemetry.Namespace
-	in      *mqtt.Ingester
+	in      *ingest.Pipeline
+	sess    *mqtt.Session
 }
 
 // startCloud starts the cloud half; modify may change the Ingester (its store,
@@ -59,24 +60,29 @@ func startCloud(tb testing.TB, modify ...func(*cloudEnv)) *cloudEnv {
 	c.ns = telemetry.Namespace(ns)
 
 	clientID := "fgbench-cloud-" + testenv.ID()
-	c.in = mqtt.NewIngester(c.mqttURL, clientID, c.db)
-	c.in.Namespace, c.in.Live = c.ns, live
+	c.sess = mqtt.NewSession(c.mqttURL, clientID)
+	c.sess.Namespace = c.ns
+	c.in = ingest.New(c.db, c.sess)
+	c.in.Namespace, c.in.Live, c.in.Flow = c.ns, live, c.sess
 	for _, m := range modify {
 		m(c)
 	}
+	c.sess.Deliver = c.in.Receive
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.in.Run(rctx) }()
+	must(c.sess.Open(rctx))
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("ingester: %v", err)
 		}
+		c.sess.Close()
 		if err := mqtt.RemoveSession(ctx, c.mqttURL, clientID); err != nil {
 			tb.Errorf("remove the ingester's session: %v", err)
 		}
 	})
-	e2e.Eventually(tb, time.Minute, "ingester subscribed", func() error { return c.in.Ping(ctx) })
+	testenv.Eventually(tb, time.Minute, "ingester subscribed", func() error { return c.sess.Ping(ctx) })
 	return c
 }
 
@@ -176,7 +182,7 @@ func publishAll(tb testing.TB, url string, w *ackWatch, msgs []message, publishe
 		}()
 	}
 	wg.Wait()
-	e2e.Eventually(tb, 10*time.Minute, "every message acked", func() error {
+	testenv.Eventually(tb, 10*time.Minute, "every message acked", func() error {
 		if n := w.acks.Load() - start; n < int64(len(msgs)) {
 			return fmt.Errorf("%d of %d acked", n, len(msgs))
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/deploy/bench"
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -40,11 +39,11 @@ func BenchmarkAgentFootprint(b *testing.B) {
 	links := filepath.Join(dir, "dev")
 	prefix := "fp" + testenv.ID() + "-"
 	vehicle := prefix + "001"
-	sim := e2e.Start(b, dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
+	sim := testenv.StartProcess(b, dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
 		"--vehicles", "1", "--id-prefix", prefix, "--rate", "10", "--baud", "115200", "--link-dir", links, "--seed", "3")
 	for _, dev := range []string{"gps", "obd"} {
 		link := filepath.Join(links, vehicle+"-"+dev)
-		e2e.Eventually(b, time.Minute, link, func() error { _, err := os.Stat(link); return err }, sim)
+		testenv.Eventually(b, time.Minute, link, func() error { _, err := os.Stat(link); return err }, sim)
 	}
 	pids := make([]string, len(bench.PIDs))
 	for i, p := range bench.PIDs {
@@ -65,7 +64,7 @@ func BenchmarkAgentFootprint(b *testing.B) {
 		obd, err := s.api.OBD(ctx, vehicle, from, to)
 		return len(ps), len(obd), err
 	}
-	e2e.Eventually(b, time.Minute, "fixes and OBD samples in the cloud", func() error {
+	testenv.Eventually(b, time.Minute, "fixes and OBD samples in the cloud", func() error {
 		if f, o, err := stored(); err != nil || f == 0 || o == 0 {
 			return fmt.Errorf("%d fixes, %d OBD samples (%v)", f, o, err)
 		}

@@ -29,7 +29,7 @@ type server struct {
 	api     cloudapi.Client
 	mqttURL string
 	ns      telemetry.Namespace
-	proc    *e2e.Proc
+	proc    *testenv.Proc
 }
 
 func startServer(tb testing.TB, bin, dir string) *server {
@@ -44,7 +44,7 @@ func startServer(tb testing.TB, bin, dir string) *server {
 			tb.Errorf("remove the server's session: %v", err)
 		}
 	})
-	s.proc = e2e.Start(tb, dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
+	s.proc = testenv.StartProcess(tb, dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
 		"DATABASE_URL=" + testenv.Postgres(tb), "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=" + clientID,
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=warn",
@@ -55,7 +55,7 @@ func startServer(tb testing.TB, bin, dir string) *server {
 
 // startAgent writes an agent configuration (the defaults, plus extra YAML)
 // and runs the real edge-agent binary with it until the benchmark ends.
-func startAgent(tb testing.TB, bin, dir string, s *server, vehicle, extra string) *e2e.Proc {
+func startAgent(tb testing.TB, bin, dir string, s *server, vehicle, extra string) *testenv.Proc {
 	tb.Helper()
 	tb.Cleanup(func() { e2e.ForgetAgent(tb, s.mqttURL, s.ns, vehicle) })
 	cfg := filepath.Join(dir, vehicle+".yaml")
@@ -64,7 +64,7 @@ func startAgent(tb testing.TB, bin, dir string, s *server, vehicle, extra string
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	return e2e.Start(tb, dir, "edge-agent-"+vehicle, filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
+	return testenv.StartProcess(tb, dir, "edge-agent-"+vehicle, filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
 }
 
 // sighting is one answer of the API: when it came and the vehicle's
@@ -207,7 +207,7 @@ func liveLatencies(tb testing.TB, bin string, s *server, extra string, n int) []
 	}
 	// Warm up: until a first fix is visible (agent connected, cloud acking).
 	ctx := context.Background()
-	e2e.Eventually(tb, time.Minute, "a first fix in the API", func() error {
+	testenv.Eventually(tb, time.Minute, "a first fix in the API", func() error {
 		write()
 		var v map[string]any
 		return s.api.Get(ctx, "/api/v1/vehicles/"+vehicle, &v)
@@ -219,7 +219,7 @@ func liveLatencies(tb testing.TB, bin string, s *server, extra string, n int) []
 	for i := range n {
 		fixes[i], written[i] = write()
 	}
-	e2e.Eventually(tb, time.Minute, "the last fix in the API", func() error {
+	testenv.Eventually(tb, time.Minute, "the last fix in the API", func() error {
 		if at := w.latest(); at.Before(fixes[n-1]) {
 			return fmt.Errorf("position at %s, last fix at %s", at, fixes[n-1])
 		}

@@ -1,3 +1,10 @@
+// Package chaos proves Fleetgate's delivery guarantee (docs/GUARANTEES.md)
+// under faults: it runs the real chain — simulator on ptys, edge agent,
+// Mosquitto, cloud server, PostgreSQL — kills and restarts its parts, cuts its
+// connections, and compares what reached PostgreSQL with the simulator's
+// ground truth and with what the agent committed. The helpers here run the
+// chain; the private broker and the connection-cutting proxy come from
+// internal/testenv; the scenarios are in chaos_test.go.
 package chaos
 
 import (
@@ -22,6 +29,11 @@ import (
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
+// BrokerOptions is the private broker the scenarios run against:
+// persistent, so that a restart keeps the sessions and what they queued, and
+// with a window of 100 in-flight messages per client.
+var BrokerOptions = testenv.MosquittoOptions{Persistence: true, MaxInflight: 100}
+
 // Options say how to drive a Chain.
 type Options struct {
 	Speed    int           // simulated seconds per real second
@@ -37,7 +49,7 @@ type Options struct {
 
 // Chain is the whole chain for one scenario: a fresh database, a private
 // Redis prefix, one simulated vehicle and its agent. The broker is the
-// caller's (a private Broker).
+// caller's (a private one, started with BrokerOptions).
 type Chain struct {
 	t        testing.TB
 	opts     Options
@@ -52,7 +64,7 @@ type Chain struct {
 	DataDir  string
 	HTTPAddr string // the agent's /health and /outbox
 
-	Cloud, Sim, Agent *e2e.Proc
+	Cloud, Sim, Agent *testenv.Proc
 	agentRuns         int
 	redisURL, prefix  string
 }
@@ -85,7 +97,7 @@ func (c *Chain) StartCloud(brokerURL string) {
 	c.t.Helper()
 	port := testenv.FreePort(c.t)
 	c.API = cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
-	c.Cloud = e2e.Start(c.t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
+	c.Cloud = testenv.StartProcess(c.t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
 		"DATABASE_URL=" + c.DB, "REDIS_URL=" + c.redisURL, "REDIS_PREFIX=" + c.prefix,
 		"MQTT_URL=" + brokerURL, "MQTT_NAMESPACE=" + c.NS, "MQTT_CLIENT_ID=chaos-cloud-" + testenv.ID(),
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=info",
@@ -100,14 +112,14 @@ func (c *Chain) StartSim() {
 	c.t.Helper()
 	c.Start = time.Now().UTC().Add(-c.opts.Duration - time.Hour).Truncate(time.Second)
 	links := filepath.Join(c.Dir, "dev")
-	c.Sim = e2e.Start(c.t, c.Dir, "firmware-sim", filepath.Join(c.Bin, "firmware-sim"), nil, "run",
+	c.Sim = testenv.StartProcess(c.t, c.Dir, "firmware-sim", filepath.Join(c.Bin, "firmware-sim"), nil, "run",
 		"--vehicles", "1", "--id-prefix", strings.TrimSuffix(c.Vehicle, "001"),
 		"--speed", strconv.Itoa(c.opts.Speed), "--rate", strconv.Itoa(c.opts.Rate), "--start", c.Start.Format(time.RFC3339),
 		"--baud", "115200", // a 10 Hz receiver needs more than 9600 baud (the simulator paces output to the line)
 		"--duration", c.opts.Duration.String(), "--truth", c.Truth, "--link-dir", links, "--seed", "11")
 	for _, dev := range []string{"gps", "obd"} {
 		link := filepath.Join(links, c.Vehicle+"-"+dev)
-		e2e.Eventually(c.t, 20*time.Second, link, func() error { _, err := os.Stat(link); return err }, c.Sim)
+		testenv.Eventually(c.t, 20*time.Second, link, func() error { _, err := os.Stat(link); return err }, c.Sim)
 	}
 }
 
@@ -115,7 +127,7 @@ func (c *Chain) StartSim() {
 // data directory: a restarted agent continues the same outbox. The GPS port
 // keeps the default baud detection: what the pty buffered while the agent was
 // down must survive the hunt and arrive.
-func (c *Chain) StartAgent(brokerURL string) *e2e.Proc {
+func (c *Chain) StartAgent(brokerURL string) *testenv.Proc {
 	c.t.Helper()
 	c.agentRuns++
 	obd := ""
@@ -152,7 +164,7 @@ log:
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.Agent = e2e.Start(c.t, c.Dir, fmt.Sprintf("edge-agent-%d", c.agentRuns), filepath.Join(c.Bin, "edge-agent"), nil, "run", "--config", cfg)
+	c.Agent = testenv.StartProcess(c.t, c.Dir, fmt.Sprintf("edge-agent-%d", c.agentRuns), filepath.Join(c.Bin, "edge-agent"), nil, "run", "--config", cfg)
 	return c.Agent
 }
 
@@ -277,7 +289,7 @@ FROM events WHERE vehicle_id = $1`, c.Vehicle).Scan(&s.DropReports, &s.Quarantin
 func (c *Chain) WaitTruthEnd(within time.Duration) truth.Vehicle {
 	c.t.Helper()
 	var tr truth.Vehicle
-	e2e.Eventually(c.t, within, "the simulator's end of drive", func() error {
+	testenv.Eventually(c.t, within, "the simulator's end of drive", func() error {
 		lines, err := truth.ReadFile(c.Truth)
 		if err != nil {
 			return err

@@ -15,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/deploy/chaos"
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 // The scenarios' sizes: the full form (make chaos, FLEETGATE_FULL=1) and the
@@ -101,7 +101,7 @@ func TestChaos(t *testing.T) {
 // ended), and returns the agent's next seq.
 func waitProgress(t *testing.T, c *chaos.Chain, past uint64) {
 	t.Helper()
-	e2e.Eventually(t, 2*time.Minute, fmt.Sprintf("the agent to commit past seq %d", past), func() error {
+	testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("the agent to commit past seq %d", past), func() error {
 		if c.Ended() {
 			return nil
 		}
@@ -123,7 +123,7 @@ func waitProgress(t *testing.T, c *chaos.Chain, past uint64) {
 func drain(t *testing.T, c *chaos.Chain, tr truth.Vehicle, obd bool) chaos.OutboxStats {
 	t.Helper()
 	ctx := context.Background()
-	e2e.Eventually(t, 3*time.Minute, "the end of the drive in PostgreSQL", func() error {
+	testenv.Eventually(t, 3*time.Minute, "the end of the drive in PostgreSQL", func() error {
 		if len(tr.Fixes) > 0 {
 			last := tr.Fixes[len(tr.Fixes)-1].Time
 			ps, err := c.API.Positions(ctx, c.Vehicle, last, last.Add(time.Millisecond))
@@ -146,7 +146,7 @@ func drain(t *testing.T, c *chaos.Chain, tr truth.Vehicle, obd bool) chaos.Outbo
 		return nil
 	}, c.Agent, c.Cloud)
 	var st chaos.OutboxStats
-	e2e.Eventually(t, 3*time.Minute, "the outbox to drain", func() error {
+	testenv.Eventually(t, 3*time.Minute, "the outbox to drain", func() error {
 		var err error
 		if st, err = c.Outbox(); err != nil {
 			return err
@@ -219,7 +219,7 @@ func account(t *testing.T, c *chaos.Chain) (accounting, edge.OutboxStats) {
 func agentKill(t *testing.T, sz sizes) row {
 	const speed = 20
 	flush := 100 * time.Millisecond
-	b := chaos.StartBroker(t, nil)
+	b := testenv.StartMosquitto(t, chaos.BrokerOptions)
 	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.kills*2+8) * time.Second * speed, FlushInterval: flush})
 	c.StartCloud(b.URL())
 	c.StartSim()
@@ -310,7 +310,7 @@ func agentKill(t *testing.T, sz sizes) row {
 	}
 	f.Close()
 	c.StartAgent(b.URL())
-	e2e.Eventually(t, time.Minute, "the quarantine event in PostgreSQL", func() error {
+	testenv.Eventually(t, time.Minute, "the quarantine event in PostgreSQL", func() error {
 		s, err := c.QueryStored(ctx)
 		if err != nil {
 			return err
@@ -332,7 +332,7 @@ func agentKill(t *testing.T, sz sizes) row {
 // simulator streams GPS and OBD; every second restart is a SIGKILL.
 func brokerRestart(t *testing.T, sz sizes) row {
 	const speed = 20
-	b := chaos.StartBroker(t, nil)
+	b := testenv.StartMosquitto(t, chaos.BrokerOptions)
 	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: (time.Duration(sz.restarts)*sz.restartEvery + 10*time.Second) * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
@@ -342,7 +342,7 @@ func brokerRestart(t *testing.T, sz sizes) row {
 	last := 0
 	began := time.Now()
 	for restarts < sz.restarts && !c.Ended() {
-		e2e.Eventually(t, 2*time.Minute, "records stored since the last restart", func() error {
+		testenv.Eventually(t, 2*time.Minute, "records stored since the last restart", func() error {
 			s, err := c.QueryStored(ctx)
 			if err != nil {
 				return err
@@ -399,18 +399,22 @@ func exact(t *testing.T, c *chaos.Chain, name, faults, note string) row {
 // the PUBACK or the cloud's ack can come back.
 func connectionCut(t *testing.T, sz sizes) row {
 	const speed = 20
-	b := chaos.StartBroker(t, nil)
+	b := testenv.StartMosquitto(t, chaos.BrokerOptions)
 	rng := rand.New(rand.NewPCG(7, uint64(sz.cuts)))
-	var p *chaos.Proxy
-	p = chaos.StartProxy(t, b.Addr(), "/up/batch", func() bool { return p.Cuts() < sz.cuts && rng.IntN(3) != 0 })
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true})
+	var p *testenv.Proxy
+	var c *chaos.Chain // set before the agent connects through p
+	p = testenv.StartProxy(t, b.Addr(), testenv.ProxyOptions{CutAfterPublish: func(topic string) bool {
+		batch := strings.HasSuffix(topic, "/up/batch") || topic == c.NS+"/"+c.Vehicle // protocol version 1 or 2
+		return batch && p.Cuts() < sz.cuts && rng.IntN(3) != 0
+	}})
+	c = chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(p.URL())
 	ctx := context.Background()
 	began := time.Now()
 	var before map[string]uint32
-	e2e.Eventually(t, 20*time.Minute, fmt.Sprintf("%d cuts", sz.cuts), func() error {
+	testenv.Eventually(t, 20*time.Minute, fmt.Sprintf("%d cuts", sz.cuts), func() error {
 		if before == nil && p.Cuts() >= sz.cuts/2 {
 			var err error
 			if before, err = rowVersions(ctx, c); err != nil {
@@ -483,7 +487,7 @@ func rowVersions(ctx context.Context, c *chaos.Chain) (map[string]uint32, error)
 func outboxCap(t *testing.T, sz sizes) row {
 	const speed, rate = 100, 10
 	const maxBytes = 1 << 20
-	b := chaos.NewBroker(t, nil) // not started: the cloud is unreachable
+	b := testenv.NewMosquitto(t, chaos.BrokerOptions) // not started: the cloud is unreachable
 	fill := time.Duration(sz.capDrops/500+20) * time.Second
 	c := chaos.NewChain(t, chaos.Options{Speed: speed, Rate: rate, Duration: fill * speed, OBD: true, MaxBytes: "1MiB"})
 	c.StartSim()
@@ -494,7 +498,7 @@ func outboxCap(t *testing.T, sz sizes) row {
 	// The whole drive happens while the cloud is away, so that every drop
 	// happens before anything is sent: then the records missing from
 	// PostgreSQL must be exactly the dropped ones.
-	e2e.Eventually(t, 10*time.Minute, "the end of the drive, the cloud away", func() error {
+	testenv.Eventually(t, 10*time.Minute, "the end of the drive, the cloud away", func() error {
 		var err error
 		if st, err = c.Outbox(); err != nil {
 			return err
@@ -510,7 +514,7 @@ func outboxCap(t *testing.T, sz sizes) row {
 	}, c.Agent, c.Sim)
 	tr := c.WaitTruthEnd(time.Minute)
 	// The last epoch may still be on its way into the outbox.
-	e2e.Eventually(t, time.Minute, "every emitted record committed", func() error {
+	testenv.Eventually(t, time.Minute, "every emitted record committed", func() error {
 		var err error
 		if st, err = c.Outbox(); err != nil {
 			return err
@@ -539,7 +543,7 @@ func outboxCap(t *testing.T, sz sizes) row {
 	b.Start()
 	c.StartCloud(b.URL())
 	c.StartAgent(b.URL())
-	e2e.Eventually(t, 30*time.Second, "the restarted agent", func() error {
+	testenv.Eventually(t, 30*time.Second, "the restarted agent", func() error {
 		s, err := c.Outbox()
 		if err == nil && s.Dropped < before.Dropped {
 			t.Fatalf("dropped %d after a restart, %d before", s.Dropped, before.Dropped)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/deploy/chaos"
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 type device struct {
@@ -54,7 +54,7 @@ func post(ctx context.Context, api cloudapi.Client, path, body string) (int, []b
 // posted to the API reach the agent and their results come back; a killed
 // agent's last will marks it offline and a restart online again.
 func TestDeviceHealthAndCommands(t *testing.T) {
-	b := chaos.StartBroker(t, nil)
+	b := testenv.StartMosquitto(t, chaos.BrokerOptions)
 	c := chaos.NewChain(t, chaos.Options{Speed: 20, Duration: 40 * time.Minute, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
@@ -63,7 +63,7 @@ func TestDeviceHealthAndCommands(t *testing.T) {
 	health := func(cond func(device) error) device {
 		t.Helper()
 		var d device
-		e2e.Eventually(t, time.Minute, "device health in the API", func() error {
+		testenv.Eventually(t, time.Minute, "device health in the API", func() error {
 			var v struct {
 				Device *device `json:"device"`
 			}
@@ -101,7 +101,7 @@ func TestDeviceHealthAndCommands(t *testing.T) {
 		if err := json.Unmarshal(out, &cmd); err != nil || cmd.Status != "sent" {
 			t.Fatalf("POST command answer %s: %v", out, err)
 		}
-		e2e.Eventually(t, time.Minute, "the result of "+body, func() error {
+		testenv.Eventually(t, time.Minute, "the result of "+body, func() error {
 			if err := c.API.Get(ctx, "/api/v1/vehicles/"+c.Vehicle+"/commands/"+cmd.ID, &cmd); err != nil {
 				return err
 			}

@@ -29,7 +29,7 @@ func TestAgentThroughProductionBroker(t *testing.T) {
 	dir := t.TempDir()
 	redisURL, redisPrefix := testenv.Redis(t)
 	port := testenv.FreePort(t)
-	server := e2e.Start(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
+	server := testenv.StartProcess(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
 		"DATABASE_URL=" + testenv.Postgres(t), "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + redisPrefix,
 		"MQTT_URL=" + b.backendURL(), "MQTT_NAMESPACE=fleet/v1", "MQTT_CLIENT_ID=fleetgate-cloud-" + testenv.ID(),
 		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port),
@@ -40,11 +40,11 @@ func TestAgentThroughProductionBroker(t *testing.T) {
 
 	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	links, truthPath := filepath.Join(dir, "dev"), filepath.Join(dir, "truth.jsonl")
-	sim := e2e.Start(t, dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
+	sim := testenv.StartProcess(t, dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
 		"--vehicles", "1", "--id-prefix", prefix, "--speed", "20", "--start", start.Format(time.RFC3339),
 		"--duration", "40s", "--truth", truthPath, "--link-dir", links, "--seed", "3")
 	gpsLink := filepath.Join(links, vehicle+"-gps")
-	e2e.Eventually(t, 20*time.Second, gpsLink, func() error { _, err := os.Stat(gpsLink); return err }, sim)
+	testenv.Eventually(t, 20*time.Second, gpsLink, func() error { _, err := os.Stat(gpsLink); return err }, sim)
 
 	crt, key := b.vehicleCert(vehicle)
 	cfg := filepath.Join(dir, "agent.yaml")
@@ -65,10 +65,10 @@ uplink:
 http:
   listen: ""
 `, vehicle, filepath.Join(dir, "data"), gpsLink, b.tlsPort, filepath.Join(b.certs, "ca.crt"), crt, key))
-	agent := e2e.Start(t, dir, "edge-agent", filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
+	agent := testenv.StartProcess(t, dir, "edge-agent", filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
 
 	var tr truth.Vehicle
-	e2e.Eventually(t, 60*time.Second, "the end of the drive", func() error {
+	testenv.Eventually(t, 60*time.Second, "the end of the drive", func() error {
 		lines, err := truth.ReadFile(truthPath)
 		if err != nil {
 			return err
@@ -82,7 +82,7 @@ http:
 		t.Fatalf("the simulator emitted only %d fixes", len(tr.Fixes))
 	}
 	var d truth.Diff
-	e2e.Eventually(t, 60*time.Second, "every fix in the API", func() error {
+	testenv.Eventually(t, 60*time.Second, "every fix in the API", func() error {
 		ps, err := api.Positions(ctx, vehicle, start.Add(-time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ http:
 			Online bool `json:"online"`
 		} `json:"device"`
 	}
-	e2e.Eventually(t, 30*time.Second, "the agent's status in the API", func() error {
+	testenv.Eventually(t, 30*time.Second, "the agent's status in the API", func() error {
 		if err := api.Get(ctx, "/api/v1/vehicles/"+vehicle, &v); err != nil {
 			return err
 		}

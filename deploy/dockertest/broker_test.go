@@ -4,10 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,7 +14,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -31,7 +28,7 @@ type broker struct {
 	tlsPort       int    // the production 8883 listener
 	backendPort   int    // the production 1883 listener (internal network)
 	cloudPassword string
-	conf          string // the generated configuration
+	dir           string // the test directory: certificates, password file, data
 }
 
 // makeCerts runs deploy/certs/make-certs.sh -o dir with args.
@@ -62,37 +59,6 @@ func rewrite(t *testing.T, template string, rules []rewriteRule) string {
 type rewriteRule struct {
 	old, new string
 	times    int
-}
-
-// runAsMe keeps mosquitto from dropping to the "mosquitto" user when the test
-// runs as root: that user could not read the test's temporary files.
-func runAsMe(t *testing.T) string {
-	t.Helper()
-	if os.Getuid() != 0 {
-		return ""
-	}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "\nuser " + u.Username + "\n"
-}
-
-// startMosquitto runs the broker (bin with args) and waits until every port
-// accepts connections.
-func startMosquitto(t *testing.T, dir string, env []string, bin string, args []string, ports ...int) {
-	t.Helper()
-	p := e2e.Start(t, dir, "mosquitto", bin, env, args...)
-	e2e.Eventually(t, 10*time.Second, "mosquitto listening", func() error {
-		for _, port := range ports {
-			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-			if err != nil {
-				return err
-			}
-			c.Close()
-		}
-		return nil
-	}, p)
 }
 
 // brokerOptions say what startProductionBroker makes and changes.
@@ -154,23 +120,25 @@ func startProductionBroker(t *testing.T, o brokerOptions) *broker {
 		{"/mosquitto/run/passwd", passwd, 1},
 		{"/mosquitto/config/acl", acl, 1},
 		{"/mosquitto/data/", filepath.Join(dir, "data") + "/", 1},
-	}) + runAsMe(t)
+	})
 	for _, line := range strings.Split(conf, "\n") {
 		if !strings.HasPrefix(line, "#") && strings.Contains(line, " /mosquitto/") {
 			t.Fatalf("the generated configuration still names a container path: %q", line)
 		}
 	}
-	b.conf = filepath.Join(dir, "mosquitto.conf")
-	writeFile(t, b.conf, conf)
+	b.dir = dir
 	// Start it as docker-compose.prod.yml does: its entrypoint makes the
 	// password file from MQTT_CLOUD_PASSWORD, then execs mosquitto.
 	svc := prodService(t, "mosquitto")
 	script := rewrite(t, strings.Join(svc.Command, "\n"), []rewriteRule{
 		{"/mosquitto/run/passwd", passwd, 1},
-		{"mosquitto -c /mosquitto/config/mosquitto.conf", "mosquitto -c " + b.conf, 1},
+		{"mosquitto -c /mosquitto/config/mosquitto.conf", "mosquitto -c {conf}", 1},
 	})
-	args := append(append([]string(nil), svc.Entrypoint[1:]...), script)
-	startMosquitto(t, dir, []string{"MQTT_CLOUD_PASSWORD=" + b.cloudPassword}, svc.Entrypoint[0], args, b.tlsPort, b.backendPort)
+	testenv.StartMosquitto(t, testenv.MosquittoOptions{
+		Config: conf, Ports: []int{b.tlsPort, b.backendPort},
+		Command: append(append([]string(nil), svc.Entrypoint...), script),
+		Env:     []string{"MQTT_CLOUD_PASSWORD=" + b.cloudPassword},
+	})
 	return b
 }
 
@@ -438,7 +406,7 @@ func TestBrokerRefusesStrangers(t *testing.T) {
 	makeCerts(t, other, "ca")
 	makeCerts(t, other, "vehicle", a) // same name, foreign CA
 	tlsURL := fmt.Sprintf("ssl://127.0.0.1:%d", b.tlsPort)
-	revokedDir := filepath.Dir(b.conf)
+	revokedDir := b.dir
 
 	for _, tc := range []struct {
 		name string

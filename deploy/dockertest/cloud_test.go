@@ -40,7 +40,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 		t.Fatalf("cloud-server check through the backend listener: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
-	server := e2e.Start(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), env, "run")
+	server := testenv.StartProcess(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), env, "run")
 	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
 	e2e.WaitReady(t, 60*time.Second, api, server)

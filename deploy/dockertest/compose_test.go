@@ -728,9 +728,8 @@ func TestComposeBrokerHealthchecks(t *testing.T) {
 		conf := rewrite(t, repoFile(t, "deploy/mosquitto/mosquitto.dev.conf"), []rewriteRule{
 			{"\nlistener 1883\n", fmt.Sprintf("\nlistener %d 127.0.0.1\n", port), 1},
 			{"/mosquitto/data/", dir + "/", 1},
-		}) + runAsMe(t)
-		writeFile(t, filepath.Join(dir, "mosquitto.conf"), conf)
-		startMosquitto(t, dir, nil, "mosquitto", []string{"-c", filepath.Join(dir, "mosquitto.conf")}, port)
+		})
+		testenv.StartMosquitto(t, testenv.MosquittoOptions{Config: conf, Ports: []int{port}})
 		p, err := loadCompose(moduleRoot(t), "docker-compose.yml", nil)
 		if err != nil {
 			t.Fatal(err)

@@ -26,9 +26,9 @@ type Chain struct {
 	Bin      string
 	DB       string // the test's PostgreSQL database
 	API      cloudapi.Client
-	Cloud    *e2e.Proc
-	Sim      *e2e.Proc
-	Agents   map[string]*e2e.Proc
+	Cloud    *testenv.Proc
+	Sim      *testenv.Proc
+	Agents   map[string]*testenv.Proc
 	Vehicles []string
 	Truth    string
 	Start    time.Time
@@ -48,7 +48,7 @@ type ChainOptions struct {
 // prefix) and Mosquitto (a private topic namespace).
 func StartChain(t *testing.T, o ChainOptions) *Chain {
 	t.Helper()
-	c := &Chain{Dir: t.TempDir(), Bin: testenv.Binaries(t), Agents: map[string]*e2e.Proc{}, Duration: o.Duration}
+	c := &Chain{Dir: t.TempDir(), Bin: testenv.Binaries(t), Agents: map[string]*testenv.Proc{}, Duration: o.Duration}
 	dbURL := testenv.Postgres(t)
 	c.DB = dbURL
 	redisURL, prefix := testenv.Redis(t)
@@ -56,7 +56,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	port := testenv.FreePort(t)
 	c.API = cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
 
-	c.Cloud = e2e.Start(t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
+	c.Cloud = testenv.StartProcess(t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=debug",
@@ -69,7 +69,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	links := filepath.Join(c.Dir, "dev")
 	c.Truth = filepath.Join(c.Dir, "truth.jsonl")
 	prefixID := "e2e" + testenv.ID() + "-"
-	c.Sim = e2e.Start(t, c.Dir, "firmware-sim", filepath.Join(c.Bin, "firmware-sim"), nil, "run",
+	c.Sim = testenv.StartProcess(t, c.Dir, "firmware-sim", filepath.Join(c.Bin, "firmware-sim"), nil, "run",
 		"--vehicles", strconv.Itoa(o.Vehicles), "--id-prefix", prefixID,
 		"--speed", strconv.Itoa(o.Speed), "--start", c.Start.Format(time.RFC3339),
 		"--duration", o.Duration.String(), "--truth", c.Truth, "--link-dir", links, "--seed", "7")
@@ -79,7 +79,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	for _, v := range c.Vehicles {
 		for _, dev := range []string{"gps", "obd"} {
 			link := filepath.Join(links, v+"-"+dev)
-			e2e.Eventually(t, 20*time.Second, link, func() error { _, err := os.Stat(link); return err }, c.Sim)
+			testenv.Eventually(t, 20*time.Second, link, func() error { _, err := os.Stat(link); return err }, c.Sim)
 		}
 	}
 	for _, v := range c.Vehicles {
@@ -110,7 +110,7 @@ log:
   level: debug
 `, v, filepath.Join(c.Dir, v+"-data"), filepath.Join(links, v+"-gps"), filepath.Join(links, v+"-obd"),
 			pids, mqttURL, ns, v))
-		c.Agents[v] = e2e.Start(t, c.Dir, "edge-agent-"+v, filepath.Join(c.Bin, "edge-agent"), nil, "run", "--config", cfg)
+		c.Agents[v] = testenv.StartProcess(t, c.Dir, "edge-agent-"+v, filepath.Join(c.Bin, "edge-agent"), nil, "run", "--config", cfg)
 	}
 	return c
 }
@@ -120,11 +120,11 @@ log:
 func (c *Chain) WaitTruthEnd(t *testing.T, within time.Duration) map[string]truth.Vehicle {
 	t.Helper()
 	var tr map[string]truth.Vehicle
-	procs := []*e2e.Proc{c.Sim, c.Cloud}
+	procs := []*testenv.Proc{c.Sim, c.Cloud}
 	for _, a := range c.Agents {
 		procs = append(procs, a)
 	}
-	e2e.Eventually(t, within, "the simulator's end of drive", func() error {
+	testenv.Eventually(t, within, "the simulator's end of drive", func() error {
 		lines, err := truth.ReadFile(c.Truth)
 		if err != nil {
 			return err
@@ -167,7 +167,7 @@ func TestChain(t *testing.T) {
 			t.Fatalf("%s: the simulator emitted only %d fixes and %d OBD samples", v, len(fixes), len(samples))
 		}
 		var fd, od truth.Diff
-		e2e.Eventually(t, 60*time.Second, v+" data in the API", func() error {
+		testenv.Eventually(t, 60*time.Second, v+" data in the API", func() error {
 			ps, err := c.API.Positions(ctx, v, from, to)
 			if err != nil {
 				return err
@@ -220,7 +220,7 @@ func TestChain(t *testing.T) {
 			t.Errorf("%s exited with %v on SIGTERM", name, err)
 		}
 	}
-	for _, p := range []*e2e.Proc{c.Sim, c.Cloud} {
+	for _, p := range []*testenv.Proc{c.Sim, c.Cloud} {
 		if err := p.Stop(t); err != nil {
 			t.Errorf("%s exited with %v on SIGTERM", p.Name, err)
 		}

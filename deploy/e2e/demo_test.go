@@ -82,29 +82,26 @@ func TestDemo(t *testing.T) {
 			} `json:"position"`
 		} `json:"vehicles"`
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testenv.Eventually(t, 2*time.Minute, "3 vehicles with a position at /api/v1/vehicles", func() error {
 		select {
 		case err := <-exited:
 			t.Fatalf("the demo exited before its vehicles appeared: %v", err)
 		default:
 		}
+		if err := api.Get(context.Background(), "/api/v1/vehicles", &list); err != nil {
+			return err
+		}
 		n := 0
-		if err := api.Get(context.Background(), "/api/v1/vehicles", &list); err == nil {
-			for _, v := range list.Vehicles {
-				if strings.HasPrefix(v.ID, idPrefix) && v.Position != nil {
-					n++
-				}
+		for _, v := range list.Vehicles {
+			if strings.HasPrefix(v.ID, idPrefix) && v.Position != nil {
+				n++
 			}
 		}
-		if n == 3 {
-			break
+		if n != 3 {
+			return fmt.Errorf("%d of 3: %+v", n, list.Vehicles)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 vehicles with a position at /api/v1/vehicles: %+v", n, list.Vehicles)
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return nil
+	})
 	if s := out.String(); !strings.Contains(s, fmt.Sprintf("curl localhost:%d/api/v1/vehicles", port)) {
 		t.Errorf("the demo does not print the API URL:\n%s", s)
 	}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/firmware-sim/elm327"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
@@ -80,10 +79,10 @@ func TestOBDProbeAgainstSimulator(t *testing.T) {
 	dir := t.TempDir()
 	links := filepath.Join(dir, "dev")
 	truthPath := filepath.Join(dir, "truth.jsonl")
-	sim := e2e.Start(t, dir, "firmware-sim", filepath.Join(testenv.Binaries(t), "firmware-sim"), nil, "run",
+	sim := testenv.StartProcess(t, dir, "firmware-sim", filepath.Join(testenv.Binaries(t), "firmware-sim"), nil, "run",
 		"--id-prefix", "probe"+testenv.ID()+"-", "--speed", "5", "--seed", "3", "--truth", truthPath, "--link-dir", links)
 	var port string
-	e2e.Eventually(t, 20*time.Second, "the obd link", func() error {
+	testenv.Eventually(t, 20*time.Second, "the obd link", func() error {
 		m, err := filepath.Glob(filepath.Join(links, "*-obd"))
 		if err != nil || len(m) == 0 {
 			return fmt.Errorf("no link yet (%v)", err)
@@ -108,7 +107,7 @@ func TestOBDProbeAgainstSimulator(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("values for %d PIDs, want %d: %+v", len(got), len(want), r.Samples)
 	}
-	e2e.Eventually(t, 10*time.Second, "the probe's values in the ground truth", func() error {
+	testenv.Eventually(t, 10*time.Second, "the probe's values in the ground truth", func() error {
 		lines, err := truth.ReadFile(truthPath)
 		if err != nil {
 			return err

@@ -26,9 +26,9 @@ import (
 type scenarioChain struct {
 	dir      string
 	api      cloudapi.Client
-	cloud    *e2e.Proc
-	sim      *e2e.Proc
-	agents   map[string]*e2e.Proc
+	cloud    *testenv.Proc
+	sim      *testenv.Proc
+	agents   map[string]*testenv.Proc
 	vehicles []string
 	truth    string
 	start    time.Time
@@ -38,14 +38,14 @@ type scenarioChain struct {
 // id prefix, a private namespace and database, the given speed and start.
 func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed int, start time.Time) *scenarioChain {
 	t.Helper()
-	c := &scenarioChain{dir: t.TempDir(), agents: map[string]*e2e.Proc{}, start: start}
+	c := &scenarioChain{dir: t.TempDir(), agents: map[string]*testenv.Proc{}, start: start}
 	bin := testenv.Binaries(t)
 	dbURL := testenv.Postgres(t)
 	redisURL, prefix := testenv.Redis(t)
 	mqttURL, ns := testenv.MQTT(t)
 	port := testenv.FreePort(t)
 	c.api = cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
-	c.cloud = e2e.Start(t, c.dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
+	c.cloud = testenv.StartProcess(t, c.dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
@@ -55,12 +55,12 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 	idPrefix := "sim" + testenv.ID() + "-"
 	links := filepath.Join(c.dir, "dev")
 	c.truth = filepath.Join(c.dir, "truth.jsonl")
-	c.sim = e2e.Start(t, c.dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
+	c.sim = testenv.StartProcess(t, c.dir, "firmware-sim", filepath.Join(bin, "firmware-sim"), nil, "run",
 		"--scenario", scenario, "--id-prefix", idPrefix, "--speed", strconv.Itoa(speed), "--start", start.Format(time.RFC3339),
 		"--truth", c.truth, "--link-dir", links, "--uplink-proxy", mqttURL)
 	proxies := map[string]string{}
 	proxyLine := regexp.MustCompile(`^(\S+) uplink (tcp://\S+) -> `)
-	e2e.Eventually(t, 30*time.Second, "the simulator's ports and proxies", func() error {
+	testenv.Eventually(t, 30*time.Second, "the simulator's ports and proxies", func() error {
 		f, err := os.Open(c.sim.Log)
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 			t.Fatal(err)
 		}
 		writeFile(t, cfg, string(yml))
-		c.agents[id] = e2e.Start(t, c.dir, "edge-agent-"+id, filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
+		c.agents[id] = testenv.StartProcess(t, c.dir, "edge-agent-"+id, filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
 	}
 	return c
 }
@@ -105,12 +105,12 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 // waitEnd waits for the end line of every vehicle and returns the truth.
 func (c *scenarioChain) waitEnd(t *testing.T, within time.Duration) []truth.Line {
 	t.Helper()
-	procs := []*e2e.Proc{c.sim, c.cloud}
+	procs := []*testenv.Proc{c.sim, c.cloud}
 	for _, a := range c.agents {
 		procs = append(procs, a)
 	}
 	var lines []truth.Line
-	e2e.Eventually(t, within, "the end of every drive", func() error {
+	testenv.Eventually(t, within, "the end of every drive", func() error {
 		f, err := os.Open(c.truth)
 		if err != nil {
 			return err
@@ -162,7 +162,7 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 		}
 		var fd, od truth.Diff
 		var stored []cloudapi.Position
-		e2e.Eventually(t, 90*time.Second, v+" data in the API", func() error {
+		testenv.Eventually(t, 90*time.Second, v+" data in the API", func() error {
 			ps, err := c.api.Positions(ctx, v, from, to)
 			if err != nil {
 				return err
@@ -217,7 +217,7 @@ func (c *scenarioChain) checkUplinkCut(t *testing.T, vehicle string) {
 		}
 		return false
 	}
-	e2e.Eventually(t, 120*time.Second, "uplink_down in the truth", func() error {
+	testenv.Eventually(t, 120*time.Second, "uplink_down in the truth", func() error {
 		if !phase("begin") {
 			return fmt.Errorf("not yet")
 		}
@@ -231,7 +231,7 @@ func (c *scenarioChain) checkUplinkCut(t *testing.T, vehicle string) {
 		return len(ps)
 	}
 	last, changed := stored(), time.Now()
-	e2e.Eventually(t, 60*time.Second, "positions to stop arriving while the uplink is down", func() error {
+	testenv.Eventually(t, 60*time.Second, "positions to stop arriving while the uplink is down", func() error {
 		if phase("end") {
 			t.Fatal("the outage ended before the positions stopped arriving for a second")
 		}
@@ -255,7 +255,7 @@ func (c *scenarioChain) stop(t *testing.T) {
 			t.Errorf("%s exited with %v on SIGTERM", name, err)
 		}
 	}
-	for _, p := range []*e2e.Proc{c.sim, c.cloud} {
+	for _, p := range []*testenv.Proc{c.sim, c.cloud} {
 		if err := p.Stop(t); err != nil {
 			t.Errorf("%s exited with %v on SIGTERM", p.Name, err)
 		}

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetgate/fleetgate/deploy/chaos"
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
 	"github.com/fleetgate/fleetgate/edge/uplink"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -53,7 +53,7 @@ func certs(t *testing.T, dir string) (ca, serverCert, serverKey, clientCert, cli
 // without one it cannot connect.
 func TestTLSClientCertificate(t *testing.T) {
 	ca, sc, sk, cc, ck := certs(t, t.TempDir())
-	b := chaos.StartBroker(t, &chaos.BrokerTLS{CA: ca, Cert: sc, Key: sk})
+	b := testenv.StartMosquitto(t, testenv.MosquittoOptions{Persistence: true, TLS: &testenv.MosquittoTLS{CA: ca, Cert: sc, Key: sk}})
 	pem, err := os.ReadFile(ca)
 	if err != nil {
 		t.Fatal(err)

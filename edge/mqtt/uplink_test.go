@@ -3,10 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -262,67 +259,21 @@ func TestVersion2(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to the broker until cut closes them all,
-// as a cellular link that drops would.
-type proxy struct {
-	l     net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{l: l}
-	t.Cleanup(func() { l.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, b)
-			p.mu.Unlock()
-			go func() { io.Copy(b, c); b.Close() }()
-			go func() { io.Copy(c, b); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // TestLastWillAndResendAfterReconnect: a cut connection gives the offline
 // will; the agent reconnects by itself, says it is online and sends the
 // unacked record again without waiting for the ack timeout.
 func TestLastWillAndResendAfterReconnect(t *testing.T) {
 	f := newFixture(t)
-	p := newProxy(t, testenv.MQTTAddr)
+	p := testenv.StartProxy(t, testenv.MQTTAddr, testenv.ProxyOptions{})
 	f.append(edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000, LatE7: 1, LonE7: 2}))
-	f.start(mqtt.Config{URL: "tcp://" + p.l.Addr().String()}, uplink.Config{AckTimeout: time.Hour})
+	f.start(mqtt.Config{URL: p.URL()}, uplink.Config{AckTimeout: time.Hour})
 	if s := f.nextStatus(); !s.GetOnline() {
 		t.Fatalf("status %v, want online", s)
 	}
 	if b := f.nextBatch(); seqs(b)[0] != (telemetry.SeqRange{First: 1, Last: 1}) {
 		t.Fatalf("batch %v", seqs(b))
 	}
-	p.cut() // the broker sees the connection die without a DISCONNECT
+	p.Cut() // the broker sees the connection die without a DISCONNECT
 	if s := f.nextStatus(); s.GetOnline() || s.GetVehicleId() != f.vehicle {
 		t.Fatalf("after the cut: status %v, want the offline last will", s)
 	}

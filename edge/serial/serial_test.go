@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 // parseTests are device URLs, the rate each opens at and whether Parse
@@ -105,16 +106,18 @@ func TestSetBaud(t *testing.T) {
 	if _, err := master.Write([]byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	// Let the line discipline take the bytes before they are flushed; a
-	// short wait is all a pty offers here (no event says they arrived).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// The line discipline must hold the junk before SetBaud flushes it: no
+	// event says the bytes arrived, so poll the input queue's length.
+	testenv.Eventually(t, 30*time.Second, "the junk bytes in the pty's input queue", func() error {
 		n, err := unix.IoctlGetInt(int(slave.Fd()), unix.TIOCINQ)
-		if err != nil || n >= 7 || time.Now().After(deadline) {
-			break
+		if err != nil {
+			return fmt.Errorf("TIOCINQ: %w", err)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		if n < 7 {
+			return fmt.Errorf("%d of 7 bytes queued", n)
+		}
+		return nil
+	})
 	if err := setter.SetBaud(115200); err != nil {
 		t.Fatal(err)
 	}

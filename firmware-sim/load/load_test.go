@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +13,8 @@ import (
 	"time"
 
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
-	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/load"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -60,27 +61,25 @@ func subscribe(t *testing.T, url string, ns telemetry.Namespace) *subscriber {
 		}
 	}()
 	// Publish probes until one comes back: then the subscription is in place.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if err := exec.Command("mosquitto_pub", "-h", host, "-p", port, "-t", string(ns)+"/probe", "-m", "x").Run(); err != nil {
-			t.Fatal(err)
+	testenv.Eventually(t, time.Minute, "mosquitto_sub subscribed", func() error {
+		if out, err := exec.Command("mosquitto_pub", "-h", host, "-p", port, "-t", string(ns)+"/probe", "-m", "x").CombinedOutput(); err != nil {
+			return fmt.Errorf("mosquitto_pub: %v: %s", err, out)
 		}
 		select {
 		case <-probed:
-			return s
+			return nil
 		case <-time.After(200 * time.Millisecond):
+			return errors.New("no probe came back")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("mosquitto_sub did not subscribe within 20 s")
-		}
-	}
+	})
+	return s
 }
 
 // Load mode publishes what the agent would: batches of positions and OBD
 // samples in the agent's encoding, on each vehicle's own topic, with
 // consecutive sequence numbers per stream.
 func TestLoadPublishesAsAgents(t *testing.T) {
-	url := simtest.Mosquitto(t)
+	url := testenv.StartMosquitto(t, testenv.MosquittoOptions{}).URL()
 	ns := telemetry.Namespace("t" + fmt.Sprint(os.Getpid()) + "/fleet/v1")
 	sub := subscribe(t, url, ns)
 	route, _ := firmwaresim.RouteByName("monaco-harbour")
@@ -150,7 +149,7 @@ func TestLoadPublishesAsAgents(t *testing.T) {
 // virtual vehicles at 1 Hz for a minute using under one core").
 func BenchmarkLoad(b *testing.B) {
 	const d = time.Minute
-	url := simtest.Mosquitto(b)
+	url := testenv.StartMosquitto(b, testenv.MosquittoOptions{}).URL()
 	route, _ := firmwaresim.RouteByName("monaco-loop")
 	for b.Loop() {
 		// The broker alone (no cloud to acknowledge): the window never closes.

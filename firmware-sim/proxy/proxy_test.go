@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/proxy"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 func dial(t *testing.T, p *proxy.Proxy) net.Conn {
@@ -45,7 +45,7 @@ func closed(c net.Conn) bool {
 }
 
 func TestProxyCutsAndRestores(t *testing.T) {
-	p, err := proxy.Listen("127.0.0.1:0", simtest.EchoServer(t))
+	p, err := proxy.Listen("127.0.0.1:0", testenv.EchoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
 	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/transport"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 // helperEnv makes the test binary act as a client that opens a port the way
@@ -104,7 +105,7 @@ func TestPTYClearsExclusiveAfterClientCloses(t *testing.T) {
 		if out, err := run(p.Link()); err != nil {
 			t.Fatalf("open %d as nobody: %v: %s", i+1, err, out)
 		}
-		waitFor(t, "the exclusive flag cleared", func() bool { return !exclusive(t, p.Addr()) })
+		testenv.Eventually(t, 10*time.Second, "the exclusive flag cleared", func() error { return testenv.True(!exclusive(t, p.Addr())) })
 	}
 	// After a replug too: the new terminal is watched as well.
 	if err := p.Unplug(); err != nil {
@@ -117,19 +118,7 @@ func TestPTYClearsExclusiveAfterClientCloses(t *testing.T) {
 		if out, err := run(p.Link()); err != nil {
 			t.Fatalf("open %d after replug as nobody: %v: %s", i+1, err, out)
 		}
-		waitFor(t, "the exclusive flag cleared", func() bool { return !exclusive(t, p.Addr()) })
-	}
-}
-
-// waitFor polls cond until it holds; the deadline only guards against a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+		testenv.Eventually(t, 10*time.Second, "the exclusive flag cleared", func() error { return testenv.True(!exclusive(t, p.Addr())) })
 	}
 }
 

@@ -1,7 +1,12 @@
-// Package testenv gives tests their own isolated piece of the real services on
-// this machine (DESIGN.md §11): a fresh PostgreSQL database, a Redis key prefix,
-// an MQTT topic namespace, free ports, and the repository's binaries built once.
-// A service that is not running fails the test with the command that starts it;
+// Package testenv is the repository's test support, in one place. It gives
+// tests their own isolated piece of the real services on this machine (a fresh
+// PostgreSQL database, a Redis key prefix, an MQTT topic namespace, free
+// ports), starts what a test may break on purpose (a private Mosquitto it can
+// kill and restart, a TCP proxy that cuts connections at chosen moments),
+// starts programs with their logs kept for failures, waits for conditions
+// (Eventually), and builds the repository's binaries once per test process,
+// removing them afterwards (Main). A shared service that is not running fails
+// the test with the command that starts it (deploy/setup.sh starts them all);
 // nothing here skips.
 package testenv
 
@@ -12,10 +17,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +31,8 @@ var (
 	MQTTAddr      = env("FLEETGATE_TEST_MQTT", "127.0.0.1:1883")
 )
 
-// StartCommands says how to start each shared service (DESIGN.md §11).
+// StartCommands says how to start each shared service by hand;
+// deploy/setup.sh runs the same commands for every service that is down.
 var StartCommands = map[string]string{
 	"PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
 	"Redis":      `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`,
@@ -142,49 +144,4 @@ func FreePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// Binaries builds edge-agent, cloud-server and firmware-sim once per test
-// process (with -race when the test binary has it) and returns the directory
-// that holds them.
-func Binaries(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "fleetgate-bin-")
-		if buildErr != nil {
-			return
-		}
-		args := []string{"build"}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "-o", buildDir+string(filepath.Separator),
-			"./edge/cmd/edge-agent", "./cloud/cmd/cloud-server", "./firmware-sim/cmd/firmware-sim")
-		cmd := exec.Command("go", args...)
-		cmd.Dir = ModuleRoot(t)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildDir
-}
-
-// ModuleRoot returns the repository root (the directory of go.mod).
-func ModuleRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
 }

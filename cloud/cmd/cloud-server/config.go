@@ -9,14 +9,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
 // Config is cloud-server's configuration, read from the environment
-// (CONTRACTS.md); every variable has a default.
+// (cloud/README.md lists the variables); every variable has a default.
 type Config struct {
 	DatabaseURL    string // DATABASE_URL
 	RedisURL       string // REDIS_URL
@@ -29,6 +32,10 @@ type Config struct {
 	ListenAddr     string // LISTEN_ADDR
 	LogLevel       string // LOG_LEVEL
 	LogFormat      string // LOG_FORMAT
+	// MaxClockAhead (INGEST_MAX_CLOCK_AHEAD) and StepBackAfter
+	// (INGEST_STEP_BACK_AFTER) are durations ("5m", "5s"); see ingest.Pipeline.
+	MaxClockAhead string
+	StepBackAfter string
 }
 
 // DefaultConfig returns the documented defaults. The MQTT client id is
@@ -53,6 +60,8 @@ func DefaultConfig() Config {
 		ListenAddr:     ":8000",
 		LogLevel:       "info",
 		LogFormat:      "text",
+		MaxClockAhead:  cloud.DefaultMaxClockAhead.String(),
+		StepBackAfter:  ingest.DefaultStepBackAfter.String(),
 	}
 }
 
@@ -69,6 +78,7 @@ func (c *Config) vars() []struct {
 		{"MQTT_URL", &c.MQTTURL}, {"MQTT_NAMESPACE", &c.MQTTNamespace}, {"MQTT_SHARE_GROUP", &c.MQTTShareGroup},
 		{"MQTT_CLIENT_ID", &c.MQTTClientID}, {"OSRM_URL", &c.OSRMURL}, {"LISTEN_ADDR", &c.ListenAddr},
 		{"LOG_LEVEL", &c.LogLevel}, {"LOG_FORMAT", &c.LogFormat},
+		{"INGEST_MAX_CLOCK_AHEAD", &c.MaxClockAhead}, {"INGEST_STEP_BACK_AFTER", &c.StepBackAfter},
 	}
 }
 
@@ -141,7 +151,33 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("LOG_FORMAT %q: want text or json", c.LogFormat)
 	}
+	if _, _, err := c.durations(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// durations returns MaxClockAhead and StepBackAfter parsed, or an error
+// naming the variable.
+func (c *Config) durations() (maxClockAhead, stepBackAfter time.Duration, err error) {
+	for _, d := range []struct {
+		name, value string
+		dst         *time.Duration
+		min         time.Duration
+	}{
+		{"INGEST_MAX_CLOCK_AHEAD", c.MaxClockAhead, &maxClockAhead, 0},
+		{"INGEST_STEP_BACK_AFTER", c.StepBackAfter, &stepBackAfter, 0},
+	} {
+		v, err := time.ParseDuration(d.value)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s %q: want a duration such as 5m or 10s", d.name, d.value)
+		}
+		if v < d.min || v > 24*time.Hour {
+			return 0, 0, fmt.Errorf("%s %q: want 0 to 24h", d.name, d.value)
+		}
+		*d.dst = v
+	}
+	return maxClockAhead, stepBackAfter, nil
 }
 
 func (c *Config) level() (slog.Level, error) {

@@ -19,6 +19,7 @@ func TestDefaults(t *testing.T) {
 		RedisPrefix: "fleetgate:", MQTTURL: "tcp://127.0.0.1:1883", MQTTNamespace: "fleet/v1", MQTTShareGroup: "ingest",
 		MQTTClientID: "fleetgate-cloud-" + host,
 		OSRMURL:      "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
+		MaxClockAhead: "5m0s", StepBackAfter: "5s",
 	}
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -30,7 +31,7 @@ var overrides = map[string]string{
 	"DATABASE_URL": "postgresql://u:p@db:5432/fleet", "REDIS_URL": "rediss://r:6380/2", "REDIS_PREFIX": "x:",
 	"MQTT_URL": "ssl://broker:8883", "MQTT_NAMESPACE": "t1/fleet/v1", "MQTT_SHARE_GROUP": "g",
 	"MQTT_CLIENT_ID": "cloud-1", "OSRM_URL": "https://osrm", "LISTEN_ADDR": "127.0.0.1:9000",
-	"LOG_LEVEL": "debug", "LOG_FORMAT": "json",
+	"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "INGEST_MAX_CLOCK_AHEAD": "1m", "INGEST_STEP_BACK_AFTER": "2s",
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -62,6 +63,9 @@ var badVars = []struct{ name, value, want string }{
 	{"LISTEN_ADDR", ":99999", "LISTEN_ADDR"},
 	{"LOG_LEVEL", "loud", "LOG_LEVEL"},
 	{"LOG_FORMAT", "xml", "LOG_FORMAT"},
+	{"INGEST_MAX_CLOCK_AHEAD", "5", "INGEST_MAX_CLOCK_AHEAD"},
+	{"INGEST_MAX_CLOCK_AHEAD", "-1m", "INGEST_MAX_CLOCK_AHEAD"},
+	{"INGEST_STEP_BACK_AFTER", "48h", "INGEST_STEP_BACK_AFTER"},
 }
 
 func TestValidateNamesTheVariable(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetgate/fleetgate/cloud/httpapi"
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
@@ -137,30 +138,46 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	}
 	defer live.Close()
 
-	in := mqtt.NewIngester(cfg.MQTTURL, cfg.MQTTClientID, db)
-	in.Namespace = telemetry.Namespace(cfg.MQTTNamespace)
-	in.ShareGroup = cfg.MQTTShareGroup
-	in.Live = live
-	in.StatusStore, in.CommandStore = db, db
-	in.Logger = logger.With("component", "ingest")
+	maxAhead, stepBack, _ := cfg.durations() // validated
+	sess := mqtt.NewSession(cfg.MQTTURL, cfg.MQTTClientID)
+	sess.Namespace = telemetry.Namespace(cfg.MQTTNamespace)
+	sess.ShareGroup = cfg.MQTTShareGroup
+	sess.Logger = logger.With("component", "mqtt")
+	pl := ingest.New(db, sess)
+	pl.Namespace = sess.Namespace
+	pl.Live, pl.Flow = live, sess
+	pl.MaxClockAhead, pl.StepBackAfter = maxAhead, stepBack
+	pl.Logger = logger.With("component", "ingest")
+	sess.Deliver = pl.Receive
 
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD = db, db, db
-	api.Statuses, api.Commands, api.Publisher = db, db, in
-	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live}, {Name: "broker", Pinger: in}}
-	api.Metrics = newMetrics(in)
+	api.Statuses, api.Commands, api.Publisher = db, db, sess
+	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live},
+		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
+	m := newMetrics(pl, sess)
+	api.Metrics, api.Observe = m.Handler(), m.Observe
 	api.Logger = logger.With("component", "http")
 
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
-		"filter", in.Filter(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix)
+		"filters", sess.Filters(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix,
+		"max_clock_ahead", maxAhead, "step_back_after", stepBack)
+	if err := sess.Open(ctx); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return in.Run(gctx) })
+	g.Go(func() error {
+		// The session outlives the pipeline's drain: it publishes the
+		// last Acks and acknowledges the last messages.
+		defer sess.Close()
+		return pl.Run(gctx)
+	})
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
 	err := g.Wait()
-	s := in.Stats()
+	s := pl.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,
-		"commits", s.Commits, "dead_letters", s.DeadLetters, "live_failures", s.LiveFailures)
+		"commits", s.Commits, "dead_letters", s.Rows[ingest.KindDeadLetter], "live_failures", s.LiveFailures)
 	return err
 }
 
@@ -170,8 +187,8 @@ type service struct {
 	ping             func(ctx context.Context) error
 }
 
-// startCommands are DESIGN.md §11's commands for the services on a
-// development machine.
+// startCommands are the commands that start the services on a development
+// machine.
 var startCommands = map[string]string{
 	"PostgreSQL":  "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
 	"Redis":       `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`,

@@ -131,20 +131,17 @@ func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
 		}
 	})
 	api := fmt.Sprintf("http://127.0.0.1:%d", port)
-	end := time.Now().Add(60 * time.Second)
-	for {
+	testenv.Eventually(t, time.Minute, "/ready", func() error {
 		resp, err := http.Get(api + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(end) {
-			t.Fatalf("/ready not 200 within 60 s (last: %v)", err)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET /ready: %s", resp.Status)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	hc := exec.Command(bin, "healthcheck")
 	hc.Env = append(os.Environ(), vars...)
 	if out, err := hc.CombinedOutput(); err != nil {
@@ -206,22 +203,21 @@ func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
 
 	// The MQTT ack follows the Ack's PUBACK: poll the metrics for it.
 	var metrics string
-	for end := time.Now().Add(30 * time.Second); !strings.Contains(metrics, "\nfleetgate_ingest_messages_acked_total 1\n"); {
-		if time.Now().After(end) {
-			t.Fatalf("GET /metrics never counted the acked message:\n%s", metrics)
-		}
+	testenv.Eventually(t, 30*time.Second, "the acked message counted at /metrics", func() error {
 		resp, err := http.Get(api + "/metrics")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+			return fmt.Errorf("GET /metrics: %s, %v", resp.Status, err)
 		}
-		metrics = string(b)
-		time.Sleep(20 * time.Millisecond)
-	}
+		if metrics = string(b); !strings.Contains(metrics, "\nfleetgate_ingest_messages_acked_total 1\n") {
+			return fmt.Errorf("not counted yet:\n%s", metrics)
+		}
+		return nil
+	})
 	for _, want := range []string{"fleetgate_ingest_commits_total 1\n", "fleetgate_ingest_records_inserted_total 1\n",
 		"fleetgate_ingest_batch_messages_count 1\n", "fleetgate_ingest_subscribed 1\n", "go_goroutines "} {
 		if !strings.Contains(metrics, want) {

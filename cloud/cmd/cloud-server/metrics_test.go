@@ -8,14 +8,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 )
 
 // TestMetricsAreDocumented: every fleetgate_ metric served is listed in the
 // Metrics section of cloud/README.md, and every one listed there is served.
 func TestMetricsAreDocumented(t *testing.T) {
-	srv := httptest.NewServer(newMetrics(mqtt.NewIngester("tcp://127.0.0.1:1", "id", nil)))
+	m := newMetrics(ingest.New(nil, nil), mqtt.NewSession("tcp://127.0.0.1:1", "id"))
+	m.Observe("GET /health", 200, time.Millisecond)
+	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
 	if err != nil {

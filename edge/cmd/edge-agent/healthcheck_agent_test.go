@@ -74,22 +74,17 @@ http:
 		}
 	})
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, out := check()
-		if code == 0 {
-			break
-		}
+	testenv.Eventually(t, time.Minute, "the healthcheck to pass", func() error {
 		select {
 		case err := <-exited:
 			t.Fatalf("the agent exited early: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthcheck never passed: exit %d: %s", code, out)
+		if code, out := check(); code != 0 {
+			return fmt.Errorf("exit %d: %s", code, out)
 		}
-		time.Sleep(100 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return nil
+	})
 
 	// The daemon runs on one processor when GOMAXPROCS is unset (main.go, oneProc).
 	if got := metric(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort), "go_sched_gomaxprocs_threads"); got != "1" {

@@ -68,8 +68,9 @@ type gpsdTPV struct {
 //     no RMC (Trimble: GGA VTG GST ZDA), where we take VTG's; hence a 0.01 m/s
 //     tolerance instead of the rounding's 0.001.
 //
-// Fixes gpsd reports and we do not are listed in the log; there are none in
-// these recordings.
+// A fix gpsd reports and we do not fails the test, and so does a recording
+// for which either decoder gives no fix: a comparison of nothing proves
+// nothing.
 func TestNMEADecodeMatchesGpsdecode(t *testing.T) {
 	gpsdecode, err := exec.LookPath("gpsdecode")
 	if err != nil {
@@ -123,6 +124,10 @@ func TestNMEADecodeMatchesGpsdecode(t *testing.T) {
 				}
 				timed[g.Time] = g
 			}
+			if len(ours) == 0 || len(timed) == 0 {
+				// Nothing compared is no evidence: every recording has fixes.
+				t.Fatalf("nmea-decode gave %d fixes, gpsdecode %d timed ones: the comparison would compare nothing", len(ours), len(timed))
+			}
 			near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-6 }
 			matched := map[string]bool{}
 			for _, f := range ours {
@@ -158,10 +163,13 @@ func TestNMEADecodeMatchesGpsdecode(t *testing.T) {
 			}
 			for tm := range timed {
 				if !matched[tm] {
-					t.Logf("gpsdecode reports a fix at %s that nmea-decode does not", tm)
+					t.Errorf("gpsdecode reports a fix at %s that nmea-decode does not", tm)
 				}
 			}
 		})
+	}
+	if total == 0 {
+		t.Fatal("no fix compared")
 	}
 	t.Logf("%d fixes compared over %d recordings", total, len(files))
 }

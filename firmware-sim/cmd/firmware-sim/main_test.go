@@ -19,35 +19,18 @@ import (
 
 	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 // These tests run the real binary on real pseudo-terminals, as an agent and
 // a tester would. Deadlines only guard against hangs; nothing asserts timing.
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "firmware-sim-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "firmware-sim")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
+	return testenv.Build(t, "./firmware-sim/cmd/firmware-sim")
 }
 
 // sim is a running firmware-sim.
@@ -159,19 +142,17 @@ func readNMEA(f *os.File) *nmeaReader {
 // waitSentences waits until n whole sentences have arrived and returns the bytes.
 func (r *nmeaReader) waitSentences(t *testing.T, n int) []byte {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var b []byte
+	testenv.Eventually(t, time.Minute, fmt.Sprintf("%d sentences", n), func() error {
 		r.mu.Lock()
-		b := bytes.Clone(r.bytes)
+		b = bytes.Clone(r.bytes)
 		r.mu.Unlock()
-		if bytes.Count(b, []byte("\r\n")) >= n {
-			return b
+		if got := bytes.Count(b, []byte("\r\n")); got < n {
+			return fmt.Errorf("%d sentences so far", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sentences after 60 s, want %d", bytes.Count(b, []byte("\r\n")), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return b
 }
 
 // ask sends an ELM327 command and returns the reply up to the prompt.
@@ -196,27 +177,24 @@ func ask(t *testing.T, f *os.File, cmd string) string {
 // waitForEnds polls the truth file until it holds n end lines.
 func waitForEnds(t *testing.T, path string, n int) []truth.Line {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		f, err := os.Open(path)
-		if err == nil {
-			lines, rerr := truth.Read(f)
-			f.Close()
-			ends := 0
-			for _, l := range lines {
-				if l.Type == "end" {
-					ends++
-				}
-			}
-			if rerr == nil && ends == n {
-				return lines
+	var lines []truth.Line
+	testenv.Eventually(t, time.Minute, fmt.Sprintf("%d end lines in %s", n, path), func() error {
+		var err error
+		if lines, err = truth.ReadFile(path); err != nil {
+			return err
+		}
+		ends := 0
+		for _, l := range lines {
+			if l.Type == "end" {
+				ends++
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("truth file %s has no %d end lines after 60 s", path, n)
+		if ends != n {
+			return fmt.Errorf("%d end lines", ends)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return lines
 }
 
 // rmc is what a test reads out of an RMC sentence itself.
@@ -404,7 +382,7 @@ func TestHelpAndUsage(t *testing.T) {
 
 func TestLoadCommand(t *testing.T) {
 	bin := buildBinary(t)
-	url := simtest.Mosquitto(t)
+	url := testenv.StartMosquitto(t, testenv.MosquittoOptions{}).URL()
 	cmd := exec.Command(bin, "load", "--vehicles", "5", "--rate", "2", "--duration", "2s", "--mqtt", url, "--namespace", "t/fleet/v1",
 		"--obd-pids", "0C,0D", "--inflight", "1000", "--ack-timeout", "1h", "--min-batch-age", "200ms", "--no-delay")
 	var stderr bytes.Buffer

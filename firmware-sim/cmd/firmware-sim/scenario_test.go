@@ -20,6 +20,7 @@ import (
 	"github.com/fleetgate/fleetgate/firmware-sim/elm327"
 	"github.com/fleetgate/fleetgate/firmware-sim/internal/simtest"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
+	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
 func writeScenario(t *testing.T, dir, text string) string {
@@ -31,17 +32,12 @@ func writeScenario(t *testing.T, dir, text string) string {
 	return path
 }
 
-// eventually polls cond until it holds; the deadline only guards against a
-// hang.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 60 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+// gone returns nil once nothing is at path, not even a dangling link.
+func gone(path string) error {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s still there (%v)", path, err)
 	}
+	return nil
 }
 
 // bytesSoFar returns what the reader has collected.
@@ -124,7 +120,7 @@ func TestSameSeedSameOutput(t *testing.T) {
 		waitForEnds(t, all, vehicles)
 		for id, r := range readers {
 			// The last epoch, 10:02:59.50, ends with its GST sentence.
-			eventually(t, id+"'s last epoch", func() bool { return bytes.Contains(r.bytesSoFar(), []byte("$GNGST,100259.50,")) })
+			testenv.Eventually(t, time.Minute, id+"'s last epoch", func() error { return testenv.True(bytes.Contains(r.bytesSoFar(), []byte("$GNGST,100259.50,"))) })
 			b := r.bytesSoFar()
 			out.nmea[id] = b[:bytes.Index(b, []byte("$GNGST,100259.50,"))]
 		}
@@ -230,7 +226,7 @@ faults:
   - {at: 90s, kind: unplug, device: gps, duration: 20s}
   - {at: 140s, kind: uplink_down, duration: 60s}
   - {at: 220s, kind: can_error, duration: 1h}
-`, simtest.EchoServer(t)))
+`, testenv.EchoServer(t)))
 	truthPath := filepath.Join(dir, "truth.jsonl")
 	s := startSim(t, "--scenario", sc, "--speed", "20", "--truth", truthPath, "--link-dir", dir)
 	obdLink, gpsLink, uplink := s.ports["veh-001 obd"], s.ports["veh-001 gps"], s.ports["veh-001 uplink"]
@@ -239,30 +235,30 @@ faults:
 	obd := simtest.OpenPort(t, obdLink)
 	obdBytes := readNMEA(obd)
 	gps := readNMEA(simtest.OpenPort(t, gpsLink))
-	eventually(t, "the garbage", func() bool { return len(obdBytes.bytesSoFar()) >= 52 })
+	testenv.Eventually(t, time.Minute, "the garbage", func() error { return testenv.True(len(obdBytes.bytesSoFar()) >= 52) })
 	if g := obdBytes.bytesSoFar(); len(g) != 52 || !bytes.HasSuffix(g, []byte("\r\n")) || bytes.ContainsAny(g[:50], "$!>") {
 		t.Errorf("OBD garbage %q: want 50 bytes of noise, no '$', '!' or '>', then CR LF", g)
 	}
 
 	// OBD unplugged: link and device gone, the client's reads fail.
-	eventually(t, "the OBD link removed", func() bool { _, err := os.Lstat(obdLink); return errors.Is(err, os.ErrNotExist) })
-	eventually(t, "the OBD client's reads fail", func() bool {
+	testenv.Eventually(t, time.Minute, "the OBD link removed", func() error { return gone(obdLink) })
+	testenv.Eventually(t, time.Minute, "the OBD client's reads fail", func() error {
 		obdBytes.mu.Lock()
 		defer obdBytes.mu.Unlock()
-		return obdBytes.err != nil
+		return testenv.True(obdBytes.err != nil)
 	})
 	// Replugged: a new pty at the link, answering as a freshly powered adapter.
-	eventually(t, "the OBD link back", func() bool { _, err := os.Stat(obdLink); return err == nil })
+	testenv.Eventually(t, time.Minute, "the OBD link back", func() error { _, err := os.Stat(obdLink); return err })
 	obd2 := simtest.OpenPort(t, obdLink)
 	if got := ask(t, obd2, "ATI"); got != "ATI\rELM327 v1.5\r\r>" {
 		t.Errorf("ATI after replug (echo on again) → %q", got)
 	}
 
 	// GPS unplugged and replugged: no epoch of the gap reached anyone.
-	eventually(t, "the GPS link removed", func() bool { _, err := os.Lstat(gpsLink); return errors.Is(err, os.ErrNotExist) })
-	eventually(t, "the GPS link back", func() bool { _, err := os.Stat(gpsLink); return err == nil })
+	testenv.Eventually(t, time.Minute, "the GPS link removed", func() error { return gone(gpsLink) })
+	testenv.Eventually(t, time.Minute, "the GPS link back", func() error { _, err := os.Stat(gpsLink); return err })
 	gps2 := readNMEA(simtest.OpenPort(t, gpsLink))
-	eventually(t, "NMEA after the replug", func() bool { return bytes.Count(gps2.bytesSoFar(), []byte("\r\n")) >= 3 })
+	testenv.Eventually(t, time.Minute, "NMEA after the replug", func() error { return testenv.True(bytes.Count(gps2.bytesSoFar(), []byte("\r\n")) >= 3) })
 	for _, r := range append(parseRMC(t, completeSentences(gps.bytesSoFar())), parseRMC(t, completeSentences(gps2.bytesSoFar()))...) {
 		if r.time >= "2026-11-27T10:01:30.000Z" && r.time < "2026-11-27T10:01:50.000Z" {
 			t.Errorf("an epoch at %s went out while the GPS was unplugged", r.time)
@@ -273,18 +269,20 @@ faults:
 	if !echoes(uplink) {
 		t.Fatal("the uplink proxy does not relay before the fault")
 	}
-	eventually(t, "uplink_down in the truth", func() bool { return hasFault(truthPath, "uplink_down", "uplink", "begin") })
-	eventually(t, "the uplink cut", func() bool { return !echoes(uplink) })
+	testenv.Eventually(t, time.Minute, "uplink_down in the truth", func() error { return testenv.True(hasFault(truthPath, "uplink_down", "uplink", "begin")) })
+	testenv.Eventually(t, time.Minute, "the uplink cut", func() error { return testenv.True(!echoes(uplink)) })
 	if hasFault(truthPath, "uplink_down", "uplink", "end") {
 		t.Fatal("the 60 s outage (3 s real) ended before it was seen; the test machine is too slow for this check")
 	}
-	eventually(t, "the uplink back", func() bool { return echoes(uplink) && hasFault(truthPath, "uplink_down", "uplink", "end") })
+	testenv.Eventually(t, time.Minute, "the uplink back", func() error {
+		return testenv.True(echoes(uplink) && hasFault(truthPath, "uplink_down", "uplink", "end"))
+	})
 
 	// CAN ERROR for good from +220 s.
-	eventually(t, "can_error in the truth", func() bool { return hasFault(truthPath, "can_error", "obd", "begin") })
+	testenv.Eventually(t, time.Minute, "can_error in the truth", func() error { return testenv.True(hasFault(truthPath, "can_error", "obd", "begin")) })
 	if _, ok := any(elm327.NewAdapter(nil)).(faultSetter); ok {
 		ask(t, obd2, "ATE0")
-		eventually(t, "CAN ERROR replies", func() bool { return strings.Contains(ask(t, obd2, "010C"), "CAN ERROR") })
+		testenv.Eventually(t, time.Minute, "CAN ERROR replies", func() error { return testenv.True(strings.Contains(ask(t, obd2, "010C"), "CAN ERROR")) })
 	} else {
 		t.Log("this build's ELM327 emulator has no SetFault: the reply fault is only in the truth (the OBD helper adds it)")
 	}

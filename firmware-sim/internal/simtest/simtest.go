@@ -1,16 +1,13 @@
-// Package simtest holds helpers the simulator's tests share: a simulated
-// clock that never waits, and opening a serial port the way an agent does.
+// Package simtest holds helpers only the simulator's tests share: a simulated
+// clock that never waits, opening a serial port the way an agent does, and an
+// independent distance. What every test tree shares (brokers, proxies,
+// waiting) is in internal/testenv.
 package simtest
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"math"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -92,79 +89,4 @@ func HaversineM(lat1, lon1, lat2, lon2 float64) float64 {
 	dp, dl := p2-p1, (lon2-lon1)*math.Pi/180
 	a := math.Sin(dp/2)*math.Sin(dp/2) + math.Cos(p1)*math.Cos(p2)*math.Sin(dl/2)*math.Sin(dl/2)
 	return 2 * r * math.Asin(math.Sqrt(a))
-}
-
-// EchoServer runs a TCP server that echoes what it reads, standing in for a
-// broker behind the uplink proxy, and returns its tcp:// URL.
-func EchoServer(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return "tcp://" + ln.Addr().String()
-}
-
-// Mosquitto starts a private broker for the test (no persistence, no limit
-// on connections) on a free port, stops it when the test ends, and returns
-// its URL. Load tests use it so that their thousands of sessions never
-// reach the shared broker.
-func Mosquitto(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_connections -1\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\n", port)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("mosquitto", "-c", conf)
-	logFile, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto (Debian package mosquitto): %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logFile.Close(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return "tcp://" + addr
-		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Fatalf("mosquitto exited: %s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening on %s within 10 s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
@@ -116,21 +117,35 @@ func waitToken(tok paho.Token) error {
 	return tok.Error()
 }
 
-// start runs an Ingester until the test ends, then clears its persistent
-// session from the shared broker.
-func (f *fixture) start(modify ...func(*mqtt.Ingester)) (*mqtt.Ingester, func()) {
+// ingester is the pipeline and the session together, as cloud-server
+// wires them.
+type ingester struct {
+	*ingest.Pipeline
+	sess *mqtt.Session
+}
+
+// start runs a pipeline and its session until the test ends, then clears the
+// session's persistent state from the broker.
+func (f *fixture) start(modify ...func(*ingester)) (*ingester, func()) {
 	t := f.t
 	t.Helper()
-	in := mqtt.NewIngester(f.mqttURL, f.clientID, f.db)
-	in.Namespace = f.ns
-	in.Live = f.live
-	in.RetryMin, in.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	sess := mqtt.NewSession(f.mqttURL, f.clientID)
+	sess.Namespace = f.ns
+	sess.RetryMin, sess.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	pl := ingest.New(f.db, sess)
+	pl.Namespace, pl.Live, pl.Flow = f.ns, f.live, sess
+	pl.RetryMin, pl.RetryMax = 20*time.Millisecond, 200*time.Millisecond
+	in := &ingester{pl, sess}
 	for _, m := range modify {
 		m(in)
 	}
+	sess.Deliver = pl.Receive
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
+	go func() { done <- pl.Run(ctx) }()
+	if err := sess.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -138,13 +153,14 @@ func (f *fixture) start(modify ...func(*mqtt.Ingester)) (*mqtt.Ingester, func())
 			if err := <-done; err != nil {
 				t.Errorf("Run: %v", err)
 			}
+			sess.Close()
 		})
 	}
 	t.Cleanup(func() {
 		stop()
 		clearSession(t, f.mqttURL, f.clientID)
 	})
-	poll(t, "ingester subscribed", func() bool { return in.Ping(ctx) == nil })
+	poll(t, "session subscribed", sess.Subscribed)
 	return in, stop
 }
 
@@ -217,7 +233,8 @@ func (f *fixture) count(query string, args ...any) int {
 
 func batch(vehicle string, stream uint64, first uint64, n int) *telemetry.Batch {
 	b := &telemetry.Batch{VehicleID: vehicle, StreamID: stream}
-	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	// Later seqs are later in time, even within one second.
+	at := time.Now().Add(-time.Minute).Truncate(time.Second).Add(time.Duration(first) * time.Millisecond)
 	for i := range n {
 		b.Positions = append(b.Positions, telemetry.Position{
 			Seq: first + uint64(2*i), UnixMs: at.Add(time.Duration(i) * time.Second).UnixMilli(),
@@ -256,7 +273,7 @@ func TestAckOnlyAfterCommitAndReplay(t *testing.T) {
 		}
 	}
 	poll(t, "both messages acknowledged to the broker", func() bool { return in.Stats().Acked == 2 })
-	if s := in.Stats(); s.Inserted != 60 || s.DeadLetters != 0 {
+	if s := in.Stats(); s.Inserted != 60 || s.Rows[ingest.KindDeadLetter] != 0 {
 		t.Errorf("stats %+v: want 60 inserted (the replay inserts nothing), no dead letters", s)
 	}
 	// The live state is written in the background, after the commit.
@@ -314,7 +331,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	if n := f.count("SELECT count(*) FROM dead_letters WHERE vehicle_id = 'veh-c'"); n != 1 {
 		t.Errorf("%d dead letters for veh-c", n)
 	}
-	if s := in.Stats(); s.Undecodable != 1 || s.Rejected != 7 || s.DeadLetters != 3 {
+	if s := in.Stats(); s.DeadLetters[ingest.ReasonDecode] != 1 || s.Rejected != 7 || s.Rows[ingest.KindDeadLetter] != 3 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -375,10 +392,15 @@ func TestMessagesWaitInTheBrokerWhileDown(t *testing.T) {
 	}
 }
 
-func TestRunRejectsBadConfig(t *testing.T) {
-	in := mqtt.NewIngester("tcp://127.0.0.1:1", "id", nil)
-	if err := in.Run(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
-		t.Errorf("Run without a store: %v", err)
+func TestOpenRejectsBadConfig(t *testing.T) {
+	s := mqtt.NewSession("tcp://127.0.0.1:1", "id")
+	if err := s.Open(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
+		t.Errorf("Open without Deliver: %v", err)
+	}
+	s = mqtt.NewSession("tcp://127.0.0.1:1", "id")
+	s.Namespace, s.Deliver = "bad/+/ns", func(context.Context, ingest.Message) error { return nil }
+	if err := s.Open(context.Background()); cloud.ErrorCode(err) != cloud.EINVALID {
+		t.Errorf("Open with a bad namespace: %v", err)
 	}
 }
 
@@ -514,7 +536,7 @@ func (p *proxy) setUp(up bool) {
 
 func TestEphemeralSessionIsRemoved(t *testing.T) {
 	f := newFixture(t)
-	_, stop := f.start(func(in *mqtt.Ingester) { in.EphemeralSession = true })
+	_, stop := f.start(func(in *ingester) { in.sess.EphemeralSession = true })
 	stop()
 	// A new process with a new id: had the old session stayed, the broker
 	// would hand it every other message of the shared subscription.
