@@ -61,12 +61,30 @@ func (ss *session) liveInflight() bool {
 	return false
 }
 
+// held reports whether a partial live batch must wait: for the ack of the
+// live batch in flight, or for the minimum batch age.
+func (ss *session) held() bool {
+	return (ss.liveInflight() && !ss.cfg.NoDelay) || time.Since(ss.waiting) < ss.MinBatchAge()
+}
+
 // fill publishes while the window has room: live records first — a full
 // batch at once, a partial one when no live batch is in flight and it has
 // waited the minimum batch age — then history in batches of
 // HistoryBatchRecords.
 func (ss *session) fill(ctx context.Context) error {
 	for len(ss.inflight) < ss.cfg.Inflight {
+		if !ss.waiting.IsZero() && ss.held() {
+			// A partial batch waits: read the records only if they may
+			// have reached a full batch (seqs after ss.live are at most
+			// NextSeq-1-ss.live records), not on every commit.
+			st, err := ss.outbox.Stats(ctx)
+			if err != nil {
+				return err
+			}
+			if st.NextSeq <= ss.live || st.NextSeq-1-ss.live < uint64(ss.cfg.BatchMaxRecords) {
+				break
+			}
+		}
 		recs, err := ss.outbox.Unsent(ctx, ss.live, ss.cfg.BatchMaxRecords)
 		if err != nil {
 			return err
@@ -80,7 +98,7 @@ func (ss *session) fill(ctx context.Context) error {
 			if ss.waiting.IsZero() {
 				ss.waiting = now
 			}
-			if (ss.liveInflight() && !ss.cfg.NoDelay) || now.Sub(ss.waiting) < ss.MinBatchAge() {
+			if ss.held() {
 				break
 			}
 		}

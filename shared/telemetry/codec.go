@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
@@ -31,20 +30,25 @@ const (
 
 const knownFlags = FlagZstd
 
+// The encoder and the decoder are made when the package is loaded, not on
+// first use: made inside a testing/synctest bubble, their channels would
+// belong to that bubble and fail every other. Their large buffers are
+// allocated on first use either way.
 var (
 	// One encoder, in its lower-memory mode: by default there is one per
 	// core, ~1.3 MiB each, idle most of the time on a gateway whose whole
 	// budget is 20 MB (DESIGN.md §9). A batch encodes in tens of
 	// microseconds, so callers that share it hardly wait.
-	zenc = sync.OnceValue(func() *zstd.Encoder {
+	zenc = eager(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false),
 			zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			panic(err) // only bad options fail, and these are constant
 		}
+		e.EncodeAll(nil, nil) // makes its channel of encoders
 		return e
 	})
-	zdec = sync.OnceValue(func() *zstd.Decoder {
+	zdec = eager(func() *zstd.Decoder {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxPayloadBytes), zstd.WithDecoderConcurrency(0))
 		if err != nil {
 			panic(err)
@@ -52,6 +56,12 @@ var (
 		return d
 	})
 )
+
+// eager calls f now and returns a function that returns its result.
+func eager[T any](f func() T) func() T {
+	v := f()
+	return func() T { return v }
+}
 
 // Header returns the first byte of a protobuf payload (version 1) with the
 // given flags.
