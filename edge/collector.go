@@ -8,9 +8,13 @@ import (
 )
 
 // Collector is the group commit: it gathers the records of every source from
-// one channel and appends them to the Outbox in one transaction every
-// FlushInterval, or as soon as MaxRecords are waiting, so that the agent pays
-// one fsync per commit instead of one per record.
+// one channel and appends them to the Outbox in one transaction, so that the
+// agent pays one fsync per commit instead of one per record. Commits come at
+// most once every FlushInterval: a record arriving after a quieter spell is
+// committed at once (with whatever else is already waiting), one arriving
+// sooner waits until FlushInterval has passed since the last commit, and
+// MaxRecords waiting are committed at once. A record thus waits at most
+// FlushInterval, and at low rates not at all.
 type Collector struct {
 	Outbox        Outbox
 	FlushInterval time.Duration // default 200ms
@@ -47,16 +51,25 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	// The timer is armed while records wait for the next commit slot.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false
+	var last time.Time // when the last commit was tried
 	var pending []Record
 	var lastErr error // of the last failed append; nil while appends succeed
 	// flush appends what is pending. A failure keeps the records pending for
 	// the next try; it is counted, and logged when it starts and ends.
 	flush := func(ctx context.Context) {
+		if armed {
+			timer.Stop()
+			armed = false
+		}
 		if len(pending) == 0 {
 			return
 		}
+		last = time.Now()
 		if err := c.Outbox.Append(ctx, pending); err != nil {
 			c.inc("collector.append_errors")
 			if lastErr == nil {
@@ -77,6 +90,32 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 			c.OnCommit(pending)
 		}
 		pending = nil
+	}
+	// schedule commits now when the last one is FlushInterval old (after
+	// taking what else is already waiting in in), or arms the timer.
+	schedule := func(ctx context.Context) {
+		if armed || len(pending) == 0 {
+			return
+		}
+		if wait := interval - time.Since(last); wait > 0 {
+			timer.Reset(wait)
+			armed = true
+			return
+		}
+		for len(pending) < maxRecs {
+			select {
+			case r := <-in:
+				pending = append(pending, r)
+				continue
+			default:
+			}
+			break
+		}
+		flush(ctx)
+		if len(pending) > 0 { // the append failed: try again in an interval
+			timer.Reset(interval)
+			armed = true
+		}
 	}
 	for {
 		var recv <-chan Record
@@ -105,8 +144,10 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 			if len(pending) >= maxRecs && lastErr == nil {
 				flush(ctx)
 			}
-		case <-tick.C:
-			flush(ctx)
+			schedule(ctx)
+		case <-timer.C:
+			armed = false
+			schedule(ctx)
 		}
 	}
 }
