@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -301,6 +302,7 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 		SetOrderMatters(false).
 		SetAutoAckDisabled(true). // see the package comment
 		SetBinaryWill(u.topicStatus, will, 1, true).
+		SetCustomOpenConnectionFn(u.dial). // counts the bytes on the wire
 		SetDefaultPublishHandler(handler). // acks queued by the broker arrive before Subscribe returns
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.why.Store(&err)
@@ -324,6 +326,44 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// dial opens the network connection for paho, as paho would for tcp://,
+// ssl:// and tls:// URLs, and counts what crosses it: the bytes on the wire
+// (MQTT packets, in TLS records for ssl://), uplink.wire_bytes_sent and
+// uplink.wire_bytes_received, which a metered plan pays for.
+func (u *Uplink) dial(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	d := &net.Dialer{Timeout: o.ConnectTimeout}
+	var c net.Conn
+	var err error
+	switch uri.Scheme {
+	case "tcp", "mqtt":
+		c, err = d.Dial("tcp", uri.Host)
+	default: // New admits ssl, tls and mqtts besides
+		c, err = tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, counters: u.counters}, nil
+}
+
+// countingConn counts the bytes read and written.
+type countingConn struct {
+	net.Conn
+	counters *edge.Counters
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.counters.Add("uplink.wire_bytes_received", uint64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.counters.Add("uplink.wire_bytes_sent", uint64(n))
+	return n, err
 }
 
 // wait turns a paho token into a context-aware wait, bounded by timeout.
