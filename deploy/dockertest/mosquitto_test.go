@@ -66,8 +66,8 @@ func checkMosquitto(conf, acl string) []string {
 			lines[l] = true
 		}
 	}
-	for _, l := range []string{"pattern write fleet/v1/%u/up/#", "pattern read fleet/v1/%u/down/#", "user fleetgate.cloud",
-		"topic read fleet/v1/+/up/#", "topic write fleet/v1/+/down/#"} {
+	for _, l := range []string{"pattern write fleet/v1/%u/up/#", "pattern write fleet/v1/%u", "pattern read fleet/v1/%u/down/#",
+		"user fleetgate.cloud", "topic read fleet/v1/+/up/#", "topic read fleet/v1/+", "topic write fleet/v1/+/down/#"} {
 		if !lines[l] {
 			bad = append(bad, "acl lacks "+l)
 		}
