@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: three simulated vehicles, three edge agents and the cloud server on
-# this machine, against the local PostgreSQL, Redis and Mosquitto. Runs until
-# interrupted (Ctrl-C). Everything it writes goes under $DEMO_DIR (a temp dir).
+# this machine, against the local PostgreSQL, Redis and Mosquitto (make demo
+# runs deploy/setup.sh first). Runs until interrupted: Ctrl-C stops every
+# program in order and exits 0. Everything it writes goes under $DEMO_DIR (a
+# temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,25 @@ mkdir -p "$DEMO_DIR"
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 
+# The programs run in sessions of their own (setsid), so the terminal's
+# Ctrl-C reaches only this script, which stops them in order and exits 0:
+# none of them can exit first and make the demo look like a failure.
+pids=()
+# shellcheck disable=SC2317 # cleanup and interrupted run from the traps
+cleanup() {
+  trap - INT TERM HUP EXIT
+  ((${#pids[@]})) || return 0
+  say "stopping"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  say "logs, outboxes and ground truth are in $DEMO_DIR"
+}
+# Ctrl-C is how the demo ends: stop everything and exit 0.
+# shellcheck disable=SC2317
+interrupted() { cleanup; exit 0; }
+trap interrupted INT TERM HUP
+trap cleanup EXIT
+
 # Stop at once, naming the missing service and its start command.
 if ! "$BIN/cloud-server" check; then
   say "start the missing service(s) above, then run make demo again"
@@ -29,26 +50,11 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
   exit 1
 fi
 
-pids=()
-# shellcheck disable=SC2317 # cleanup and interrupted run from the traps
-cleanup() {
-  trap - INT TERM EXIT
-  say "stopping"
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  say "logs, outboxes and ground truth are in $DEMO_DIR"
-}
-# Ctrl-C is how the demo ends: stop everything and exit 0.
-# shellcheck disable=SC2317
-interrupted() { cleanup; exit 0; }
-trap interrupted INT TERM
-trap cleanup EXIT
-
 "$BIN/cloud-server" migrate >"$DEMO_DIR/migrate.log" 2>&1 || { cat "$DEMO_DIR/migrate.log"; exit 1; }
-"$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
+setsid "$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
 pids+=($!)
 
-"$BIN/firmware-sim" run --vehicles "$VEHICLES" --id-prefix "$ID_PREFIX" --speed "$SPEED" --link-dir "$DEMO_DIR/dev" \
+setsid "$BIN/firmware-sim" run --vehicles "$VEHICLES" --id-prefix "$ID_PREFIX" --speed "$SPEED" --link-dir "$DEMO_DIR/dev" \
   --truth "$DEMO_DIR/truth.jsonl" >"$DEMO_DIR/firmware-sim.log" 2>&1 &
 pids+=($!)
 
@@ -73,7 +79,7 @@ mqtt:
 http:
   listen: 127.0.0.1:$((METRICS_PORT_BASE + i))
 YAML
-  "$BIN/edge-agent" run --config "$DEMO_DIR/$v.yaml" >"$DEMO_DIR/edge-agent-$v.log" 2>&1 &
+  setsid "$BIN/edge-agent" run --config "$DEMO_DIR/$v.yaml" >"$DEMO_DIR/edge-agent-$v.log" 2>&1 &
   pids+=($!)
 done
 

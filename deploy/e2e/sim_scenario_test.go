@@ -89,7 +89,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 			"obd":    map[string]any{"port": filepath.Join(links, id+"-obd"), "pids": []string{"0C", "0D", "05"}, "interval": "200ms"},
 			"mqtt":   map[string]any{"url": proxies[id], "namespace": ns, "client_id": "e2e-" + id}, // through the uplink proxy
 			"outbox": map[string]any{"flush_interval": "100ms"},
-			"uplink": map[string]any{"batch_max_age": "300ms"},
+			"uplink": map[string]any{"min_batch_age": "300ms"},
 			"http":   map[string]any{"listen": ""},
 			"log":    map[string]any{"level": "debug"},
 		})
@@ -328,7 +328,7 @@ func TestSimScenarioAgainstTheChain(t *testing.T) {
 	c.stop(t)
 }
 
-// TestSimDoneWhen is the "done when": the built-in scenario that
+// TestSimDoneWhen is the tester's loop of the README: the built-in scenario that
 // drives the loop for two hours, loses GPS in the tunnel every lap, unplugs
 // OBD for 10 s and kills the uplink for an hour, run against the real agent
 // (200 times faster than real time); the cloud's data diffed with the truth.

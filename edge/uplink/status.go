@@ -15,7 +15,9 @@ type StatusInfo struct {
 	AgentVersion string
 	Started      time.Time        // for the uptime
 	Fix          edge.FixReporter // nil: the fix state is not reported
-	Counters     *edge.Counters   // every agent counter; nil: the Sender's
+	// Report, if set, adds to each status report what other parts of the
+	// agent report (the clock, the outbox's storage, the OBD adapter).
+	Report func(*telemetrypb.Status)
 }
 
 // Status builds the agent's status report at time at: online or the last
@@ -53,6 +55,9 @@ func (s *Sender) Status(ctx context.Context, online bool, at time.Time, info Sta
 		if !fs.NoFixSince.IsZero() {
 			r.NoFixSinceUnixMs = fs.NoFixSince.UnixMilli()
 		}
+	}
+	if info.Report != nil {
+		info.Report(r)
 	}
 	return r, nil
 }

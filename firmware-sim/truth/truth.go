@@ -1,8 +1,9 @@
 // Package truth writes and reads the simulator's ground truth: one JSON
 // object per line for every fix and OBD sample the simulator put on the wire,
 // with the values the wire carried, every fault it injected, and one line per
-// vehicle when its drive ends (the fix, obd and end lines are fixed by
-// CONTRACTS.md). CompareFixes and CompareOBD diff it with what the cloud's
+// vehicle when its drive ends (the fix, obd and end lines are a stable format,
+// firmware-sim/README.md "Ground truth": fields are only ever added).
+// CompareFixes and CompareOBD diff it with what the cloud's
 // API returned, for firmware-sim diff and the end-to-end tests.
 package truth
 

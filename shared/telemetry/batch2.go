@@ -19,7 +19,7 @@ import (
 // varints ("sv", as protobuf's sint64); differences are taken modulo 2^64.
 //
 //	payload   = header body                  header: 0x20 | flags (0x01: body is one zstd frame)
-//	body      = stream_id shape [kinds pids] seqs times positions obd events
+//	body      = stream_id shape [kinds pids] seqs times positions obd events [sources]
 //	stream_id = 8 bytes, little-endian
 //	shape     = uv(n << 1 | mixed)           n records; mixed = 0: all are positions
 //	kinds     = n × uv                       with mixed = 1 only: 0 position, 1 event,
@@ -54,6 +54,12 @@ import (
 //	            is float64(k) * num / den for (num, den) of s in the table
 //	            below, and k is written sv(k₀), then deltas of deltas
 //	events    = per event: uv(type) uv(len) code uv(len) detail sv(value)
+//	sources   = only when the batch has any: the seq ranges of the records
+//	            stamped from GNSS time, then those stamped with an
+//	            unsynchronised clock (Batch.GNSSTime, UnsyncedTime), each list
+//	            uv(count) then per range, sorted and apart,
+//	            uv(first − end of the previous range, 0 at first) uv(last − first),
+//	            the end of a range being last + 1
 //
 // Deltas of deltas: after a column's first value v₀ comes sv(v₁ − v₀), then
 // for i ≥ 2 sv((vᵢ − vᵢ₋₁) − (vᵢ₋₁ − vᵢ₋₂)). A vehicle moves smoothly, so
@@ -205,6 +211,18 @@ func finish2(out []byte, b *Batch, recs []wireRec, series [][]float64, scales []
 		out = binary.AppendUvarint(out, uint64(len(e.Detail)))
 		out = append(out, e.Detail...)
 		out = binary.AppendVarint(out, e.Value)
+	}
+	if len(b.GNSSTime) > 0 || len(b.UnsyncedTime) > 0 {
+		for _, rs := range [][]SeqRange{b.GNSSTime, b.UnsyncedTime} {
+			rs = MergeRanges(rs)
+			out = binary.AppendUvarint(out, uint64(len(rs)))
+			var end uint64
+			for _, r := range rs {
+				out = binary.AppendUvarint(out, r.First-end)
+				out = binary.AppendUvarint(out, r.Last-r.First)
+				end = r.Last + 1
+			}
+		}
 	}
 	if compress {
 		z := zenc().EncodeAll(out[1:], []byte{version2<<4 | FlagZstd})
@@ -540,6 +558,9 @@ func decodeBatch2(body []byte) (*Batch, error) {
 		e.Value = r.sv("event value")
 		b.Events = append(b.Events, e)
 	}
+	if r.err == nil && len(r.p) > 0 {
+		b.GNSSTime, b.UnsyncedTime = r.ranges("gnss_time"), r.ranges("unsynced_time")
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -547,6 +568,36 @@ func decodeBatch2(body []byte) (*Batch, error) {
 		return nil, fmt.Errorf("%d bytes after the last column", len(r.p))
 	}
 	return b, nil
+}
+
+// ranges reads a list of seq ranges of the sources section; nil for none.
+func (r *reader2) ranges(what string) []SeqRange {
+	n := r.uv(what)
+	if n > MaxRows {
+		r.fail("%s: %d ranges exceed %d", what, n, MaxRows)
+		return nil
+	}
+	var out []SeqRange
+	var end uint64
+	var top bool // the previous range ended at the top of uint64
+	for i := range n {
+		gap, length := r.uv(what), r.uv(what)
+		if r.err != nil {
+			return nil
+		}
+		if i > 0 && gap == 0 {
+			r.fail("%s: ranges not apart", what)
+			return nil
+		}
+		first := end + gap
+		if top || first < end || first+length < first {
+			r.fail("%s: range past 2^64", what)
+			return nil
+		}
+		out = append(out, SeqRange{First: first, Last: first + length})
+		end, top = first+length+1, first+length == math.MaxUint64
+	}
+	return out
 }
 
 func (r *reader2) timeWord() int64 {

