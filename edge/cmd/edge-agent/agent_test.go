@@ -425,54 +425,36 @@ func TestReportIntervalSurvivesRestart(t *testing.T) {
 		}
 	}))
 	// run starts the agent and returns its minimum batch age once /health
-	// says it is connected, and a function that stops it with SIGTERM.
-	run := func() (float64, func()) {
+	// says it is connected, and the agent.
+	runs := 0
+	run := func() (float64, *testenv.Proc) {
 		t.Helper()
-		cmd := exec.Command(bin, "run", "--config", config)
-		logs, err := os.Create(filepath.Join(dir, "agent.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() { cmd.Process.Kill() })
+		runs++
+		agent := testenv.StartProcess(t, dir, fmt.Sprintf("edge-agent-%d", runs), bin, nil, "run", "--config", config)
 		var h map[string]any
-		for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(end) {
-				b, _ := os.ReadFile(logs.Name())
-				t.Fatalf("agent not connected within 30s: %v\n%s", h, b)
-			}
+		testenv.Eventually(t, 30*time.Second, "the agent connected", func() error {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
 			if err != nil {
-				continue
+				return err
 			}
+			defer resp.Body.Close()
 			h = nil
-			json.NewDecoder(resp.Body).Decode(&h)
-			resp.Body.Close()
-			if h["mqtt_connected"] == true {
-				break
+			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+				return err
 			}
-		}
-		return h["min_batch_age_s"].(float64), func() {
-			t.Helper()
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Fatalf("agent exit: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("agent still running 15s after SIGTERM")
-			}
+			return testenv.True(h["mqtt_connected"] == true)
+		}, agent)
+		return h["min_batch_age_s"].(float64), agent
+	}
+	stop := func(agent *testenv.Proc) {
+		t.Helper()
+		if err := agent.Stop(t); err != nil {
+			t.Fatalf("agent exit: %v", err)
 		}
 	}
 
 	writeConfig("")
-	age, stop := run()
+	age, agent := run()
 	if age != 0 {
 		t.Fatalf("minimum batch age %v s with the defaults, want 0", age)
 	}
@@ -490,15 +472,15 @@ func TestReportIntervalSurvivesRestart(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no command result within 20s")
 	}
-	stop()
+	stop(agent)
 
-	if age, stop = run(); age != 60 {
+	if age, agent = run(); age != 60 {
 		t.Errorf("after a restart: minimum batch age %v s, want the commanded 60", age)
 	}
-	stop()
+	stop(agent)
 	writeConfig("uplink:\n  min_batch_age: 5s\n")
-	if age, stop = run(); age != 5 {
+	if age, agent = run(); age != 5 {
 		t.Errorf("after the configuration changed: minimum batch age %v s, want the configured 5", age)
 	}
-	stop()
+	stop(agent)
 }
