@@ -26,6 +26,8 @@ func TestDependencies(t *testing.T) {
 			Why: "cloud/redis is the only importer of the Redis client"},
 		{From: "cloud/...", Except: []string{"cloud/mqtt"}, Direct: true, Deny: []string{"github.com/eclipse/paho.mqtt.golang/..."},
 			Why: "cloud/mqtt is the only importer of paho"},
+		{From: "cloud/...", Except: []string{"cloud/osrm"}, Direct: true, Deny: []string{"github.com/sony/gobreaker/..."},
+			Why: "cloud/osrm is the only importer of the circuit breaker"},
 		{From: "cloud/...", Deny: []string{"go.etcd.io/bbolt/...", "go.bug.st/serial/..."},
 			Why: "the outbox and serial ports belong to the agent"},
 	})

@@ -37,6 +37,7 @@ type Server struct {
 	Statuses  cloud.StatusService
 	Commands  cloud.CommandService
 	Publisher cloud.CommandPublisher
+	Trips     cloud.TripService // serves the trip endpoints (nil: 503)
 	Ready     []Check
 	Metrics   http.Handler // served at GET /metrics when set (Prometheus)
 	Observe   Observer     // sees every request when set (request metrics)
@@ -70,6 +71,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/obd", s.obd)
 	mux.HandleFunc("POST /api/v1/vehicles/{id}/commands", s.createCommand)
 	mux.HandleFunc("GET /api/v1/vehicles/{id}/commands/{cmd_id}", s.command)
+	s.tripRoutes(mux)
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}

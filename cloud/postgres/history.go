@@ -78,9 +78,15 @@ const selectPositionCols = `stream_id, seq, time, lat_e7, lon_e7, alt_cm, geoid_
 func (db *DB) FindPositions(ctx context.Context, f cloud.PositionFilter) ([]*cloud.Position, *cloud.Cursor, error) {
 	p := page{f.VehicleID, f.From, f.To, f.After, f.Limit}
 	sql, args := p.query(selectPositionCols, "positions", nil)
-	scan := func(row pgx.CollectableRow) (*cloud.Position, error) {
+	return findPage(ctx, db, p, "find positions", sql, args, scanPosition(f.VehicleID), (*cloud.Position).Cursor)
+}
+
+// scanPosition returns a scanner of selectPositionCols into a position of
+// vehicle.
+func scanPosition(vehicle string) pgx.RowToFunc[*cloud.Position] {
+	return func(row pgx.CollectableRow) (*cloud.Position, error) {
 		var (
-			pos                                      = cloud.Position{VehicleID: f.VehicleID}
+			pos                                      = cloud.Position{VehicleID: vehicle}
 			stream, seq                              int64
 			lat, lon                                 int32
 			alt, geoid, speed, course                *int32
@@ -99,7 +105,6 @@ func (db *DB) FindPositions(ctx context.Context, f cloud.PositionFilter) ([]*clo
 		pos.ErrLatM, pos.ErrLonM, pos.ErrAltM = scaled(errLat, 100), scaled(errLon, 100), scaled(errAlt, 100)
 		return &pos, nil
 	}
-	return findPage(ctx, db, p, "find positions", sql, args, scan, (*cloud.Position).Cursor)
 }
 
 // FindOBDSamples returns one page of a vehicle's OBD samples; see

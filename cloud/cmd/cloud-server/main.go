@@ -158,12 +158,15 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	pl.Logger = logger.With("component", "ingest")
 	sess.Deliver = pl.Receive
 
+	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD = db, db, db
 	api.Statuses, api.Commands, api.Publisher = db, db, sess
+	api.Trips = db
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live},
 		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
 	m := newMetrics(pl, sess)
+	m.reg.MustRegister(jobs.metrics) // the background jobs' (jobs.go)
 	api.Metrics, api.Observe = m.Handler(), m.Observe
 	api.Logger = logger.With("component", "http")
 
@@ -182,6 +185,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	})
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
+	jobs.start(g, gctx)
 	err := g.Wait()
 	s := pl.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,
