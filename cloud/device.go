@@ -39,8 +39,30 @@ type StatusService interface {
 	SaveStatus(ctx context.Context, s *DeviceStatus) error
 	// FindStatus returns a vehicle's status, or an error with code ENOTFOUND.
 	FindStatus(ctx context.Context, vehicleID string) (*DeviceStatus, error)
-	// FindStatuses returns every vehicle's status by vehicle id.
-	FindStatuses(ctx context.Context) (map[string]*DeviceStatus, error)
+	// FindStatusHistory returns one page of the statuses a vehicle's agent
+	// reported (each one stored once, whatever its order of arrival),
+	// ordered by agent time, and the cursor of the next page, nil on the
+	// last; ENOTFOUND for an unknown vehicle.
+	FindStatusHistory(ctx context.Context, f StatusFilter) ([]*DeviceStatus, *Cursor, error)
+}
+
+// StatusFilter selects a vehicle's reported statuses with From ≤ Time < To,
+// like PositionFilter.
+type StatusFilter struct {
+	VehicleID string
+	From, To  time.Time
+	After     *Cursor
+	Limit     int
+}
+
+// Cursor returns the keyset position just after s in its vehicle's status
+// history: its time, then offline before online.
+func (s *DeviceStatus) Cursor() Cursor {
+	c := Cursor{Time: s.Time}
+	if s.Online {
+		c.Seq = 1
+	}
+	return c
 }
 
 // CommandType names a command as the API writes it.
@@ -65,7 +87,17 @@ type Command struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time // the agent ignores it after this
 	SentAt     time.Time // zero until the broker took it
-	Result     *CommandResult
+	// CancelledAt is when an operator cancelled the command before it was
+	// sent; zero otherwise.
+	CancelledAt time.Time
+	// IdempotencyKey, when set, is the client's key for the request that
+	// created the command: the same key again gets this command back.
+	IdempotencyKey string
+	// RequestHash identifies the request that created the command (its
+	// body), to tell a retry from another request reusing a key.
+	RequestHash string
+	Token       string // name of the token that created it
+	Result      *CommandResult
 }
 
 // CommandResult is the agent's answer (up/cmd-result).
@@ -77,15 +109,18 @@ type CommandResult struct {
 	ReceivedAt time.Time
 }
 
-// Status returns "done" or "failed" once answered, "expired" when the
-// deadline passed unanswered, "sent" once the broker took it, else
-// "pending".
+// Status returns "done" or "failed" once answered, "cancelled" when cancelled
+// before it was sent, "expired" when the deadline passed unanswered, "sent"
+// once the broker took it, else "pending" (stored, to be sent: a publish
+// that failed is retried).
 func (c *Command) Status(now time.Time) string {
 	switch {
 	case c.Result != nil && c.Result.OK:
 		return "done"
 	case c.Result != nil:
 		return "failed"
+	case !c.CancelledAt.IsZero():
+		return "cancelled"
 	case !now.Before(c.ExpiresAt):
 		return "expired"
 	case !c.SentAt.IsZero():
@@ -98,16 +133,43 @@ func (c *Command) Status(now time.Time) string {
 // safe for concurrent use.
 type CommandService interface {
 	// CreateCommand stores a new command; ENOTFOUND for an unknown vehicle.
-	CreateCommand(ctx context.Context, c *Command) error
-	// MarkSent records that the broker took the command.
+	// When c has an IdempotencyKey that the vehicle already has a command
+	// for, nothing is stored: it returns that command and created false
+	// (the caller compares RequestHash).
+	CreateCommand(ctx context.Context, c *Command) (stored *Command, created bool, err error)
+	// MarkSent records that the broker took the command, unless it was
+	// cancelled meanwhile.
 	MarkSent(ctx context.Context, vehicleID, id string, at time.Time) error
 	// FindCommand returns a vehicle's command, or ENOTFOUND.
 	FindCommand(ctx context.Context, vehicleID, id string) (*Command, error)
+	// FindCommands returns one page of a vehicle's commands, newest first,
+	// and the cursor of the next page (nil on the last); ENOTFOUND for an
+	// unknown vehicle.
+	FindCommands(ctx context.Context, f CommandFilter) ([]*Command, *Cursor, error)
+	// CancelCommand cancels a command not yet sent and returns it;
+	// ECONFLICT when it was sent, answered, cancelled or has expired.
+	CancelCommand(ctx context.Context, vehicleID, id string, at time.Time) (*Command, error)
+	// ClaimPending returns up to limit commands not sent, not cancelled,
+	// not expired at now and created before olderThan, and marks them
+	// attempted at now, so that another replica skips them until
+	// retryAfter has passed.
+	ClaimPending(ctx context.Context, now, olderThan time.Time, retryAfter time.Duration, limit int) ([]*Command, error)
 	// SaveCommandResult stores the agent's answer to command id. A repeated
 	// answer (the agent answers a redelivered command from its log) changes
 	// nothing; an answer to an unknown command is ENOTFOUND.
 	SaveCommandResult(ctx context.Context, vehicleID, id string, r *CommandResult) error
 }
+
+// CommandFilter selects one page of a vehicle's commands, newest first.
+type CommandFilter struct {
+	VehicleID string
+	After     *Cursor // Time: created; Key: id
+	Limit     int
+}
+
+// Cursor returns the keyset position just after c in its vehicle's list
+// (newest first).
+func (c *Command) Cursor() Cursor { return Cursor{Time: c.CreatedAt, Key: c.ID} }
 
 // CommandPublisher sends a command to a vehicle's agent (the broker's
 // down/cmd topic at QoS 1).

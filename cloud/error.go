@@ -23,6 +23,22 @@ const (
 	// EINTERNAL: a bug or an unexpected failure (HTTP 500). Its details are
 	// logged, never shown to API clients.
 	EINTERNAL = "EINTERNAL"
+	// EUNAUTHORIZED: no token, or one that is unknown, revoked or expired
+	// (HTTP 401).
+	EUNAUTHORIZED = "EUNAUTHORIZED"
+	// EFORBIDDEN: the token's role may not do this (HTTP 403).
+	EFORBIDDEN = "EFORBIDDEN"
+	// ECONFLICT: the request clashes with the state of the thing it names,
+	// e.g. cancelling a command already sent (HTTP 409).
+	ECONFLICT = "ECONFLICT"
+	// ETOOMANYREQUESTS: the token's rate or stream limit is reached; retry
+	// later (HTTP 429).
+	ETOOMANYREQUESTS = "ETOOMANYREQUESTS"
+	// EMETHOD: the endpoint exists but not with this method (HTTP 405).
+	EMETHOD = "EMETHOD"
+	// ETIMEOUT: the request took longer than the server allows; ask for
+	// less (HTTP 503).
+	ETIMEOUT = "ETIMEOUT"
 )
 
 // Error is an error with a code from the list above and a message meant for

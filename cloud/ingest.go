@@ -58,6 +58,10 @@ type CommitResult struct {
 	// UnknownCommands lists the indexes in Commit.Answers of the answers to
 	// commands that the store does not know (nothing was stored for them).
 	UnknownCommands []int
+	// AppliedStatuses lists the indexes in Commit.Statuses of the statuses
+	// that changed a vehicle's stored status (newer ones, and last wills
+	// that apply), for the live stream.
+	AppliedStatuses []int
 }
 
 // IngestStore is ingest's durable storage (PostgreSQL). Implementations are

@@ -54,4 +54,13 @@ type PositionService interface {
 	// page, nil when this page is the last. It returns an error with code
 	// ENOTFOUND for an unknown vehicle.
 	FindPositions(ctx context.Context, f PositionFilter) ([]*Position, *Cursor, error)
+	// EachPosition calls fn with every position of f's window in order
+	// (f.After and f.Limit are ignored), reading them from the store as fn
+	// consumes them: memory stays flat however many there are. fn's *Position
+	// is reused between calls. It stops at fn's first error and returns it;
+	// ENOTFOUND for an unknown vehicle (before any call).
+	EachPosition(ctx context.Context, f PositionFilter, fn func(*Position) error) error
 }
+
+// MaxWindow is the longest time range a history request may ask for.
+const MaxWindow = 31 * 24 * time.Hour

@@ -25,9 +25,13 @@ say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 # Ctrl-C reaches only this script, which stops them in order and exits 0:
 # none of them can exit first and make the demo look like a failure.
 pids=()
+TOKEN_NAME=""
 # shellcheck disable=SC2317 # cleanup and interrupted run from the traps
 cleanup() {
   trap - INT TERM HUP EXIT
+  if [ -n "$TOKEN_NAME" ]; then
+    "$BIN/cloud-server" token revoke "$TOKEN_NAME" >>"$DEMO_DIR/token.log" 2>&1 || true
+  fi
   ((${#pids[@]})) || return 0
   say "stopping"
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -51,6 +55,12 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
 fi
 
 "$BIN/cloud-server" migrate >"$DEMO_DIR/migrate.log" 2>&1 || { cat "$DEMO_DIR/migrate.log"; exit 1; }
+# An API token for the demo (admin: it can do everything the API offers),
+# revoked when the demo stops; also in $DEMO_DIR/token.
+TOKEN_NAME="demo-$(date +%Y%m%d-%H%M%S)-$$"
+TOKEN=$("$BIN/cloud-server" token create --name "$TOKEN_NAME" --role admin --ttl 24h 2>"$DEMO_DIR/token.log") ||
+  { cat "$DEMO_DIR/token.log"; TOKEN_NAME=""; exit 1; }
+(umask 077 && printf '%s\n' "$TOKEN" >"$DEMO_DIR/token")
 setsid "$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
 pids+=($!)
 
@@ -89,7 +99,10 @@ for _ in $(seq 1 100); do
 done
 
 say "$VEHICLES vehicles driving through Monaco; agents' metrics on 127.0.0.1:$((METRICS_PORT_BASE + 1))..$((METRICS_PORT_BASE + VEHICLES))"
-say "API:   curl localhost:$API_PORT/api/v1/vehicles"
+say "token: $TOKEN (admin; revoked when the demo stops; also in $DEMO_DIR/token)"
+say "API:   curl -H \"Authorization: Bearer $TOKEN\" localhost:$API_PORT/api/v1/vehicles"
+say "live:  curl -N -H \"Authorization: Bearer $TOKEN\" localhost:$API_PORT/api/v1/live"
+say "docs:  http://localhost:$API_PORT/docs"
 say "logs:  $DEMO_DIR"
 say "Ctrl-C to stop"
 wait -n "${pids[@]}" || true

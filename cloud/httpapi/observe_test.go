@@ -21,7 +21,9 @@ func (noVehicles) FindVehicleByID(_ context.Context, id string) (*cloud.Vehicle,
 	return nil, cloud.Errorf(cloud.ENOTFOUND, "vehicle %q not found", id)
 }
 
-func (noVehicles) FindVehicles(context.Context) ([]*cloud.Vehicle, error) { return nil, nil }
+func (noVehicles) FindVehicles(context.Context, cloud.VehicleFilter) ([]*cloud.Vehicle, bool, error) {
+	return nil, false, nil
+}
 
 // TestObserverSeesRouteAndStatus: every request reaches the Observer with
 // its route pattern (not its path: one series per route, however many
@@ -41,6 +43,7 @@ func TestObserverSeesRouteAndStatus(t *testing.T) {
 	}
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
+	c := newClient(t, ts, "")
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/health"},
 		{"GET", "/api/v1/vehicles/veh-001"},
@@ -48,24 +51,17 @@ func TestObserverSeesRouteAndStatus(t *testing.T) {
 		{"GET", "/no/such/thing"},
 		{"DELETE", "/health"},
 	} {
-		req, err := http.NewRequest(tc.method, ts.URL+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		c.do(tc.method, tc.path, "")
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	seen = slices.DeleteFunc(seen, func(s string) bool { return strings.HasPrefix(s, "GET /openapi.json") }) // the client's document
 	want := []string{
 		"GET /health OK",
-		"GET /api/v1/vehicles/{id} Not Found",
-		"GET /api/v1/vehicles/{id} Not Found",
-		"/ Not Found",
-		"/ Not Found", // no route for the method: the catch-all
+		"GET /api/v1/vehicles/{id} Service Unavailable", // no token store: nobody can be authenticated
+		"GET /api/v1/vehicles/{id} Service Unavailable",
+		"unmatched Not Found",
+		"unmatched Method Not Allowed", // the path's route is for GET
 	}
 	if len(seen) != len(want) {
 		t.Fatalf("observed %q", seen)

@@ -7,12 +7,6 @@ import (
 	"github.com/fleetgate/fleetgate/cloud"
 )
 
-// tripRoutes adds the trip endpoints.
-func (s *Server) tripRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/vehicles/{id}/trips", s.trips)
-	mux.HandleFunc("GET /api/v1/vehicles/{id}/trips/{trip_id}", s.trip)
-}
-
 type placeJSON struct {
 	Time Time     `json:"time"`
 	Lat  *float64 `json:"lat,omitempty"`
@@ -68,7 +62,7 @@ func toTripJSON(t *cloud.Trip) tripJSON {
 // trips serves a page of a vehicle's trips overlapping the window, with
 // the history endpoints' parameters (the cursor orders by start).
 func (s *Server) trips(w http.ResponseWriter, r *http.Request) {
-	win, err := s.parseWindow(r)
+	win, err := s.parseOverlapWindow(r, "trips")
 	if err == nil && s.Trips == nil {
 		err = cloud.Errorf(cloud.EUNAVAILABLE, "trips are not served by this server")
 	}
@@ -85,7 +79,7 @@ func (s *Server) trips(w http.ResponseWriter, r *http.Request) {
 		VehicleID string     `json:"vehicle_id"`
 		Trips     []tripJSON `json:"trips"`
 		Next      string     `json:"next,omitempty"`
-	}{VehicleID: win.id, Trips: make([]tripJSON, 0, len(ts)), Next: cursorString(next)}
+	}{VehicleID: win.id, Trips: make([]tripJSON, 0, len(ts)), Next: cursorString(next, win.scope)}
 	for _, t := range ts {
 		out.Trips = append(out.Trips, toTripJSON(t))
 	}

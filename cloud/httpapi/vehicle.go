@@ -2,7 +2,12 @@ package httpapi
 
 import (
 	"fmt"
+	"math"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fleetgate/fleetgate/cloud"
@@ -15,17 +20,21 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 // Time is a time that marshals as RFC 3339 UTC with milliseconds.
 type Time time.Time
 
-// MarshalJSON writes t as "2006-01-02T15:04:05.000Z".
-func (t Time) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Time(t).UTC().Format(timeFormat) + `"`), nil
+// MarshalText writes t as 2006-01-02T15:04:05.000Z (JSON quotes it; a
+// TextMarshaler costs JSON less than a Marshaler, whose output it checks).
+func (t Time) MarshalText() ([]byte, error) {
+	return time.Time(t).UTC().AppendFormat(make([]byte, 0, len(timeFormat)), timeFormat), nil
 }
 
 type vehicleJSON struct {
-	ID        string      `json:"id"`
-	FirstSeen Time        `json:"first_seen"`
-	LastSeen  Time        `json:"last_seen"`
-	Position  *latestJSON `json:"position,omitempty"`
-	Device    *deviceJSON `json:"device,omitempty"`
+	ID           string            `json:"id"`
+	FirstSeen    Time              `json:"first_seen"`
+	LastSeen     Time              `json:"last_seen"`
+	Online       bool              `json:"online"`
+	Position     *latestJSON       `json:"position,omitempty"`
+	Device       *deviceJSON       `json:"device,omitempty"`
+	TroubleCodes []troubleCodeJSON `json:"trouble_codes"`
+	DistanceM    *float64          `json:"distance_m,omitempty"`
 }
 
 // deviceJSON is the agent's latest status: the device health.
@@ -76,45 +85,220 @@ type latestJSON struct {
 }
 
 func toVehicleJSON(v *cloud.Vehicle) vehicleJSON {
-	out := vehicleJSON{ID: v.ID, FirstSeen: Time(v.FirstSeen), LastSeen: Time(v.LastSeen)}
+	out := vehicleJSON{ID: v.ID, FirstSeen: Time(v.FirstSeen), LastSeen: Time(v.LastSeen), Device: toDeviceJSON(v.Device),
+		TroubleCodes: toTroubleCodes(v.TroubleCodes), DistanceM: v.DistanceM}
+	out.Online = v.Device != nil && v.Device.Online
 	if p := v.Position; p != nil {
 		out.Position = &latestJSON{Time: Time(p.Time), Lat: p.Lat, Lon: p.Lon, SpeedMPS: p.SpeedMPS, CourseDeg: p.CourseDeg}
 	}
 	return out
 }
 
+// Sources of the latest positions and of the geographic filters.
+const (
+	sourceRedis    = "redis"
+	sourcePostgres = "postgres"
+)
+
+// vehicles is GET /api/v1/vehicles: a page of vehicles by id, filtered by
+// online, bbox or near (a point and radius_m). The geographic filters and
+// the latest positions come from the live store (Redis) when it answers,
+// else from PostgreSQL: "source" says which.
 func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, nil); err != nil {
+	if err := checkParams(r, []string{"online", "bbox", "near", "radius_m", "limit", "after"}); err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	vs, err := s.Vehicles.FindVehicles(r.Context())
+	if s.Vehicles == nil {
+		s.Error(w, r, cloud.Errorf(cloud.EUNAVAILABLE, "vehicles are not configured"))
+		return
+	}
+	q := r.URL.Query()
+	f, err := parseVehicleFilter(q)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	var statuses map[string]*cloud.DeviceStatus
-	if s.Statuses != nil {
-		if statuses, err = s.Statuses.FindStatuses(r.Context()); err != nil {
-			s.Error(w, r, err)
-			return
+	scope := "vehicles " + q.Get("online") + " " + q.Get("bbox") + " " + q.Get("near") + " " + q.Get("radius_m")
+	limit, after, err := parsePage(q, scope)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	f.Limit = limit
+	if after != nil {
+		f.After = after.Key
+	}
+	source := sourcePostgres
+	var dist map[string]float64
+	if s.Live != nil && (f.Near != nil || f.BBox != nil) {
+		if dist, err = s.geoFilter(r, &f); err == nil {
+			source = sourceRedis
+		} else {
+			s.Logger.Warn("live store unavailable: filtering in PostgreSQL", "err", err)
 		}
 	}
-	out := struct {
-		Vehicles []vehicleJSON `json:"vehicles"`
-	}{Vehicles: make([]vehicleJSON, 0, len(vs))}
-	for _, v := range vs {
-		j := toVehicleJSON(v)
-		j.Device = toDeviceJSON(statuses[v.ID])
-		out.Vehicles = append(out.Vehicles, j)
+	vs, more, err := s.Vehicles.FindVehicles(r.Context(), f)
+	if err != nil {
+		s.Error(w, r, err)
+		return
 	}
-	s.json(w, http.StatusOK, out)
+	source = s.overlayLatest(r, vs, source, f.Near == nil && f.BBox == nil)
+	// {"vehicles":[…],"next":…,"source":…}, written by the appenders of
+	// fastjson.go: the list may hold 10,000 vehicles.
+	b := make([]byte, 0, 64+700*len(vs))
+	b = append(b, `{"vehicles":[`...)
+	for i, v := range vs {
+		if d, ok := dist[v.ID]; ok {
+			v.DistanceM = &d
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		j := toVehicleJSON(v)
+		b = appendVehicle(b, &j)
+	}
+	b = append(b, ']')
+	if more && len(vs) > 0 {
+		b = append(b, `,"next":`...)
+		b = appendString(b, cloud.Cursor{Key: vs[len(vs)-1].ID}.Encode(scope))
+	}
+	b = append(b, `,"source":`...)
+	b = appendString(b, source)
+	s.writeJSON(w, http.StatusOK, append(b, '}'))
 }
 
+// geoFilter turns f's near and bbox into the ids the GEO index finds (f.IDs)
+// and returns the distances from the near point.
+func (s *Server) geoFilter(r *http.Request, f *cloud.VehicleFilter) (map[string]float64, error) {
+	var ids []string
+	var dist map[string]float64
+	if f.Near != nil {
+		d, err := s.Live.Nearby(r.Context(), *f.Near)
+		if err != nil {
+			return nil, err
+		}
+		dist = d
+		ids = make([]string, 0, len(d))
+		for id := range d {
+			ids = append(ids, id)
+		}
+	}
+	if f.BBox != nil {
+		in, err := s.Live.InBox(r.Context(), *f.BBox)
+		if err != nil {
+			return nil, err
+		}
+		if f.Near != nil {
+			in = slices.DeleteFunc(in, func(id string) bool { _, ok := dist[id]; return !ok })
+		}
+		ids = in
+	}
+	slices.Sort(ids)
+	f.IDs, f.Near, f.BBox = append([]string{}, ids...), nil, nil
+	return dist, nil
+}
+
+// overlayLatest replaces the vehicles' latest positions with the live
+// store's and returns the source of the answer: source, or postgres when
+// the live store fails (when may is false the answer's source stays as
+// is, since the filters already read one).
+func (s *Server) overlayLatest(r *http.Request, vs []*cloud.Vehicle, source string, may bool) string {
+	if s.Live == nil || len(vs) == 0 {
+		return source
+	}
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = v.ID
+	}
+	states, err := s.Live.LatestStates(r.Context(), ids)
+	if err != nil {
+		s.Logger.Warn("live store unavailable: latest positions from PostgreSQL", "err", err)
+		return sourcePostgres
+	}
+	for _, v := range vs {
+		if st, ok := states[v.ID]; ok && (v.Position == nil || !st.Position.Time.Before(v.Position.Time)) {
+			p := st.Position
+			v.Position = &p
+		}
+	}
+	if may {
+		return sourceRedis
+	}
+	return source
+}
+
+// parseVehicleFilter reads online, bbox, near and radius_m.
+func parseVehicleFilter(q url.Values) (cloud.VehicleFilter, error) {
+	var f cloud.VehicleFilter
+	switch v := q.Get("online"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		f.Online = &b
+	default:
+		return f, cloud.Errorf(cloud.EINVALID, "invalid online %q: want true or false", v)
+	}
+	if v := q.Get("bbox"); v != "" {
+		n, err := floats("bbox", v, 4, "min_lon,min_lat,max_lon,max_lat")
+		if err != nil {
+			return f, err
+		}
+		b := cloud.BBox{MinLon: n[0], MinLat: n[1], MaxLon: n[2], MaxLat: n[3]}
+		if !validLon(b.MinLon) || !validLon(b.MaxLon) || !validLat(b.MinLat) || !validLat(b.MaxLat) || b.MinLat > b.MaxLat {
+			return f, cloud.Errorf(cloud.EINVALID, "invalid bbox %q: longitudes -180 to 180, latitudes -90 to 90, min_lat at most max_lat (min_lon above max_lon crosses the antimeridian)", v)
+		}
+		f.BBox = &b
+	}
+	near, radius := q.Get("near"), q.Get("radius_m")
+	if (near == "") != (radius == "") {
+		return f, cloud.Errorf(cloud.EINVALID, "near and radius_m go together: near=lat,lon&radius_m=metres")
+	}
+	if near != "" {
+		n, err := floats("near", near, 2, "lat,lon")
+		if err != nil {
+			return f, err
+		}
+		if !validLat(n[0]) || !validLon(n[1]) {
+			return f, cloud.Errorf(cloud.EINVALID, "invalid near %q: latitude -90 to 90, longitude -180 to 180", near)
+		}
+		r, err := strconv.ParseFloat(radius, 64)
+		if err != nil || !(r > 0 && r <= 20_000_000) {
+			return f, cloud.Errorf(cloud.EINVALID, "invalid radius_m %q: want metres above 0, at most 20000000", radius)
+		}
+		f.Near = &cloud.Circle{Lat: n[0], Lon: n[1], RadiusM: r}
+	}
+	return f, nil
+}
+
+// floats reads n comma-separated finite numbers.
+func floats(name, v string, n int, form string) ([]float64, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) != n {
+		return nil, cloud.Errorf(cloud.EINVALID, "invalid %s %q: want %s", name, v, form)
+	}
+	out := make([]float64, n)
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, cloud.Errorf(cloud.EINVALID, "invalid %s %q: want %s", name, v, form)
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+func validLat(v float64) bool { return v >= -90 && v <= 90 }
+func validLon(v float64) bool { return v >= -180 && v <= 180 }
+
+// vehicle is GET /api/v1/vehicles/{id}.
 func (s *Server) vehicle(w http.ResponseWriter, r *http.Request) {
 	id, err := vehicleID(r)
 	if err == nil {
 		err = checkParams(r, nil)
+	}
+	if err == nil && s.Vehicles == nil {
+		err = cloud.Errorf(cloud.EUNAVAILABLE, "vehicles are not configured")
 	}
 	if err != nil {
 		s.Error(w, r, err)
@@ -125,25 +309,25 @@ func (s *Server) vehicle(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	j := toVehicleJSON(v)
-	if s.Statuses != nil {
-		d, err := s.Statuses.FindStatus(r.Context(), id)
-		if err != nil && cloud.ErrorCode(err) != cloud.ENOTFOUND {
-			s.Error(w, r, err)
-			return
-		}
-		j.Device = toDeviceJSON(d)
-	}
-	s.json(w, http.StatusOK, j)
+	source := s.overlayLatest(r, []*cloud.Vehicle{v}, sourcePostgres, true)
+	s.json(w, http.StatusOK, struct {
+		vehicleJSON
+		Source string `json:"source"`
+	}{toVehicleJSON(v), source})
 }
 
 // vehicleID returns the {id} of the path, or EINVALID when it is not a vehicle id.
 func vehicleID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
+	return id, validID(id)
+}
+
+// validID returns EINVALID when id is not a vehicle id.
+func validID(id string) error {
 	if err := telemetry.ValidVehicleID(id); err != nil {
-		return "", cloud.Errorf(cloud.EINVALID, "invalid vehicle id %q: want 1 to 64 of A-Z a-z 0-9 _ -", id)
+		return cloud.Errorf(cloud.EINVALID, "invalid vehicle id %q: want 1 to 64 of A-Z a-z 0-9 _ -", id)
 	}
-	return id, nil
+	return nil
 }
 
 func streamHex(id uint64) string { return fmt.Sprintf("%016x", id) }

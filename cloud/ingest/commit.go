@@ -97,6 +97,7 @@ func (p *Pipeline) commitBatch(ctx context.Context, items []*item) {
 func (p *Pipeline) store(ctx context.Context, items []*item) []*item {
 	c := &cloud.Commit{}
 	var answered []*item // by index in c.Answers
+	var statused []*item // by index in c.Statuses
 	records := 0
 	for _, it := range items {
 		if it.accepted != nil {
@@ -105,6 +106,7 @@ func (p *Pipeline) store(ctx context.Context, items []*item) []*item {
 		}
 		if it.status != nil {
 			c.Statuses = append(c.Statuses, *it.status)
+			statused = append(statused, it)
 		}
 		if it.answer != nil {
 			c.Answers = append(c.Answers, *it.answer)
@@ -121,6 +123,9 @@ func (p *Pipeline) store(ctx context.Context, items []*item) []*item {
 	res, took, err := p.commit(ctx, c)
 	if err == nil {
 		p.committed(c, items, records, res, took)
+		for _, i := range res.AppliedStatuses {
+			statused[i].statusApplied = true
+		}
 		var unknown []*item
 		for _, i := range res.UnknownCommands {
 			it := answered[i]

@@ -120,9 +120,10 @@ func (s *store) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult
 			}
 		}
 	}
-	for _, st := range c.Statuses {
+	for i, st := range c.Statuses {
 		if cur, ok := s.statuses[st.VehicleID]; !ok || st.Time.After(cur.Time) {
 			s.statuses[st.VehicleID] = st
+			res.AppliedStatuses = append(res.AppliedStatuses, i)
 		}
 	}
 	for i, a := range c.Answers {

@@ -13,11 +13,26 @@ import (
 
 // liveQueue holds the newest state of each vehicle committed but not yet
 // written to the LiveState: a slow or dead Redis costs a map entry per
-// vehicle, never ingest time.
+// vehicle, never ingest time. When the LiveState is also a
+// cloud.LiveAnnouncer, it holds the statuses and events to announce too, at
+// most MaxLiveNotices (the oldest go first: the live stream is a view, and
+// PostgreSQL has everything).
 type liveQueue struct {
 	mu      sync.Mutex
 	pending map[string]cloud.VehicleState
+	notices []cloud.LiveUpdate
 	wake    chan struct{} // capacity 1
+}
+
+// MaxLiveNotices bounds the statuses and events waiting to be announced.
+const MaxLiveNotices = 10_000
+
+// notice queues u for announcement.
+func (q *liveQueue) notice(u cloud.LiveUpdate) {
+	if len(q.notices) >= MaxLiveNotices {
+		q.notices = slices.Delete(q.notices, 0, 1)
+	}
+	q.notices = append(q.notices, u)
 }
 
 // put keeps st unless a newer state of its vehicle is pending, and reports
@@ -39,17 +54,29 @@ func (p *Pipeline) noteLive(items []*item) {
 	if p.Live == nil {
 		return
 	}
+	_, announce := p.Live.(cloud.LiveAnnouncer)
 	q := &p.live
 	q.mu.Lock()
 	for _, it := range items {
-		if it.accepted == nil || len(it.accepted.Positions) == 0 {
+		if announce && it.status != nil && it.statusApplied {
+			q.notice(cloud.LiveUpdate{Kind: cloud.LiveStatus, VehicleID: it.status.VehicleID, Status: it.status})
+		}
+		if it.accepted == nil {
+			continue
+		}
+		for i := range it.accepted.Events {
+			if announce {
+				q.notice(liveEvent(it.accepted, &it.accepted.Events[i]))
+			}
+		}
+		if len(it.accepted.Positions) == 0 {
 			continue
 		}
 		for _, f := range cloud.NewestFixes([]*telemetry.Batch{it.accepted}, it.limit) {
 			q.put(liveState(f, it.received, it.limit))
 		}
 	}
-	n := len(q.pending)
+	n := len(q.pending) + len(q.notices)
 	q.mu.Unlock()
 	if n > 0 {
 		select {
@@ -83,10 +110,10 @@ func (p *Pipeline) runLive(ctx context.Context, committed <-chan struct{}) {
 			last = true
 		}
 		q.mu.Lock()
-		pending := q.pending
-		q.pending = nil
+		pending, notices := q.pending, q.notices
+		q.pending, q.notices = nil, nil
 		q.mu.Unlock()
-		if len(pending) == 0 {
+		if len(pending) == 0 && len(notices) == 0 {
 			continue
 		}
 		states := make([]cloud.VehicleState, 0, len(pending))
@@ -95,6 +122,11 @@ func (p *Pipeline) runLive(ctx context.Context, committed <-chan struct{}) {
 		}
 		uctx, cancel := context.WithTimeout(ctx, p.LiveTimeout)
 		err := p.Live.UpdateLatest(uctx, states)
+		if a, ok := p.Live.(cloud.LiveAnnouncer); ok && err == nil {
+			if err = a.Announce(uctx, notices); err == nil {
+				notices = nil
+			}
+		}
 		cancel()
 		if err == nil {
 			if failures > 0 {
@@ -112,9 +144,21 @@ func (p *Pipeline) runLive(ctx context.Context, committed <-chan struct{}) {
 		for _, st := range states {
 			q.put(st)
 		}
+		later := q.notices
+		q.notices = nil
+		for _, u := range append(notices, later...) {
+			q.notice(u)
+		}
 		q.mu.Unlock()
 		retry.Reset(cloud.Backoff(p.RetryMin, p.RetryMax, failures))
 	}
+}
+
+// liveEvent returns an event of a batch as a live update.
+func liveEvent(b *telemetry.Batch, e *telemetry.Event) cloud.LiveUpdate {
+	return cloud.LiveUpdate{Kind: cloud.LiveEvent, VehicleID: b.VehicleID, Event: &cloud.Event{
+		VehicleID: b.VehicleID, StreamID: b.StreamID, Seq: e.Seq, Time: time.UnixMilli(e.UnixMs).UTC(),
+		Type: e.Type, Code: e.Code, Detail: e.Detail, Value: e.Value}}
 }
 
 // liveState returns a fix as a live state.

@@ -25,8 +25,9 @@ type item struct {
 	reason              string
 	protoAck            bool
 
-	status *cloud.DeviceStatus
-	answer *cloud.CommandAnswer
+	status        *cloud.DeviceStatus
+	statusApplied bool // the commit changed the stored status: announce it
+	answer        *cloud.CommandAnswer
 
 	dead       *cloud.DeadLetter
 	deadReason string // one of Reasons

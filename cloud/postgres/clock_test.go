@@ -65,7 +65,7 @@ func TestCommitAnswers(t *testing.T) {
 	if _, err := db.Commit(ctx, &cloud.Commit{Batches: []*telemetry.Batch{sampleBatch("veh-1", 1)}, ReceivedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateCommand(ctx, &cloud.Command{ID: "c1", VehicleID: "veh-1", Type: cloud.CommandReadDTCs, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+	if _, _, err := db.CreateCommand(ctx, &cloud.Command{ID: "c1", VehicleID: "veh-1", Type: cloud.CommandReadDTCs, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := db.Commit(ctx, &cloud.Commit{Answers: []cloud.CommandAnswer{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -55,8 +56,10 @@ func createStages(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
+// upsertVehicles records that the vehicles of $1 were heard from, first at
+// the times of $2 and last at those of $3 (see seenVehicles).
 const upsertVehicles = `INSERT INTO vehicles (id, first_seen, last_seen)
-SELECT id, $2::timestamptz, $2::timestamptz FROM unnest($1::text[]) AS id
+SELECT id, first, last FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(id, first, last)
 ON CONFLICT (id) DO UPDATE SET last_seen = GREATEST(vehicles.last_seen, excluded.last_seen)`
 
 // updateLatest moves a vehicle's latest fix forward only: a fix older than (or
@@ -100,14 +103,15 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 		}
 	}
 	b := &pgx.Batch{}
-	if ids := vehicleIDs(c.Batches); len(ids) > 0 {
-		b.Queue(upsertVehicles, ids, received)
-		if l := latestColumns(cloud.NewestFixes(c.Batches, c.ClockLimit)); len(l.vehicle) > 0 {
-			b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course, limit)
-		}
+	if ids, first, last := seenVehicles(c.Batches, c.Statuses, received); len(ids) > 0 {
+		b.Queue(upsertVehicles, ids, first, last)
 	}
+	if l := latestColumns(cloud.NewestFixes(c.Batches, c.ClockLimit)); len(l.vehicle) > 0 {
+		b.Queue(updateLatest, l.vehicle, l.stream, l.seq, l.time, l.lat, l.lon, l.speed, l.course, limit)
+	}
+	applied := make([]bool, len(c.Statuses))
 	for i := range c.Statuses {
-		if err := queueStatus(b, &c.Statuses[i], limit); err != nil {
+		if err := queueStatus(b, &c.Statuses[i], limit, &applied[i]); err != nil {
 			return res, err
 		}
 	}
@@ -141,6 +145,11 @@ func (db *DB) Commit(ctx context.Context, c *cloud.Commit) (cloud.CommitResult, 
 	for i, ok := range found {
 		if !ok {
 			res.UnknownCommands = append(res.UnknownCommands, i)
+		}
+	}
+	for i, ok := range applied {
+		if ok {
+			res.AppliedStatuses = append(res.AppliedStatuses, i)
 		}
 	}
 	return res, nil
@@ -323,17 +332,47 @@ func newEventRows(batches []*telemetry.Batch) *rows[telemetry.Event] {
 		})
 }
 
-// vehicleIDs returns the distinct vehicle ids of batches with records, sorted
-// so that concurrent transactions lock vehicle rows in the same order.
-func vehicleIDs(batches []*telemetry.Batch) []string {
-	var ids []string
+// seenVehicles returns the vehicles heard from, sorted by id so that
+// concurrent transactions lock vehicle rows in the same order, with when
+// first and last: received for the vehicles of batches with records, the
+// report's time (at most received) for those of statuses, so that a
+// retained status the broker hands again does not make a vehicle gone for
+// long look alive.
+func seenVehicles(batches []*telemetry.Batch, statuses []cloud.DeviceStatus, received time.Time) (ids []string, first, last []time.Time) {
+	seen := map[string][2]time.Time{}
+	note := func(id string, t time.Time) {
+		cur, ok := seen[id]
+		if !ok {
+			seen[id] = [2]time.Time{t, t}
+			return
+		}
+		if t.Before(cur[0]) {
+			cur[0] = t
+		}
+		if t.After(cur[1]) {
+			cur[1] = t
+		}
+		seen[id] = cur
+	}
 	for _, b := range batches {
 		if b.Len() > 0 {
-			ids = append(ids, b.VehicleID)
+			note(b.VehicleID, received)
 		}
 	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
+	for i := range statuses {
+		s := &statuses[i]
+		t := s.Time
+		if t.After(received) || t.IsZero() {
+			t = received
+		}
+		note(s.VehicleID, t)
+	}
+	ids = slices.Sorted(maps.Keys(seen))
+	first, last = make([]time.Time, len(ids)), make([]time.Time, len(ids))
+	for i, id := range ids {
+		first[i], last[i] = seen[id][0], seen[id][1]
+	}
+	return ids, first, last
 }
 
 type latestCols struct {

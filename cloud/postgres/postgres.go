@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,7 +26,10 @@ type DB struct {
 	// MonthsAhead is how many months of partitions past the current one are
 	// kept created (default 3).
 	MonthsAhead int
-	Logger      *slog.Logger
+	// StatementTimeout bounds every statement of the pool's connections
+	// (PostgreSQL's statement_timeout), unless the URL sets one; 0: none.
+	StatementTimeout time.Duration
+	Logger           *slog.Logger
 
 	pool *pgxpool.Pool
 }
@@ -38,9 +42,14 @@ var (
 	_ cloud.Pinger          = (*DB)(nil)
 )
 
+// DefaultStatementTimeout is DB.StatementTimeout's default: longer than
+// any ingest commit or API query takes, short enough that a runaway query
+// does not hold a connection for long.
+const DefaultStatementTimeout = 15 * time.Second
+
 // NewDB returns a DB for the database at url (postgres://...), not yet open.
 func NewDB(url string) *DB {
-	return &DB{URL: url, Now: time.Now, MonthsAhead: 3, Logger: slog.New(slog.DiscardHandler)}
+	return &DB{URL: url, Now: time.Now, MonthsAhead: 3, StatementTimeout: DefaultStatementTimeout, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // CheckURL reports whether url is a connection string the pool accepts
@@ -61,6 +70,9 @@ func (db *DB) Open(ctx context.Context) error {
 		return cloud.Errorf(cloud.EINVALID, "parse DATABASE_URL: %w", err)
 	}
 	cfg.AfterConnect = createStages
+	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set && db.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(db.StatementTimeout.Milliseconds(), 10)
+	}
 	db.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return cloud.Errorf(cloud.EINVALID, "open database pool: %w", err)
@@ -106,6 +118,8 @@ func classify(op string, err error) error {
 	if errors.As(err, &pgErr) {
 		code := pgErr.Code
 		switch {
+		case code == "57014": // query_canceled: the statement timeout
+			return cloud.Errorf(cloud.ETIMEOUT, "%s: the query took longer than the database's statement timeout: %w", op, err)
 		case len(code) == 5 && (code[:2] == "08" || code[:2] == "53" || code[:2] == "57" || code[:2] == "58"),
 			code == "40001", code == "40P01", code == "55P03":
 			return cloud.Errorf(cloud.EUNAVAILABLE, "%s: %w", op, err)

@@ -347,7 +347,7 @@ func TestLatestPositionMovesForwardOnly(t *testing.T) {
 	if v.Position == nil || v.Position.Seq != 10 || !v.Position.Time.Equal(now) || v.Position.Lat != 100e-7 {
 		t.Errorf("latest position %+v, want seq 10", v.Position)
 	}
-	vs, err := db.FindVehicles(ctx)
+	vs, _, err := db.FindVehicles(ctx, cloud.VehicleFilter{Limit: 10})
 	if err != nil || len(vs) != 1 || vs[0].ID != "veh-l" || !vs[0].LastSeen.Equal(now) {
 		t.Errorf("FindVehicles = %+v, %v", vs, err)
 	}

@@ -96,7 +96,7 @@ func TestRetentionDropsPartitionsOnAClockMovedForward(t *testing.T) {
 	if err := db.SaveStatus(ctx, &cloud.DeviceStatus{VehicleID: "veh-ret", Online: true, Time: now, ReceivedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateCommand(ctx, &cloud.Command{ID: "c1", VehicleID: "veh-ret", Type: cloud.CommandReadDTCs, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+	if _, _, err := db.CreateCommand(ctx, &cloud.Command{ID: "c1", VehicleID: "veh-ret", Type: cloud.CommandReadDTCs, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.EnsurePartitions(ctx); err != nil {

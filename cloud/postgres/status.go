@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fleetgate/fleetgate/cloud"
 )
@@ -35,6 +36,14 @@ ON CONFLICT (vehicle_id) DO UPDATE SET online = excluded.online, time = excluded
 	uptime_ms = excluded.uptime_ms, received_at = excluded.received_at
 WHERE excluded.time > device_status.time OR device_status.time > $17::timestamptz`
 
+// insertStatusHistory keeps every status reported, once: the same report
+// again (a retained status handed to another replica, a restart) is skipped.
+const insertStatusHistory = `INSERT INTO device_status_history (vehicle_id, online, time, agent_version, stream_id,
+	next_seq, outbox_depth, outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters,
+	uptime_ms, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT DO NOTHING`
+
 // applyWill marks the vehicle offline for a last will older than its last
 // report but not older than the current connection: the agent died after
 // reporting. The newer report's figures are kept.
@@ -44,7 +53,9 @@ WHERE vehicle_id = $1 AND online AND $2 >= online_since AND $2 <= time`
 // SaveStatus stores s; see cloud.StatusService.
 func (db *DB) SaveStatus(ctx context.Context, s *cloud.DeviceStatus) error {
 	b := &pgx.Batch{}
-	if err := queueStatus(b, s, nil); err != nil {
+	ids, first, last := seenVehicles(nil, []cloud.DeviceStatus{*s}, s.ReceivedAt)
+	b.Queue(upsertVehicles, ids, first, last)
+	if err := queueStatus(b, s, nil, nil); err != nil {
 		return err
 	}
 	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -54,9 +65,11 @@ func (db *DB) SaveStatus(ctx context.Context, s *cloud.DeviceStatus) error {
 }
 
 // queueStatus queues the statements that apply s (upsertStatus, and
-// applyWill for an offline status) on b; limit is the clock limit (nil:
-// none). It returns an error with code EINVALID when s cannot be stored.
-func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time) error {
+// applyWill for an offline status) and keep it in the history on b; limit is
+// the clock limit (nil: none). Once the batch ran, *applied (when not nil)
+// says whether s changed the stored status. It returns an error with code
+// EINVALID when s cannot be stored.
+func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time, applied *bool) error {
 	counters, err := json.Marshal(s.Counters)
 	if err != nil {
 		return cloud.Errorf(cloud.EINVALID, "status counters: %w", err)
@@ -68,18 +81,28 @@ func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time) error {
 	if !s.NoFixSince.IsZero() {
 		noFix = &s.NoFixSince
 	}
-	b.Queue(upsertStatus, s.VehicleID, s.Online, s.Time, text(s.AgentVersion), int64(s.StreamID), int64(s.NextSeq),
+	args := []any{s.VehicleID, s.Online, s.Time, text(s.AgentVersion), int64(s.StreamID), int64(s.NextSeq),
 		int64(s.OutboxDepth), int64(s.OutboxBytes), s.OldestUnsentAge.Milliseconds(), int64(s.Dropped), s.FixMode, noFix,
-		s.RTT.Milliseconds(), counters, s.Uptime.Milliseconds(), s.ReceivedAt, limit)
-	if !s.Online {
-		b.Queue(applyWill, s.VehicleID, s.Time, s.ReceivedAt)
+		s.RTT.Milliseconds(), counters, s.Uptime.Milliseconds(), s.ReceivedAt}
+	changed := func(ct pgconn.CommandTag) error {
+		if applied != nil && ct.RowsAffected() > 0 {
+			*applied = true
+		}
+		return nil
 	}
+	b.Queue(upsertStatus, append(args, limit)...).Exec(changed)
+	if !s.Online {
+		b.Queue(applyWill, s.VehicleID, s.Time, s.ReceivedAt).Exec(changed)
+	}
+	b.Queue(insertStatusHistory, args...)
 	return nil
 }
 
-const selectStatus = `SELECT vehicle_id, online, time, online_since, agent_version, stream_id, next_seq, outbox_depth,
-	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at
-FROM device_status`
+// statusCols are device_status's columns as statusRow scans them.
+const statusCols = `vehicle_id, online, time, online_since, agent_version, stream_id, next_seq, outbox_depth,
+	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at`
+
+const selectStatus = "SELECT " + statusCols + " FROM device_status"
 
 // FindStatus returns a vehicle's status, or ENOTFOUND.
 func (db *DB) FindStatus(ctx context.Context, vehicleID string) (*cloud.DeviceStatus, error) {
@@ -97,35 +120,48 @@ func (db *DB) FindStatus(ctx context.Context, vehicleID string) (*cloud.DeviceSt
 	return s, nil
 }
 
-// FindStatuses returns every vehicle's status.
-func (db *DB) FindStatuses(ctx context.Context) (map[string]*cloud.DeviceStatus, error) {
-	rows, err := db.pool.Query(ctx, selectStatus)
-	if err != nil {
-		return nil, classify("find device statuses", err)
-	}
-	all, err := pgx.CollectRows(rows, scanStatus)
-	if err != nil {
-		return nil, classify("find device statuses", err)
-	}
-	out := make(map[string]*cloud.DeviceStatus, len(all))
-	for _, s := range all {
-		out[s.VehicleID] = s
-	}
-	return out, nil
+const selectStatusHistory = `vehicle_id, online, time, NULL::timestamptz, agent_version, stream_id, next_seq, outbox_depth,
+	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at`
+
+// FindStatusHistory returns one page of a vehicle's reported statuses; see
+// cloud.StatusService.
+func (db *DB) FindStatusHistory(ctx context.Context, f cloud.StatusFilter) ([]*cloud.DeviceStatus, *cloud.Cursor, error) {
+	p := page{vehicleID: f.VehicleID, from: f.From, to: f.To, after: f.After, limit: f.Limit, keys: keyset{
+		cols: []string{"time", "online::int"},
+		args: func(c *cloud.Cursor) []any { return []any{c.Time, int(c.Seq)} }}}
+	sql, args := p.query(selectStatusHistory, "device_status_history")
+	return findPage(ctx, db, p, "find device status history", sql, args, scanStatus, (*cloud.DeviceStatus).Cursor)
 }
 
 func scanStatus(row pgx.CollectableRow) (*cloud.DeviceStatus, error) {
-	var (
-		s                                cloud.DeviceStatus
-		since, noFix                     *time.Time
-		stream, next, depth, bytes, drop *int64
-		age, rtt, uptime                 *int64
-		fix                              *int32
-		counters                         []byte
-	)
-	if err := row.Scan(&s.VehicleID, &s.Online, &s.Time, &since, &s.AgentVersion, &stream, &next, &depth, &bytes,
-		&age, &drop, &fix, &noFix, &rtt, &counters, &uptime, &s.ReceivedAt); err != nil {
+	var st statusRow
+	if err := row.Scan(st.targets()...); err != nil {
 		return nil, err
+	}
+	return st.status()
+}
+
+// statusRow holds the columns of selectStatus as scanned, each nullable (a
+// LEFT JOIN may have no status).
+type statusRow struct {
+	vehicle, version                 *string
+	online                           *bool
+	at, since, noFix, received       *time.Time
+	stream, next, depth, bytes, drop *int64
+	age, rtt, uptime                 *int64
+	fix                              *int32
+	counters                         []byte
+}
+
+func (r *statusRow) targets() []any {
+	return []any{&r.vehicle, &r.online, &r.at, &r.since, &r.version, &r.stream, &r.next, &r.depth, &r.bytes,
+		&r.age, &r.drop, &r.fix, &r.noFix, &r.rtt, &r.counters, &r.uptime, &r.received}
+}
+
+// status returns the scanned status, nil when there was none.
+func (r *statusRow) status() (*cloud.DeviceStatus, error) {
+	if r.vehicle == nil || r.online == nil || r.at == nil || r.received == nil {
+		return nil, nil
 	}
 	u := func(p *int64) uint64 {
 		if p == nil {
@@ -134,20 +170,20 @@ func scanStatus(row pgx.CollectableRow) (*cloud.DeviceStatus, error) {
 		return uint64(*p)
 	}
 	ms := func(p *int64) time.Duration { return time.Duration(u(p)) * time.Millisecond }
-	s.StreamID, s.NextSeq, s.OutboxDepth, s.OutboxBytes, s.Dropped = u(stream), u(next), u(depth), u(bytes), u(drop)
-	s.OldestUnsentAge, s.RTT, s.Uptime = ms(age), ms(rtt), ms(uptime)
-	if fix != nil {
-		s.FixMode = int(*fix)
+	s := &cloud.DeviceStatus{VehicleID: *r.vehicle, Online: *r.online, Time: r.at.UTC(), ReceivedAt: r.received.UTC()}
+	if r.version != nil {
+		s.AgentVersion = *r.version
 	}
-	if since != nil {
-		s.OnlineSince = since.UTC()
+	s.StreamID, s.NextSeq, s.OutboxDepth, s.OutboxBytes, s.Dropped = u(r.stream), u(r.next), u(r.depth), u(r.bytes), u(r.drop)
+	s.OldestUnsentAge, s.RTT, s.Uptime = ms(r.age), ms(r.rtt), ms(r.uptime)
+	if r.fix != nil {
+		s.FixMode = int(*r.fix)
 	}
-	if noFix != nil {
-		s.NoFixSince = noFix.UTC()
+	s.OnlineSince, s.NoFixSince = utc(r.since), utc(r.noFix)
+	if len(r.counters) > 0 {
+		if err := json.Unmarshal(r.counters, &s.Counters); err != nil {
+			return nil, err
+		}
 	}
-	s.Time, s.ReceivedAt = s.Time.UTC(), s.ReceivedAt.UTC()
-	if err := json.Unmarshal(counters, &s.Counters); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return s, nil
 }

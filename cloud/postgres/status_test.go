@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,9 +53,11 @@ func TestStatusOrdering(t *testing.T) {
 	if _, err := db.FindStatus(ctx, "veh-2"); cloud.ErrorCode(err) != cloud.ENOTFOUND {
 		t.Errorf("unknown vehicle: %v", err)
 	}
-	all, err := db.FindStatuses(ctx)
-	if err != nil || len(all) != 1 || all["veh-1"] == nil {
-		t.Errorf("FindStatuses = %v, %v", all, err)
+	// Each report is in the history once, in agent time order: the will of
+	// the first connection came twice, and is there once.
+	hist, _, err := db.FindStatusHistory(ctx, cloud.StatusFilter{VehicleID: "veh-1", From: now.Add(-24 * time.Hour), To: now.Add(time.Hour), Limit: 100})
+	if err != nil || len(hist) != len(steps)-1 || !slices.IsSortedFunc(hist, func(a, b *cloud.DeviceStatus) int { return a.Time.Compare(b.Time) }) {
+		t.Errorf("history = %d statuses, %v; want %d in time order", len(hist), err, len(steps)-1)
 	}
 }
 
@@ -63,13 +66,13 @@ func TestCommands(t *testing.T) {
 	ctx := context.Background()
 	c := &cloud.Command{ID: "c1", VehicleID: "veh-1", Type: cloud.CommandSetPIDs, PIDs: []uint16{0x010C, 0x010D},
 		CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
-	if err := db.CreateCommand(ctx, c); cloud.ErrorCode(err) != cloud.ENOTFOUND {
+	if _, _, err := db.CreateCommand(ctx, c); cloud.ErrorCode(err) != cloud.ENOTFOUND {
 		t.Fatalf("command for an unknown vehicle: %v", err)
 	}
 	if _, err := db.Commit(ctx, &cloud.Commit{Batches: []*telemetry.Batch{sampleBatch("veh-1", 1)}, ReceivedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateCommand(ctx, c); err != nil {
+	if _, _, err := db.CreateCommand(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.FindCommand(ctx, "veh-1", "c1")

@@ -3,6 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,13 +13,24 @@ import (
 	"github.com/fleetgate/fleetgate/cloud"
 )
 
-const selectVehicles = `SELECT id, first_seen, last_seen, pos_stream_id, pos_seq, pos_time,
-	pos_lat_e7, pos_lon_e7, pos_speed_mmps, pos_course_cdeg FROM vehicles`
+// selectVehicles reads vehicles with their status (scanVehicle).
+var selectVehicles = `SELECT v.id, v.first_seen, v.last_seen, v.pos_stream_id, v.pos_seq, v.pos_time,
+	v.pos_lat_e7, v.pos_lon_e7, v.pos_speed_mmps, v.pos_course_cdeg, ` + prefixed("s.", statusCols) + `
+FROM vehicles v LEFT JOIN device_status s ON s.vehicle_id = v.id`
 
-// FindVehicleByID returns the vehicle with its latest fix, or an error with
-// code ENOTFOUND.
+// prefixed puts p before each of the comma-separated cols.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FindVehicleByID returns the vehicle with its latest fix, status and
+// trouble codes, or an error with code ENOTFOUND.
 func (db *DB) FindVehicleByID(ctx context.Context, id string) (*cloud.Vehicle, error) {
-	rows, err := db.pool.Query(ctx, selectVehicles+" WHERE id = $1", id)
+	rows, err := db.pool.Query(ctx, selectVehicles+" WHERE v.id = $1", id)
 	if err != nil {
 		return nil, classify("find vehicle", err)
 	}
@@ -27,21 +41,107 @@ func (db *DB) FindVehicleByID(ctx context.Context, id string) (*cloud.Vehicle, e
 	if err != nil {
 		return nil, classify("find vehicle", err)
 	}
+	if err := db.addDetails(ctx, []*cloud.Vehicle{v}); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
-// FindVehicles returns every vehicle ordered by id.
-func (db *DB) FindVehicles(ctx context.Context) ([]*cloud.Vehicle, error) {
-	rows, err := db.pool.Query(ctx, selectVehicles+" ORDER BY id")
+// haversine is cloud.DistanceM in SQL, from the vehicle's latest fix to
+// ($%[1]d, $%[2]d).
+const haversine = `2 * 6371008.8 * asin(sqrt(least(1,
+	power(sin(radians(v.pos_lat_e7 / 1e7 - $%[1]d) / 2), 2) +
+	cos(radians($%[1]d)) * cos(radians(v.pos_lat_e7 / 1e7)) * power(sin(radians(v.pos_lon_e7 / 1e7 - $%[2]d) / 2), 2))))`
+
+// FindVehicles returns one page of the vehicles f selects, by id, with
+// their latest fix, status and trouble codes; see cloud.VehicleService.
+func (db *DB) FindVehicles(ctx context.Context, f cloud.VehicleFilter) ([]*cloud.Vehicle, bool, error) {
+	if f.Limit < 1 || f.Limit > cloud.MaxLimit {
+		return nil, false, cloud.Errorf(cloud.EINVALID, "limit %d outside 1 to %d", f.Limit, cloud.MaxLimit)
+	}
+	var (
+		args  []any
+		where = []string{"true"}
+	)
+	arg := func(v any) int { args = append(args, v); return len(args) }
+	if f.After != "" {
+		where = append(where, fmt.Sprintf("v.id > $%d", arg(f.After)))
+	}
+	if f.IDs != nil {
+		where = append(where, fmt.Sprintf("v.id = ANY($%d)", arg(f.IDs)))
+	}
+	if f.Online != nil {
+		where = append(where, fmt.Sprintf("coalesce(s.online, false) = $%d", arg(*f.Online)))
+	}
+	if b := f.BBox; b != nil {
+		lat := fmt.Sprintf("v.pos_lat_e7 BETWEEN $%d AND $%d", arg(e7Ceil(b.MinLat)), arg(e7Floor(b.MaxLat)))
+		lon := "v.pos_lon_e7 BETWEEN $%d AND $%d"
+		if b.MinLon > b.MaxLon {
+			lon = "(v.pos_lon_e7 >= $%d OR v.pos_lon_e7 <= $%d)"
+		}
+		where = append(where, lat, fmt.Sprintf(lon, arg(e7Ceil(b.MinLon)), arg(e7Floor(b.MaxLon))))
+	}
+	if c := f.Near; c != nil {
+		where = append(where, "v.pos_time IS NOT NULL", fmt.Sprintf(haversine, arg(c.Lat), arg(c.Lon))+fmt.Sprintf(" <= $%d", arg(c.RadiusM)))
+	}
+	sql := fmt.Sprintf("%s WHERE %s ORDER BY v.id LIMIT $%d", selectVehicles, strings.Join(where, " AND "), arg(f.Limit+1))
+	rows, err := db.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, classify("find vehicles", err)
+		return nil, false, classify("find vehicles", err)
 	}
 	vs, err := pgx.CollectRows(rows, scanVehicle)
 	if err != nil {
-		return nil, classify("find vehicles", err)
+		return nil, false, classify("find vehicles", err)
 	}
-	return vs, nil
+	more := len(vs) > f.Limit
+	if more {
+		vs = vs[:f.Limit]
+	}
+	if err := db.addDetails(ctx, vs); err != nil {
+		return nil, false, err
+	}
+	if c := f.Near; c != nil {
+		for _, v := range vs {
+			if v.Position != nil {
+				d := cloud.DistanceM(c.Lat, c.Lon, v.Position.Lat, v.Position.Lon)
+				v.DistanceM = &d
+			}
+		}
+	}
+	return vs, more, nil
 }
+
+// addDetails adds their trouble codes to vs (sorted by id): those of the
+// ids from the first to the last, which is quicker than a list of ids.
+func (db *DB) addDetails(ctx context.Context, vs []*cloud.Vehicle) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*cloud.Vehicle, len(vs))
+	for _, v := range vs {
+		byID[v.ID] = v
+	}
+	rows, err := db.pool.Query(ctx, currentCodes, vs[0].ID, vs[len(vs)-1].ID)
+	if err != nil {
+		return classify("find trouble codes", err)
+	}
+	var id string
+	var tc cloud.TroubleCode
+	_, err = pgx.ForEachRow(rows, []any{&id, &tc.Code, &tc.Since}, func() error {
+		if v, ok := byID[id]; ok {
+			tc.Since = tc.Since.UTC()
+			v.TroubleCodes = append(v.TroubleCodes, tc)
+		}
+		return nil
+	})
+	if err != nil {
+		return classify("find trouble codes", err)
+	}
+	return nil
+}
+
+func e7Ceil(deg float64) int64  { return int64(math.Ceil(deg * 1e7)) }
+func e7Floor(deg float64) int64 { return int64(math.Floor(deg * 1e7)) }
 
 func scanVehicle(row pgx.CollectableRow) (*cloud.Vehicle, error) {
 	var (
@@ -50,8 +150,9 @@ func scanVehicle(row pgx.CollectableRow) (*cloud.Vehicle, error) {
 		t             *time.Time
 		lat, lon      *int32
 		speed, course *int32
+		st            statusRow
 	)
-	if err := row.Scan(&v.ID, &v.FirstSeen, &v.LastSeen, &stream, &seq, &t, &lat, &lon, &speed, &course); err != nil {
+	if err := row.Scan(append([]any{&v.ID, &v.FirstSeen, &v.LastSeen, &stream, &seq, &t, &lat, &lon, &speed, &course}, st.targets()...)...); err != nil {
 		return nil, err
 	}
 	v.FirstSeen, v.LastSeen = v.FirstSeen.UTC(), v.LastSeen.UTC()
@@ -61,7 +162,9 @@ func scanVehicle(row pgx.CollectableRow) (*cloud.Vehicle, error) {
 			Lat: e7(*lat), Lon: e7(*lon), SpeedMPS: scaled(speed, 1000), CourseDeg: scaled(course, 100),
 		}
 	}
-	return &v, nil
+	var err error
+	v.Device, err = st.status()
+	return &v, err
 }
 
 // vehicleExists returns ENOTFOUND for an unknown vehicle.

@@ -1,10 +1,13 @@
 // Package redis keeps the fleet's live state in Redis with go-redis: each
 // vehicle's latest fix by record time (a hash written by a Lua script only
 // when the new fix is newer, so late history never moves a vehicle
-// backwards), a GEO index of the fleet, and a pub/sub channel on which every
-// accepted update is announced for live streams on any replica. Every key and
-// the channel are under the configured prefix. It is the only package that
-// imports the Redis client.
+// backwards), a GEO index of the fleet, and the live feed: every accepted
+// update (a new latest fix, a new device status, an event) is appended to a
+// capped stream, which gives it its id and keeps a short buffer for clients
+// that resume, and announced on a pub/sub channel from which every replica
+// serves its live streams. It also counts each token's live streams. Every
+// key and the channel are under the configured prefix. It is the only
+// package that imports the Redis client.
 package redis
 
 import (
@@ -26,17 +29,36 @@ import (
 type LiveState struct {
 	URL    string // redis://host:port/db
 	Prefix string // put before every key and the channel, e.g. "fleetgate:"
+	// Buffer is about how many updates the live feed keeps for clients
+	// that resume (the stream's MAXLEN, trimmed approximately).
+	Buffer int
+	// SlotLease is how long a live stream's slot (LiveSlots) lasts unless
+	// renewed.
+	SlotLease time.Duration
 
 	client *redis.Client
 }
 
-var (
-	_ cloud.LiveState = (*LiveState)(nil)
-	_ cloud.Pinger    = (*LiveState)(nil)
+// Defaults of a LiveState (NewLiveState).
+const (
+	DefaultBuffer    = 100_000
+	DefaultSlotLease = time.Minute
 )
 
-// NewLiveState returns a LiveState for the Redis at url, keys under prefix.
-func NewLiveState(url, prefix string) *LiveState { return &LiveState{URL: url, Prefix: prefix} }
+var (
+	_ cloud.LiveState     = (*LiveState)(nil)
+	_ cloud.LiveAnnouncer = (*LiveState)(nil)
+	_ cloud.LiveReader    = (*LiveState)(nil)
+	_ cloud.LiveFeed      = (*LiveState)(nil)
+	_ cloud.LiveSlots     = (*LiveState)(nil)
+	_ cloud.Pinger        = (*LiveState)(nil)
+)
+
+// NewLiveState returns a LiveState for the Redis at url, keys under prefix,
+// with the defaults above.
+func NewLiveState(url, prefix string) *LiveState {
+	return &LiveState{URL: url, Prefix: prefix, Buffer: DefaultBuffer, SlotLease: DefaultSlotLease}
+}
 
 // CheckURL reports whether url is one the Redis client accepts (the checks
 // Open makes before it connects).
@@ -88,33 +110,53 @@ func (s *LiveState) VehicleKey(id string) string { return s.Prefix + "vehicle:" 
 func (s *LiveState) GeoKey() string { return s.Prefix + "geo" }
 
 // Channel returns the pub/sub channel on which accepted updates are
-// published, one JSON Update per message.
+// announced: each message is the update's stream id, a space, and the
+// update as JSON (an Update).
 func (s *LiveState) Channel() string { return s.Prefix + "live" }
 
-// Update is the JSON message published on Channel for each accepted state.
-// Unknown measures are omitted.
+// StreamKey returns the key of the stream that keeps the last Buffer
+// updates (field "u": the update as JSON), for clients that resume.
+func (s *LiveState) StreamKey() string { return s.Prefix + "live:buffer" }
+
+// Update is an update of the live feed as Redis carries it (JSON). Kind is
+// "position" (the position fields are set), "status" (Status) or "event"
+// (Event). Unknown measures are omitted.
 type Update struct {
-	VehicleID string   `json:"vehicle_id"`
-	Time      string   `json:"time"`
-	StreamID  string   `json:"stream_id"`
-	Seq       uint64   `json:"seq"`
-	Lat       float64  `json:"lat"`
-	Lon       float64  `json:"lon"`
-	SpeedMPS  *float64 `json:"speed_mps,omitempty"`
-	CourseDeg *float64 `json:"course_deg,omitempty"`
+	Kind      cloud.LiveKind `json:"kind"`
+	VehicleID string         `json:"vehicle_id"`
+	Time      string         `json:"time,omitempty"`
+	StreamID  string         `json:"stream_id,omitempty"`
+	Seq       uint64         `json:"seq,omitempty"`
+	Lat       float64        `json:"lat,omitempty"`
+	Lon       float64        `json:"lon,omitempty"`
+	SpeedMPS  *float64       `json:"speed_mps,omitempty"`
+	CourseDeg *float64       `json:"course_deg,omitempty"`
+	Status    *Status        `json:"status,omitempty"`
+	Event     *Event         `json:"event,omitempty"`
 }
 
 // maxGeoLat is the largest |latitude| a Redis GEO index takes (Web Mercator).
 const maxGeoLat = 85.05112878
 
+// announceLua is the Lua that appends an update to the stream (whose id it
+// gets) and publishes it, with the stream, the channel, the update's JSON
+// and the stream's MAXLEN at the given places of KEYS and ARGV.
+func announceLua(stream, channel, msg, maxLen int) string {
+	return fmt.Sprintf(`
+local id = redis.call('XADD', KEYS[%d], 'MAXLEN', '~', ARGV[%d], '*', 'u', ARGV[%d])
+redis.call('PUBLISH', ARGV[%d], id .. ' ' .. ARGV[%d])
+`, stream, maxLen, msg, channel, msg)
+}
+
 // latest replaces a vehicle's state hash only when the new record time is
 // newer than the stored one (or the stored one is stamped after the clock
-// limit, when there is one), then updates the GEO index and publishes.
+// limit, when there is one), then updates the GEO index and announces it.
 //
-//	KEYS[1] the vehicle's hash   KEYS[2] the GEO index
+//	KEYS[1] the vehicle's hash   KEYS[2] the GEO index   KEYS[3] the stream
 //	ARGV[1] time_ms  ARGV[2] lon  ARGV[3] lat  ARGV[4] vehicle id
 //	ARGV[5] channel  ARGV[6] message  ARGV[7] clock limit in ms, -1: none
-//	ARGV[8..] field, value, ...
+//	ARGV[8] unused   ARGV[9] the stream's MAXLEN
+//	ARGV[10..] field, value, ...
 var latest = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'time_ms')
 local limit = tonumber(ARGV[7])
@@ -122,13 +164,13 @@ if cur and tonumber(cur) >= tonumber(ARGV[1]) and (limit < 0 or tonumber(cur) <=
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 if math.abs(tonumber(ARGV[3])) <= ` + strconv.FormatFloat(maxGeoLat, 'f', -1, 64) + ` then
   redis.call('GEOADD', KEYS[2], ARGV[2], ARGV[3], ARGV[4])
 else
   redis.call('ZREM', KEYS[2], ARGV[4])
 end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+` + announceLua(3, 5, 6, 9) + `
 return 1
 `)
 
@@ -141,14 +183,23 @@ func (s *LiveState) UpdateLatest(ctx context.Context, states []cloud.VehicleStat
 	if len(states) == 0 {
 		return nil
 	}
+	return s.runScript(ctx, latest, "update live state in Redis", len(states), func(i int) ([]string, []any, error) {
+		return s.scriptArgs(&states[i])
+	})
+}
+
+// runScript runs script n times in one pipeline with the keys and
+// arguments of args(i), loading it again when Redis lost its script cache.
+// It returns an error with code EUNAVAILABLE when Redis fails.
+func (s *LiveState) runScript(ctx context.Context, script *redis.Script, op string, n int, args func(i int) ([]string, []any, error)) error {
 	run := func(ctx context.Context) error {
 		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range states {
-				keys, args, err := s.scriptArgs(&states[i])
+			for i := range n {
+				keys, argv, err := args(i)
 				if err != nil {
 					return err
 				}
-				latest.EvalSha(ctx, p, keys, args...)
+				script.EvalSha(ctx, p, keys, argv...)
 			}
 			return nil
 		})
@@ -165,13 +216,13 @@ func (s *LiveState) UpdateLatest(ctx context.Context, states []cloud.VehicleStat
 	err := run(ctx)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis restarted or flushed its script cache: load it and go again
-		// (the script is idempotent).
-		if err = latest.Load(ctx, s.client).Err(); err == nil {
+		// (the scripts are idempotent, or announce again at worst).
+		if err = script.Load(ctx, s.client).Err(); err == nil {
 			err = run(ctx)
 		}
 	}
 	if err != nil {
-		return cloud.Errorf(cloud.EUNAVAILABLE, "update live state in Redis: %w", err)
+		return cloud.Errorf(cloud.EUNAVAILABLE, "%s: %w", op, err)
 	}
 	return nil
 }
@@ -179,7 +230,7 @@ func (s *LiveState) UpdateLatest(ctx context.Context, states []cloud.VehicleStat
 func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) {
 	p := &st.Position
 	u := Update{
-		VehicleID: st.VehicleID, Time: p.Time.UTC().Format(timeFormat), StreamID: fmt.Sprintf("%016x", p.StreamID),
+		Kind: cloud.LivePosition, VehicleID: st.VehicleID, Time: p.Time.UTC().Format(timeFormat), StreamID: fmt.Sprintf("%016x", p.StreamID),
 		Seq: p.Seq, Lat: p.Lat, Lon: p.Lon, SpeedMPS: p.SpeedMPS, CourseDeg: p.CourseDeg,
 	}
 	msg, err := json.Marshal(u)
@@ -191,7 +242,7 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 	if !st.ClockLimit.IsZero() {
 		limit = st.ClockLimit.UnixMilli()
 	}
-	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit,
+	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit, "", s.Buffer,
 		"time_ms", p.Time.UnixMilli(), "time", u.Time, "stream_id", u.StreamID, "seq", p.Seq,
 		"lat", f(p.Lat), "lon", f(p.Lon), "updated_at", st.UpdatedAt.UTC().Format(timeFormat)}
 	if p.SpeedMPS != nil {
@@ -200,7 +251,7 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 	if p.CourseDeg != nil {
 		args = append(args, "course_deg", f(*p.CourseDeg))
 	}
-	return []string{s.VehicleKey(st.VehicleID), s.GeoKey()}, args, nil
+	return []string{s.VehicleKey(st.VehicleID), s.GeoKey(), s.StreamKey()}, args, nil
 }
 
 // Latest returns the stored state of a vehicle, or an error with code

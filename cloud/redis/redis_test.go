@@ -81,11 +81,12 @@ func TestLatestMovesForwardOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			id, data, _ := strings.Cut(msg.Payload, " ")
 			var u redis.Update
-			if err := json.Unmarshal([]byte(msg.Payload), &u); err != nil {
+			if err := json.Unmarshal([]byte(data), &u); err != nil {
 				t.Fatal(err)
 			}
-			if u.VehicleID != "veh-1" || u.Seq != st.wantSeq || u.StreamID != "fedcba9876543210" {
+			if !cloud.ValidLiveID(id) || u.Kind != cloud.LivePosition || u.VehicleID != "veh-1" || u.Seq != st.wantSeq || u.StreamID != "fedcba9876543210" {
 				t.Errorf("%s: published %s", st.name, msg.Payload)
 			}
 		}
@@ -116,7 +117,7 @@ func TestLatestMovesForwardOnly(t *testing.T) {
 		keys = append(keys, iter.Val())
 	}
 	slices.Sort(keys)
-	if want := []string{prefix + "geo", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
+	if want := []string{prefix + "geo", prefix + "live:buffer", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
 		t.Errorf("keys under the prefix %v, want %v", keys, want)
 	}
 	for _, k := range []string{s.GeoKey(), s.VehicleKey("x"), s.Channel()} {

@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,11 +20,20 @@ import (
 // PageSize is the rows asked per page of history (the API allows 1 to 10000).
 const PageSize = 1000
 
+// MaxWindow is the longest time range the API answers at once (31 days);
+// Positions and OBD ask longer ranges in parts.
+const MaxWindow = 31 * 24 * time.Hour
+
+// TokenEnv is the environment variable the tools read an API token from.
+const TokenEnv = "FLEETGATE_API_TOKEN"
+
 // Client is a client of one cloud server's API. The zero value is not usable:
-// set Base. A Client is safe for concurrent use.
+// set Base, and Token for every endpoint but /health and /ready. A Client is
+// safe for concurrent use.
 type Client struct {
-	Base string       // the server's root URL, e.g. http://127.0.0.1:8000
-	HTTP *http.Client // nil: http.DefaultClient
+	Base  string       // the server's root URL, e.g. http://127.0.0.1:8000
+	Token string       // an API token (cloud-server token create), sent as a bearer token
+	HTTP  *http.Client // nil: http.DefaultClient
 }
 
 // Position is a position as GET /api/v1/vehicles/{id}/positions returns it.
@@ -94,62 +105,100 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("GET %s: %s", e.URL, e.Status)
 }
 
+// MaxRetryAfter bounds how long Get waits when the API says it is asked too
+// often (429 with Retry-After) before asking again; it asks at most
+// maxRetries times more.
+const (
+	MaxRetryAfter = 10 * time.Second
+	maxRetries    = 5
+)
+
 // Get decodes the JSON answer of GET path (with its query) into v. A status
 // other than 200 is an *Error; a failed request, or an answer that is not the
-// JSON of v, is an error naming the URL.
+// JSON of v, is an error naming the URL. An answer 429 (over the token's
+// rate) is retried after its Retry-After.
 func (c Client) Get(ctx context.Context, path string, v any) error {
 	u := strings.TrimSuffix(c.Base, "/") + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err // a *url.Error: it says GET and the URL
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("GET %s: read the answer: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{URL: u, Status: resp.Status, Body: string(body)}
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", u, err)
 		}
-		if json.Unmarshal(body, &eb) == nil {
-			e.Code, e.Message = eb.Error.Code, eb.Error.Message
+		if c.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
 		}
-		return e
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err // a *url.Error: it says GET and the URL
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("GET %s: read the answer: %w", u, err)
+		}
+		if resp.StatusCode == http.StatusTooManyRequests && attempt < maxRetries {
+			wait := time.Second
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+				wait = min(time.Duration(s)*time.Second, MaxRetryAfter)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("GET %s: %w", u, ctx.Err())
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			e := &Error{URL: u, Status: resp.Status, Body: string(body)}
+			var eb struct {
+				Error struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(body, &eb) == nil {
+				e.Code, e.Message = eb.Error.Code, eb.Error.Message
+			}
+			return e
+		}
+		if err := json.Unmarshal(body, v); err != nil {
+			return fmt.Errorf("GET %s: the answer is not the JSON expected: %w", u, err)
+		}
+		return nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: the answer is not the JSON expected: %w", u, err)
-	}
-	return nil
 }
 
-// Vehicles returns the ids of every vehicle the cloud knows, in its order.
+// Vehicles returns the ids of every vehicle the cloud knows, in its order,
+// following the list's pages.
 func (c Client) Vehicles(ctx context.Context) ([]string, error) {
-	var list struct {
-		Vehicles []struct {
-			ID string `json:"id"`
-		} `json:"vehicles"`
+	var ids []string
+	after := ""
+	for {
+		var list struct {
+			Vehicles []struct {
+				ID string `json:"id"`
+			} `json:"vehicles"`
+			Next string `json:"next"`
+		}
+		q := url.Values{"limit": {fmt.Sprint(PageSize)}}
+		if after != "" {
+			q.Set("after", after)
+		}
+		if err := c.Get(ctx, "/api/v1/vehicles?"+q.Encode(), &list); err != nil {
+			return nil, err
+		}
+		for _, v := range list.Vehicles {
+			ids = append(ids, v.ID)
+		}
+		if list.Next == "" || len(list.Vehicles) == 0 {
+			return ids, nil
+		}
+		after = list.Next
 	}
-	if err := c.Get(ctx, "/api/v1/vehicles", &list); err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(list.Vehicles))
-	for _, v := range list.Vehicles {
-		ids = append(ids, v.ID)
-	}
-	return ids, nil
 }
 
 // Positions returns every position of a vehicle with a time in [from, to),
@@ -170,7 +219,17 @@ func (c Client) OBD(ctx context.Context, vehicle string, from, to time.Time) ([]
 // the pagination cursor, in the API's order (start, id). An unknown vehicle
 // is an *Error with Code ENOTFOUND.
 func (c Client) Trips(ctx context.Context, vehicle string, from, to time.Time) ([]Trip, error) {
-	return pages(ctx, c, vehicle, "trips", from, to, func(p *page[Trip]) []Trip { return p.Trips })
+	ts, err := pages(ctx, c, vehicle, "trips", from, to, func(p *page[Trip]) []Trip { return p.Trips })
+	if err != nil {
+		return nil, err
+	}
+	// A trip across the edge of two parts of a long range is in both.
+	seen := map[int64]bool{}
+	return slices.DeleteFunc(ts, func(t Trip) bool {
+		dup := seen[t.ID]
+		seen[t.ID] = true
+		return dup
+	}), nil
 }
 
 // page is one answer of a paginated history endpoint.
@@ -181,9 +240,26 @@ type page[T any] struct {
 	Next      string `json:"next"`
 }
 
-// pages GETs /api/v1/vehicles/{vehicle}/{what} page by page and returns the
-// rows that rows picks out of each page.
+// pages GETs /api/v1/vehicles/{vehicle}/{what} page by page, in parts of
+// at most MaxWindow, and returns the rows that rows picks out of each page.
 func pages[T any](ctx context.Context, c Client, vehicle, what string, from, to time.Time, rows func(*page[T]) []T) ([]T, error) {
+	var all []T
+	for start := from; start.Before(to); start = start.Add(MaxWindow) {
+		end := start.Add(MaxWindow)
+		if end.After(to) {
+			end = to
+		}
+		part, err := window(ctx, c, vehicle, what, start, end, rows)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, part...)
+	}
+	return all, nil
+}
+
+// window is pages over one range of at most MaxWindow.
+func window[T any](ctx context.Context, c Client, vehicle, what string, from, to time.Time, rows func(*page[T]) []T) ([]T, error) {
 	var all []T
 	after := ""
 	for {

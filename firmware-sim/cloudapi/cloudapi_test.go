@@ -82,12 +82,42 @@ func TestErrors(t *testing.T) {
 	if _, err := c.OBD(ctx, "veh-001", from, to); !errors.As(err, &e) || e.Code != "" || !strings.HasSuffix(err.Error(), ": 502 Bad Gateway: upstream down") {
 		t.Errorf("a proxy's error: %v", err)
 	}
-	if _, err := c.Vehicles(ctx); err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/vehicles: the answer is not the JSON expected") {
+	if _, err := c.Vehicles(ctx); err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/vehicles?limit=1000: the answer is not the JSON expected") {
 		t.Errorf("not the API: %v", err)
 	}
 	srv.Close()
 	if _, err := c.Vehicles(ctx); err == nil || !strings.Contains(err.Error(), srv.URL+"/api/v1/vehicles") {
 		t.Errorf("a server that is gone: %v", err)
+	}
+}
+
+// The client sends its token, waits out a 429's Retry-After and asks a
+// range longer than the API's limit in parts.
+func TestTokenRetryAfterAndLongRanges(t *testing.T) {
+	var windows []string
+	refused := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer fgt_test" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if !refused {
+			refused = true
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		q := r.URL.Query()
+		windows = append(windows, q.Get("from")+"/"+q.Get("to"))
+		w.Write([]byte(`{"vehicle_id":"veh-001","samples":[]}`))
+	}))
+	defer srv.Close()
+	start := t0.Add(-40 * 24 * time.Hour)
+	_, err := cloudapi.Client{Base: srv.URL, Token: "fgt_test"}.OBD(context.Background(), "veh-001", start, t0)
+	mid := start.Add(cloudapi.MaxWindow).Format(time.RFC3339Nano)
+	want := []string{start.Format(time.RFC3339Nano) + "/" + mid, mid + "/" + t0.Format(time.RFC3339Nano)}
+	if err != nil || !refused || strings.Join(windows, " ") != strings.Join(want, " ") {
+		t.Errorf("windows %v, %v; want %v", windows, err, want)
 	}
 }
 

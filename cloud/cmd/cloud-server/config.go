@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/httpapi"
 	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/osrm"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
@@ -39,6 +40,16 @@ type Config struct {
 	// (INGEST_STEP_BACK_AFTER) are durations ("5m", "5s"); see ingest.Pipeline.
 	MaxClockAhead string
 	StepBackAfter string
+	// The API's settings; see apiSettings.
+	CORSOrigins      string // CORS_ALLOWED_ORIGINS, comma-separated; "" none
+	RateLimit        string // API_RATE_LIMIT, requests a second per token; 0 off
+	RateBurst        string // API_RATE_BURST
+	RequestTimeout   string // API_REQUEST_TIMEOUT
+	SecureCookie     string // API_SECURE_COOKIE: true or false
+	SessionMaxAge    string // API_SESSION_MAX_AGE
+	StatementTimeout string // DATABASE_STATEMENT_TIMEOUT
+	MaxStreams       string // LIVE_MAX_STREAMS_PER_TOKEN
+	LiveBuffer       string // LIVE_BUFFER, updates kept for resuming streams
 }
 
 // DefaultConfig returns the documented defaults. The MQTT client id is
@@ -66,6 +77,15 @@ func DefaultConfig() Config {
 		Jobs:           DefaultJobsConfig(),
 		MaxClockAhead:  cloud.DefaultMaxClockAhead.String(),
 		StepBackAfter:  ingest.DefaultStepBackAfter.String(),
+
+		RateLimit:        strconv.Itoa(httpapi.DefaultRateLimit),
+		RateBurst:        strconv.Itoa(httpapi.DefaultRateBurst),
+		RequestTimeout:   httpapi.DefaultRequestTimeout.String(),
+		SecureCookie:     "false",
+		SessionMaxAge:    httpapi.DefaultSessionMaxAge.String(),
+		StatementTimeout: postgres.DefaultStatementTimeout.String(),
+		MaxStreams:       strconv.Itoa(httpapi.DefaultMaxStreams),
+		LiveBuffer:       strconv.Itoa(redis.DefaultBuffer),
 	}
 }
 
@@ -83,6 +103,10 @@ func (c *Config) vars() []struct {
 		{"MQTT_CLIENT_ID", &c.MQTTClientID}, {"OSRM_URL", &c.OSRMURL}, {"LISTEN_ADDR", &c.ListenAddr},
 		{"LOG_LEVEL", &c.LogLevel}, {"LOG_FORMAT", &c.LogFormat},
 		{"INGEST_MAX_CLOCK_AHEAD", &c.MaxClockAhead}, {"INGEST_STEP_BACK_AFTER", &c.StepBackAfter},
+		{"CORS_ALLOWED_ORIGINS", &c.CORSOrigins}, {"API_RATE_LIMIT", &c.RateLimit}, {"API_RATE_BURST", &c.RateBurst},
+		{"API_REQUEST_TIMEOUT", &c.RequestTimeout}, {"API_SECURE_COOKIE", &c.SecureCookie},
+		{"API_SESSION_MAX_AGE", &c.SessionMaxAge}, {"DATABASE_STATEMENT_TIMEOUT", &c.StatementTimeout},
+		{"LIVE_MAX_STREAMS_PER_TOKEN", &c.MaxStreams}, {"LIVE_BUFFER", &c.LiveBuffer},
 	}
 }
 
@@ -162,7 +186,71 @@ func (c *Config) Validate() error {
 	if _, _, err := c.durations(); err != nil {
 		return err
 	}
+	if _, err := c.api(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// apiSettings are the API's settings, parsed.
+type apiSettings struct {
+	CORSOrigins      []string
+	RateLimit        float64
+	RateBurst        int
+	RequestTimeout   time.Duration
+	SecureCookie     bool
+	SessionMaxAge    time.Duration
+	StatementTimeout time.Duration
+	MaxStreams       int
+	LiveBuffer       int
+}
+
+// api returns the API's settings parsed, or an error naming the variable.
+func (c *Config) api() (apiSettings, error) {
+	var a apiSettings
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return a, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://dash.example.com", o)
+		}
+		a.CORSOrigins = append(a.CORSOrigins, u.Scheme+"://"+u.Host)
+	}
+	var err error
+	num := func(name, v string, lo, hi float64) float64 {
+		f, perr := strconv.ParseFloat(v, 64)
+		if err == nil && (perr != nil || !(f >= lo && f <= hi)) {
+			err = fmt.Errorf("%s %q: want a number from %v to %v", name, v, lo, hi)
+		}
+		return f
+	}
+	dur := func(name, v string, lo, hi time.Duration) time.Duration {
+		d, perr := time.ParseDuration(v)
+		if err == nil && (perr != nil || d < lo || d > hi) {
+			err = fmt.Errorf("%s %q: want a duration from %s to %s, such as 30s", name, v, lo, hi)
+		}
+		return d
+	}
+	a.RateLimit = num("API_RATE_LIMIT", c.RateLimit, 0, 1e6)
+	a.RateBurst = int(num("API_RATE_BURST", c.RateBurst, 1, 1e6))
+	a.RequestTimeout = dur("API_REQUEST_TIMEOUT", c.RequestTimeout, time.Second, time.Hour)
+	a.SessionMaxAge = dur("API_SESSION_MAX_AGE", c.SessionMaxAge, time.Minute, 90*24*time.Hour)
+	a.StatementTimeout = dur("DATABASE_STATEMENT_TIMEOUT", c.StatementTimeout, 0, time.Hour)
+	a.MaxStreams = int(num("LIVE_MAX_STREAMS_PER_TOKEN", c.MaxStreams, 1, 1e6))
+	a.LiveBuffer = int(num("LIVE_BUFFER", c.LiveBuffer, 100, 1e8))
+	if err != nil {
+		return a, err
+	}
+	switch c.SecureCookie {
+	case "true", "false":
+		a.SecureCookie = c.SecureCookie == "true"
+	default:
+		return a, fmt.Errorf("API_SECURE_COOKIE %q: want true (the API is served over HTTPS, or behind a TLS proxy) or false", c.SecureCookie)
+	}
+	return a, nil
 }
 
 // durations returns MaxClockAhead and StepBackAfter parsed, or an error

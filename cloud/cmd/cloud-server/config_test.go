@@ -25,6 +25,8 @@ func TestDefaults(t *testing.T) {
 		OSRMURL:      "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
 		Jobs:          DefaultJobsConfig(),
 		MaxClockAhead: "5m0s", StepBackAfter: "5s",
+		RateLimit: "50", RateBurst: "100", RequestTimeout: "30s", SecureCookie: "false", SessionMaxAge: "12h0m0s",
+		StatementTimeout: "15s", MaxStreams: "10", LiveBuffer: "100000",
 	}
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -37,6 +39,9 @@ var overrides = map[string]string{
 	"MQTT_URL": "ssl://broker:8883", "MQTT_NAMESPACE": "t1/fleet/v1", "MQTT_SHARE_GROUP": "g",
 	"MQTT_CLIENT_ID": "cloud-1", "OSRM_URL": "https://osrm", "LISTEN_ADDR": "127.0.0.1:9000",
 	"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "INGEST_MAX_CLOCK_AHEAD": "1m", "INGEST_STEP_BACK_AFTER": "2s",
+	"CORS_ALLOWED_ORIGINS": "https://dash.example.com, http://localhost:5173", "API_RATE_LIMIT": "5", "API_RATE_BURST": "10",
+	"API_REQUEST_TIMEOUT": "10s", "API_SECURE_COOKIE": "true", "API_SESSION_MAX_AGE": "1h", "DATABASE_STATEMENT_TIMEOUT": "5s",
+	"LIVE_MAX_STREAMS_PER_TOKEN": "3", "LIVE_BUFFER": "5000",
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -47,6 +52,12 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if c.DatabaseURL != "postgresql://u:p@db:5432/fleet" || c.RedisPrefix != "x:" || c.MQTTNamespace != "t1/fleet/v1" ||
 		c.MQTTClientID != "cloud-1" || c.ListenAddr != "127.0.0.1:9000" || c.LogFormat != "json" {
 		t.Errorf("config %+v", c)
+	}
+	a, err := c.api()
+	if err != nil || len(a.CORSOrigins) != 2 || a.CORSOrigins[1] != "http://localhost:5173" || a.RateLimit != 5 || a.RateBurst != 10 ||
+		a.RequestTimeout != 10*time.Second || !a.SecureCookie || a.SessionMaxAge != time.Hour || a.StatementTimeout != 5*time.Second ||
+		a.MaxStreams != 3 || a.LiveBuffer != 5000 {
+		t.Errorf("API settings %+v, %v", a, err)
 	}
 }
 
@@ -71,6 +82,17 @@ var badVars = []struct{ name, value, want string }{
 	{"INGEST_MAX_CLOCK_AHEAD", "5", "INGEST_MAX_CLOCK_AHEAD"},
 	{"INGEST_MAX_CLOCK_AHEAD", "-1m", "INGEST_MAX_CLOCK_AHEAD"},
 	{"INGEST_STEP_BACK_AFTER", "48h", "INGEST_STEP_BACK_AFTER"},
+	{"CORS_ALLOWED_ORIGINS", "*", "CORS_ALLOWED_ORIGINS"},
+	{"CORS_ALLOWED_ORIGINS", "https://a.example.com/path", "CORS_ALLOWED_ORIGINS"},
+	{"API_RATE_LIMIT", "fast", "API_RATE_LIMIT"},
+	{"API_RATE_LIMIT", "-1", "API_RATE_LIMIT"},
+	{"API_RATE_BURST", "0", "API_RATE_BURST"},
+	{"API_REQUEST_TIMEOUT", "30", "API_REQUEST_TIMEOUT"},
+	{"API_SECURE_COOKIE", "yes", "API_SECURE_COOKIE"},
+	{"API_SESSION_MAX_AGE", "1s", "API_SESSION_MAX_AGE"},
+	{"DATABASE_STATEMENT_TIMEOUT", "2h", "DATABASE_STATEMENT_TIMEOUT"},
+	{"LIVE_MAX_STREAMS_PER_TOKEN", "0", "LIVE_MAX_STREAMS_PER_TOKEN"},
+	{"LIVE_BUFFER", "10", "LIVE_BUFFER"},
 	{"TRIP_STOP_DURATION", "5", "TRIP_STOP_DURATION"},
 	{"TRIP_STOP_DURATION", "-5m", "TRIP_STOP_DURATION"},
 	{"TRIP_MOVING_SPEED", "fast", "TRIP_MOVING_SPEED"},

@@ -6,6 +6,8 @@
 //	cloud-server migrate      creates the database if missing, applies migrations, exits
 //	cloud-server check        checks PostgreSQL, Redis and the broker; exit 1 if one is down
 //	cloud-server healthcheck  GET http://127.0.0.1:<port>/health; exit 0 or 1 (for Docker)
+//	cloud-server retire ID    removes the broker session of a replica gone for good
+//	cloud-server token …      creates, lists and revokes API tokens
 package main
 
 import (
@@ -23,7 +25,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
+	"github.com/fleetgate/fleetgate/cloud/dispatch"
 	"github.com/fleetgate/fleetgate/cloud/httpapi"
 	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
@@ -42,6 +46,11 @@ commands:
   retire ID    remove the broker session of a replica gone for good (its
                MQTT_CLIENT_ID), so the broker stops handing it a share of the
                batches; not this replica's own id
+  token create --name NAME --role viewer|operator|admin [--ttl DURATION]
+               make an API token and print it (once) on standard output
+  token list   the tokens not revoked: name, role, created, expires, last used
+  token revoke NAME
+               revoke a token at once
 
 Configuration is read from the environment; see cloud/README.md.
 `
@@ -55,7 +64,7 @@ func main() {
 
 // Main runs the command in args and returns the exit code.
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (len(args) != 1 && args[0] != "retire") {
+	if len(args) == 0 || (len(args) != 1 && args[0] != "retire" && args[0] != "token") {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
@@ -100,6 +109,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		if err = mqtt.RemoveSession(ctx, cfg.MQTTURL, args[1]); err == nil {
 			fmt.Fprintf(stdout, "removed the broker session of %s at %s: the broker no longer queues a share of the batches for it\n", args[1], redact(cfg.MQTTURL))
 		}
+	case "token":
+		return tokenCommand(ctx, &cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -134,13 +145,16 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	if err := postgres.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
+	apiCfg, _ := cfg.api() // validated
 	db := postgres.NewDB(cfg.DatabaseURL)
+	db.StatementTimeout = apiCfg.StatementTimeout
 	db.Logger = logger.With("component", "postgres")
 	if err := db.Open(ctx); err != nil {
 		return err
 	}
 	defer db.Close()
 	live := redis.NewLiveState(cfg.RedisURL, cfg.RedisPrefix)
+	live.Buffer = apiCfg.LiveBuffer
 	if err := live.Open(ctx); err != nil {
 		return err
 	}
@@ -158,21 +172,30 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	pl.Logger = logger.With("component", "ingest")
 	sess.Deliver = pl.Receive
 
+	disp := dispatch.New(db, sess)
+	disp.Logger = logger.With("component", "dispatch")
+	hub := httpapi.NewHub(live)
+	hub.Logger = logger.With("component", "live")
+
 	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 	api := httpapi.NewServer(cfg.ListenAddr)
-	api.Vehicles, api.Positions, api.OBD = db, db, db
-	api.Statuses, api.Commands, api.Publisher = db, db, sess
-	api.Trips = db
+	api.Vehicles, api.Positions, api.OBD, api.Events, api.Statuses = db, db, db, db, db
+	api.Commands, api.Sender, api.DeadLetters, api.Tokens = db, disp, db, db
+	api.Live, api.Hub, api.Slots, api.Trips = live, hub, live, db
+	api.CORSOrigins, api.SecureCookie, api.SessionMaxAge = apiCfg.CORSOrigins, apiCfg.SecureCookie, apiCfg.SessionMaxAge
+	api.RequestTimeout, api.RateLimit, api.RateBurst = apiCfg.RequestTimeout, rate.Limit(apiCfg.RateLimit), apiCfg.RateBurst
+	api.MaxStreams = apiCfg.MaxStreams
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live},
 		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
-	m := newMetrics(pl, sess)
+	m := newMetrics(pl, sess, hub)
 	m.reg.MustRegister(jobs.metrics) // the background jobs' (jobs.go)
 	api.Metrics, api.Observe = m.Handler(), m.Observe
 	api.Logger = logger.With("component", "http")
 
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
 		"filters", sess.Filters(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix,
-		"max_clock_ahead", maxAhead, "step_back_after", stepBack)
+		"max_clock_ahead", maxAhead, "step_back_after", stepBack, "cors_origins", apiCfg.CORSOrigins,
+		"rate_limit", apiCfg.RateLimit, "request_timeout", apiCfg.RequestTimeout, "statement_timeout", apiCfg.StatementTimeout)
 	if err := sess.Open(ctx); err != nil {
 		return err
 	}
@@ -184,6 +207,8 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 		return pl.Run(gctx)
 	})
 	g.Go(func() error { return api.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
+	g.Go(func() error { return disp.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
 	jobs.start(g, gctx)
 	err := g.Wait()

@@ -183,7 +183,18 @@ func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no ack within 30 s")
 	}
-	resp, err := http.Get(api + "/api/v1/vehicles/veh-001/positions")
+	// Without a token the API refuses; with one made by `token create`, it
+	// answers.
+	if resp, err := http.Get(api + "/api/v1/vehicles/veh-001/positions"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("without a token: %v %v", resp, err)
+	}
+	token := createToken(t, bin, vars, "run-test", "viewer")
+	get := func(path string) (*http.Response, error) {
+		req, _ := http.NewRequest("GET", api+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return http.DefaultClient.Do(req)
+	}
+	resp, err := get("/api/v1/vehicles/veh-001/positions")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +215,7 @@ func TestRunServesIngestsAndStopsOnSIGTERM(t *testing.T) {
 	// The MQTT ack follows the Ack's PUBACK: poll the metrics for it.
 	var metrics string
 	testenv.Eventually(t, 30*time.Second, "the acked message counted at /metrics", func() error {
-		resp, err := http.Get(api + "/metrics")
+		resp, err := get("/metrics")
 		if err != nil {
 			return err
 		}

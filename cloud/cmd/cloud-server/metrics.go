@@ -27,7 +27,7 @@ type metrics struct {
 // subscriber says whether the broker session is subscribed.
 type subscriber interface{ Subscribed() bool }
 
-func newMetrics(pl *ingest.Pipeline, sess subscriber) *metrics {
+func newMetrics(pl *ingest.Pipeline, sess subscriber, hub *httpapi.Hub) *metrics {
 	c := &ingestCollector{pl: pl, sess: sess,
 		batchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fleetgate_ingest_batch_messages",
@@ -66,7 +66,36 @@ func newMetrics(pl *ingest.Pipeline, sess subscriber) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		c, m.requests, m.latency,
 	)
+	if hub != nil {
+		m.reg.MustRegister(liveCollector{hub})
+	}
 	return m
+}
+
+// liveCollector exposes the live stream hub's figures.
+type liveCollector struct{ hub *httpapi.Hub }
+
+var (
+	descLiveStreams = prometheus.NewDesc("fleetgate_live_streams", "Live streams (SSE) this replica serves now.", nil, nil)
+	descLiveSent    = prometheus.NewDesc("fleetgate_live_updates_sent_total", "Live updates handed to streams (one per stream and update).", nil, nil)
+	descLiveDropped = prometheus.NewDesc("fleetgate_live_streams_dropped_total", "Live streams ended because their client did not keep up (it resumes from its last event id).", nil, nil)
+	descLiveReady   = prometheus.NewDesc("fleetgate_live_subscribed", "1 while this replica is subscribed to the live feed (Redis pub/sub).", nil, nil)
+)
+
+// Describe sends every descriptor.
+func (l liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLiveStreams, descLiveSent, descLiveDropped, descLiveReady} {
+		ch <- d
+	}
+}
+
+// Collect reads the hub's figures at scrape time.
+func (l liveCollector) Collect(ch chan<- prometheus.Metric) {
+	s := l.hub.Stats()
+	ch <- prometheus.MustNewConstMetric(descLiveStreams, prometheus.GaugeValue, float64(s.Clients))
+	ch <- prometheus.MustNewConstMetric(descLiveSent, prometheus.CounterValue, float64(s.Sent))
+	ch <- prometheus.MustNewConstMetric(descLiveDropped, prometheus.CounterValue, float64(s.Dropped))
+	ch <- prometheus.MustNewConstMetric(descLiveReady, prometheus.GaugeValue, b2f(l.hub.Ready()))
 }
 
 // Handler serves GET /metrics.

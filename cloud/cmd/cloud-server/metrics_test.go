@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetgate/fleetgate/cloud/httpapi"
 	"github.com/fleetgate/fleetgate/cloud/ingest"
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 )
@@ -17,7 +18,7 @@ import (
 // TestMetricsAreDocumented: every fleetgate_ metric served is listed in the
 // Metrics section of cloud/README.md, and every one listed there is served.
 func TestMetricsAreDocumented(t *testing.T) {
-	m := newMetrics(ingest.New(nil, nil), mqtt.NewSession("tcp://127.0.0.1:1", "id"))
+	m := newMetrics(ingest.New(nil, nil), mqtt.NewSession("tcp://127.0.0.1:1", "id"), httpapi.NewHub(nil))
 	m.reg.MustRegister(newJobMetrics())
 	m.Observe("GET /health", 200, time.Millisecond)
 	srv := httptest.NewServer(m.Handler())

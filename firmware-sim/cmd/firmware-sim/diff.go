@@ -49,7 +49,7 @@ type vehicleReport struct {
 	Match bool        `json:"match"`
 }
 
-const diffHelp = `Usage: firmware-sim diff --truth FILE|DIR --api URL [--vehicle ID]... [--json] [--trip-* ...]
+const diffHelp = `Usage: firmware-sim diff --truth FILE|DIR --api URL [--token TOKEN] [--vehicle ID]... [--json] [--trip-* ...]
 
 Compares what the cloud stored with the ground truth of a run: for each
 vehicle of the truth (or each --vehicle), reads its positions and OBD samples
@@ -71,7 +71,9 @@ model drove.
 first time of its truth to its last or now, whichever is later, plus a
 minute (OBD samples carry the agent's clock, not simulated time); --from and
 --to replace it. Use a fresh --id-prefix per run: another run's records of
-the same vehicle in the window count as unexpected.
+the same vehicle in the window count as unexpected. The API needs a token
+of role viewer or above: --token, or $FLEETGATE_API_TOKEN (cloud-server token
+create makes one).
 
 Prints a table per vehicle and a one-line verdict, or with --json one JSON
 document. Exit status: 0 everything matches, 1 something differs, 2 bad
@@ -81,13 +83,14 @@ API that cannot be reached or answers with an error (its URL and the status).
 
 func diffCmd(args []string, stdout, stderr io.Writer) int {
 	var (
-		truthPath, api, from, to string
-		vehicles                 []string
-		asJSON                   bool
+		truthPath, api, from, to, token string
+		vehicles                        []string
+		asJSON                          bool
 	)
 	fs := newFlagSet("diff", stderr, diffHelp)
 	fs.StringVar(&truthPath, "truth", "", "the ground truth: a file written by run --truth, or a directory written by run --truth-dir")
 	fs.StringVar(&api, "api", "", "the cloud's API, e.g. http://127.0.0.1:8000")
+	fs.StringVar(&token, "token", os.Getenv(cloudapi.TokenEnv), "an API token of role viewer or above (cloud-server token create); default $"+cloudapi.TokenEnv)
 	fs.Func("vehicle", "compare this vehicle only (repeat for more); default every vehicle of the truth", func(s string) error {
 		vehicles = append(vehicles, s)
 		return nil
@@ -141,7 +144,7 @@ func diffCmd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	client := cloudapi.Client{Base: api, HTTP: &http.Client{Timeout: time.Minute}}
+	client := cloudapi.Client{Base: api, Token: token, HTTP: &http.Client{Timeout: time.Minute}}
 	rep := diffReport{Truth: truthPath, API: api, Match: true}
 	now := time.Now()
 	for _, id := range ids {

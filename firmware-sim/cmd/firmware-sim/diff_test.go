@@ -76,6 +76,16 @@ func (s *store) FindPositions(_ context.Context, f cloud.PositionFilter) ([]*clo
 	return page(s, s.positions, f.VehicleID, f.From, f.To, f.After, f.Limit, func(p *cloud.Position) (time.Time, uint64, uint64) { return p.Time, p.StreamID, p.Seq })
 }
 
+func (s *store) EachPosition(ctx context.Context, f cloud.PositionFilter, fn func(*cloud.Position) error) error {
+	ps, _, err := s.FindPositions(ctx, cloud.PositionFilter{VehicleID: f.VehicleID, From: f.From, To: f.To, Limit: math.MaxInt})
+	for _, p := range ps {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
 func (s *store) FindOBDSamples(_ context.Context, f cloud.OBDFilter) ([]*cloud.OBDSample, *cloud.Cursor, error) {
 	return page(s, s.obd, f.VehicleID, f.From, f.To, f.After, f.Limit, func(o *cloud.OBDSample) (time.Time, uint64, uint64) { return o.Time, o.StreamID, o.Seq })
 }
@@ -84,17 +94,41 @@ func (s *store) FindVehicleByID(_ context.Context, id string) (*cloud.Vehicle, e
 	return nil, cloud.Errorf(cloud.ENOTFOUND, "vehicle %q not found", id)
 }
 
-func (s *store) FindVehicles(context.Context) ([]*cloud.Vehicle, error) {
+func (s *store) FindVehicles(_ context.Context, f cloud.VehicleFilter) ([]*cloud.Vehicle, bool, error) {
 	if s.fail != nil {
-		return nil, s.fail
+		return nil, false, s.fail
 	}
 	var vs []*cloud.Vehicle
 	for id := range s.positions {
-		vs = append(vs, &cloud.Vehicle{ID: id, FirstSeen: diffT0, LastSeen: diffT0})
+		if id > f.After {
+			vs = append(vs, &cloud.Vehicle{ID: id, FirstSeen: diffT0, LastSeen: diffT0})
+		}
 	}
 	slices.SortFunc(vs, func(a, b *cloud.Vehicle) int { return cmp.Compare(a.ID, b.ID) })
-	return vs, nil
+	if len(vs) > f.Limit {
+		return vs[:f.Limit], true, nil
+	}
+	return vs, false, nil
 }
+
+// diffToken is the one API token the fixture's server knows.
+const diffToken = "fgt_ZGlmZi10ZXN0LXRva2VuLWRpZmYtdGVzdC10b2tlbi0"
+
+// tokens is a cloud.TokenService that knows diffToken only.
+type tokens struct{}
+
+func (tokens) CreateToken(context.Context, *cloud.Token) error {
+	return cloud.Errorf(cloud.EINVALID, "read-only")
+}
+func (tokens) FindTokenByHash(_ context.Context, h [32]byte) (*cloud.Token, error) {
+	if h != cloud.HashToken(diffToken) {
+		return nil, cloud.Errorf(cloud.ENOTFOUND, "no such token")
+	}
+	return &cloud.Token{ID: 1, Name: "diff", Role: cloud.RoleViewer}, nil
+}
+func (tokens) FindTokens(context.Context) ([]*cloud.Token, error) { return nil, nil }
+func (tokens) RevokeToken(context.Context, string) error          { return nil }
+func (tokens) TouchToken(context.Context, int64, time.Time) error { return nil }
 
 // drive writes the truth of vehicle id — fixes at 1 Hz, an OBD sample of
 // 010C and 010D after each — to w, and stores what an agent would have sent
@@ -163,7 +197,7 @@ func newCloudFixture(t *testing.T) *cloudFixture {
 		t.Fatal(err)
 	}
 	api := httpapi.NewServer(":0")
-	api.Vehicles, api.Positions, api.OBD = f.store, f.store, f.store
+	api.Vehicles, api.Positions, api.OBD, api.Tokens = f.store, f.store, f.store, tokens{}
 	h := api.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/positions") || strings.HasSuffix(r.URL.Path, "/obd") {
@@ -179,6 +213,9 @@ func newCloudFixture(t *testing.T) *cloudFixture {
 }
 
 func runDiff(args ...string) (code int, stdout, stderr string) {
+	if !slices.Contains(args, "--token") {
+		args = append([]string{"--token", diffToken}, args...)
+	}
 	var out, errb bytes.Buffer
 	code = realMain(append([]string{"diff"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
@@ -205,14 +242,21 @@ func TestDiffMatches(t *testing.T) {
 		}
 	}
 	// The pager followed the cursor: three pages of veh-a's positions, the
-	// second and third after the previous one's last row.
+	// second and third after the previous one's last row (then one empty
+	// page per 31 days of the window up to now, the API's longest range).
 	var pages []string
 	for _, r := range f.requests {
 		if strings.HasPrefix(r, "/api/v1/vehicles/veh-a/positions?") {
 			pages = append(pages, r)
 		}
 	}
-	if len(pages) != 6 || !strings.HasSuffix(pages[0], "?after=") || strings.HasSuffix(pages[1], "?after=") || pages[1] == pages[2] {
+	var followed []int
+	for i, p := range pages {
+		if !strings.HasSuffix(p, "?after=") {
+			followed = append(followed, i)
+		}
+	}
+	if len(followed) != 4 || followed[0] != 1 || followed[1] != 2 || pages[1] == pages[2] || pages[followed[2]] != pages[1] {
 		t.Errorf("veh-a position requests of two runs: %q", pages)
 	}
 }
@@ -380,7 +424,7 @@ func TestDiffComparesTrips(t *testing.T) {
 		{ID: 2, VehicleID: "veh-t", Start: at(20.15), End: at(30), DistanceM: 5950},
 	}}
 	api := httpapi.NewServer(":0")
-	api.Vehicles, api.Positions, api.OBD, api.Trips = s, s, s, trips
+	api.Vehicles, api.Positions, api.OBD, api.Trips, api.Tokens = s, s, s, trips, tokens{}
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 	// The fixes and samples of drive are not in this truth: compare trips only.
