@@ -96,15 +96,16 @@ func ErrorMessage(err error) string {
 }
 
 // Backoff returns the wait before retry attempt+1 (attempt counts from 1):
-// exponential from lo to hi, with ±50 % jitter so that replicas do not
-// retry in step.
+// d = lo·2^(attempt−1), at most hi, then jittered to a random wait in
+// [d/2, d] so that replicas do not retry in step. It never exceeds hi, so a
+// dependency that comes back is tried again within hi.
 func Backoff(lo, hi time.Duration, attempt int) time.Duration {
 	d := lo << min(attempt-1, 30)
 	if d <= 0 || d > hi {
 		d = hi
 	}
-	if d <= 0 {
-		return 0
+	if d <= 1 {
+		return max(d, 0)
 	}
-	return d/2 + rand.N(d)
+	return d/2 + rand.N(d/2+1)
 }

@@ -73,7 +73,7 @@ const (
 	DefaultMaxBatchRows     = 10000
 	DefaultMaxBatchMessages = 1000
 	DefaultRetryMin         = 100 * time.Millisecond
-	DefaultRetryMax         = 10 * time.Second
+	DefaultRetryMax         = 5 * time.Second
 	DefaultStepBackAfter    = 5 * time.Second
 	DefaultLiveTimeout      = 2 * time.Second
 	DefaultDrainTimeout     = 10 * time.Second

@@ -3,16 +3,13 @@ package mqtt_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/redis"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
@@ -181,22 +178,22 @@ func TestDatabaseRefusalDeadLettersOnlyThePoison(t *testing.T) {
 func TestDatabaseKilledMidBatch(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
-		mode   cutMode
+		cut    testenv.PatternCut
 		stored int // positions in PostgreSQL while it is cut off
 	}{
-		{"commit lost", cutBeforeCommit, 0},
-		{"answer to the commit lost", cutAfterCommit, 5 * 4},
+		{"commit lost", testenv.PatternCut{Dir: testenv.ToTarget, Pattern: commitQuery, Down: true}, 0},
+		{"answer to the commit lost", testenv.PatternCut{Dir: testenv.ToClient, Pattern: commitDone, Down: true}, 5 * 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newProxy(t, "127.0.0.1:5432")
-			f := newFixtureVia(t, p.addr())
+			p := testenv.StartProxy(t, "127.0.0.1:5432", testenv.ProxyOptions{})
+			f := newFixtureVia(t, p.Addr())
 			in, _ := f.start(batchOf(5))
-			p.arm(tt.mode)
+			cut := p.CutAt(tt.cut)
 			for v := range 5 {
 				f.publishBatch(fmt.Sprintf("veh-k%d", v), batch(fmt.Sprintf("veh-k%d", v), 11, 1, 4))
 			}
 			select {
-			case <-p.cut:
+			case <-cut:
 			case <-time.After(deadline):
 				t.Fatalf("no COMMIT through the proxy within %s", deadline)
 			}
@@ -209,7 +206,7 @@ func TestDatabaseKilledMidBatch(t *testing.T) {
 				t.Fatalf("%d positions stored while PostgreSQL is away, want %d", n, tt.stored)
 			}
 
-			p.setUp(true)
+			p.SetUp(true)
 			for _, as := range f.acksFor(5) {
 				if len(as) != 1 || ranges(as[0].GetCommitted()) != "1-8" {
 					t.Errorf("acks after the outage: %v", as)
@@ -225,34 +222,11 @@ func TestDatabaseKilledMidBatch(t *testing.T) {
 	}
 }
 
-// privateBroker starts a Mosquitto of the test's own with conf lines added
-// to a plain anonymous listener, and returns its URL.
-func privateBroker(t *testing.T, conf ...string) string {
+// privateBroker starts a Mosquitto of the test's own with the given
+// in-flight window and a queue of 1000, and returns its URL.
+func privateBroker(t *testing.T, window int) string {
 	t.Helper()
-	port := testenv.FreePort(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "mosquitto.conf")
-	lines := append([]string{fmt.Sprintf("listener %d 127.0.0.1", port), "allow_anonymous true", "persistence false"}, conf...)
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("mosquitto", "-c", path)
-	log, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		log.Close()
-	})
-	url := "tcp://127.0.0.1:" + strconv.Itoa(port)
-	poll(t, "private mosquitto answering", func() bool { return mqtt.Reachable(context.Background(), url) == nil })
-	return url
+	return testenv.StartMosquitto(t, testenv.MosquittoOptions{MaxInflight: window, MaxQueued: 1000}).URL()
 }
 
 // TestBackpressureBoundsWhatIsHeld floods the ingester while PostgreSQL is
@@ -262,12 +236,12 @@ func privateBroker(t *testing.T, conf ...string) string {
 // PostgreSQL is back every message is stored and acked.
 func TestBackpressureBoundsWhatIsHeld(t *testing.T) {
 	const window, queue, messages = 8, 2, 60
-	p := newProxy(t, "127.0.0.1:5432")
-	f := newFixtureOn(t, p.addr(), privateBroker(t, fmt.Sprintf("max_inflight_messages %d", window), "max_queued_messages 1000"))
+	p := testenv.StartProxy(t, "127.0.0.1:5432", testenv.ProxyOptions{})
+	f := newFixtureOn(t, p.Addr(), privateBroker(t, window))
 	in, _ := f.start(func(in *ingester) {
 		in.Workers, in.QueueLen, in.MaxBatchMessages = 1, queue, 2
 	})
-	p.setUp(false)
+	p.SetUp(false)
 	for i := range messages {
 		f.publishBatch("veh-f", batch("veh-f", 12, uint64(1+10*i), 2))
 	}
@@ -280,7 +254,7 @@ func TestBackpressureBoundsWhatIsHeld(t *testing.T) {
 	}
 	f.noAckYet()
 
-	p.setUp(true)
+	p.SetUp(true)
 	f.acksFor(messages)
 	if n := f.count("SELECT count(*) FROM positions WHERE vehicle_id = 'veh-f'"); n != messages*2 {
 		t.Errorf("%d positions, want %d", n, messages*2)

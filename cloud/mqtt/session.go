@@ -41,14 +41,18 @@ import (
 // the process holds is bounded by max_inflight_messages +
 // max_queued_messages raw payloads.
 //
-// Stepping back. Pause unsubscribes from every filter, so the broker routes
-// new messages to the other members of the share group; what it had already
-// queued for this session stays queued for it (Mosquitto does not hand a
-// member's queue to another member), and the pipeline commits it once its
-// database is back. Batches among it are resent by their agents meanwhile
-// (no Ack comes) and reach another replica; statuses reach every replica
-// anyway. Releasing the queue instead (a clean session) would lose the
-// command results in it, which agents do not resend.
+// Stepping back. Pause unsubscribes from the batches and the statuses, so
+// the broker routes new batches to the other members of the share group;
+// what it had already queued for this session stays queued for it
+// (Mosquitto does not hand a member's queue to another member), and the
+// pipeline commits it once its database is back. Batches among it are
+// resent by their agents meanwhile (no Ack comes) and reach another
+// replica; statuses reach every replica anyway, and the retained ones come
+// again when it subscribes. The command results stay subscribed: agents do
+// not resend them, and a share group without members (a lone replica
+// stepped back) would drop them; they wait in this session until the
+// database is back. For the same reason the queue is never released (a
+// clean session would discard the command results in it).
 type Session struct {
 	URL        string              // tcp://host:1883
 	ClientID   string              // stable across restarts, so the broker keeps the session
@@ -92,7 +96,7 @@ var (
 const (
 	DefaultShareGroup     = "ingest"
 	DefaultRetryMin       = 100 * time.Millisecond
-	DefaultRetryMax       = 10 * time.Second
+	DefaultRetryMax       = 5 * time.Second
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 )
@@ -189,8 +193,8 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// Pause unsubscribes from every filter (see Session), at once if connected,
-// else as soon as connected. It does not wait.
+// Pause unsubscribes from the batches and statuses (see Session), at once
+// if connected, else as soon as connected. It does not wait.
 func (s *Session) Pause() {
 	s.want.Store(false)
 	s.wake()
@@ -271,12 +275,17 @@ func (s *Session) subscribe(c paho.Client) error {
 	return nil
 }
 
+// pausable returns the filters Pause unsubscribes from (see Session).
+func (s *Session) pausable() []string {
+	return []string{s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindBatch), s.Namespace.Filter(telemetry.KindStatus)}
+}
+
 func (s *Session) unsubscribe(c paho.Client) error {
-	filters := slices.Sorted(maps.Keys(s.Filters()))
+	filters := s.pausable()
 	if err := wait(s.ctx, c.Unsubscribe(filters...), s.PublishTimeout); err != nil {
 		return err
 	}
-	s.Logger.Warn("unsubscribed: taking no new messages while the pipeline steps back", "filters", filters, "client_id", s.ClientID)
+	s.Logger.Warn("unsubscribed from batches and statuses while the pipeline steps back", "filters", filters, "client_id", s.ClientID)
 	return nil
 }
 

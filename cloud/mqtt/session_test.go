@@ -1,10 +1,8 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -173,13 +171,7 @@ func clearSession(t *testing.T, url, clientID string) {
 
 func poll(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !ok() {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %s", what, deadline)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, deadline, what, func() error { return testenv.True(ok()) })
 }
 
 func (f *fixture) publish(vehicle string, payload []byte) {
@@ -337,11 +329,11 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 }
 
 func TestDatabaseOutageDelaysAck(t *testing.T) {
-	p := newProxy(t, "127.0.0.1:5432")
-	f := newFixtureVia(t, p.addr())
+	p := testenv.StartProxy(t, "127.0.0.1:5432", testenv.ProxyOptions{})
+	f := newFixtureVia(t, p.Addr())
 	in, _ := f.start()
 
-	p.setUp(false)
+	p.SetUp(false)
 	f.publishBatch("veh-o", batch("veh-o", 3, 1, 5))
 	poll(t, "commit retried while PostgreSQL is unreachable", func() bool { return in.Stats().StoreRetries >= 3 })
 	f.noAckYet()
@@ -352,7 +344,7 @@ func TestDatabaseOutageDelaysAck(t *testing.T) {
 		t.Fatalf("%d rows stored through a closed proxy", n)
 	}
 
-	p.setUp(true)
+	p.SetUp(true)
 	a := f.ack()
 	if ranges(a.GetCommitted()) != "1-10" {
 		t.Errorf("ack after the outage: %v", a)
@@ -404,135 +396,12 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 	}
 }
 
-// proxy is a TCP proxy that can refuse and cut connections, standing for a
-// PostgreSQL server that goes down and comes back. Armed, it goes down at the
-// next COMMIT, cutting every connection: before the server gets the COMMIT
-// (cutBeforeCommit: the transaction is lost) or once the server has answered
-// it (cutAfterCommit: the transaction is committed, the answer lost).
-type proxy struct {
-	t      *testing.T
-	ln     net.Listener
-	target string
-	cut    chan struct{} // closed when an armed cut happens
-	mu     sync.Mutex
-	up     bool
-	armed  cutMode
-	conns  []net.Conn
-}
-
-type cutMode int
-
-const (
-	noCut cutMode = iota
-	cutBeforeCommit
-	cutAfterCommit
-)
-
-// The COMMIT query pgx sends (simple protocol) and the server's answer.
+// The COMMIT query pgx sends (simple protocol) and the server's answer,
+// where TestDatabaseKilledMidBatch cuts PostgreSQL off.
 var (
 	commitQuery = []byte("commit\x00")
 	commitDone  = []byte("COMMIT\x00")
 )
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, ln: ln, target: target, up: true, cut: make(chan struct{})}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		p.setUp(false)
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			up := p.up
-			p.mu.Unlock()
-			if !up {
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); p.pipe(s, c, cutBeforeCommit, commitQuery); s.Close() }()
-			go func() { defer wg.Done(); p.pipe(c, s, cutAfterCommit, commitDone); c.Close() }()
-		}
-	}()
-	return p
-}
-
-// pipe copies src to dst until either ends; armed with mode, it cuts instead
-// of forwarding a chunk holding mark.
-func (p *proxy) pipe(dst, src net.Conn, mode cutMode, mark []byte) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if bytes.Contains(buf[:n], mark) && p.cutIfArmed(mode) {
-				return
-			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-// arm makes the proxy go down at the next COMMIT, as mode says.
-func (p *proxy) arm(mode cutMode) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.armed = mode
-}
-
-func (p *proxy) cutIfArmed(mode cutMode) bool {
-	p.mu.Lock()
-	armed := p.armed == mode
-	if armed {
-		p.armed = noCut
-	}
-	p.mu.Unlock()
-	if armed {
-		p.setUp(false)
-		close(p.cut)
-	}
-	return armed
-}
-
-// setUp lets connections through (true) or cuts the open ones and refuses new
-// ones (false).
-func (p *proxy) setUp(up bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.up = up
-	if !up {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
 
 func TestEphemeralSessionIsRemoved(t *testing.T) {
 	f := newFixture(t)

@@ -35,16 +35,16 @@ func (f *fixture) publishStatus(vehicle string, online bool, at time.Time) {
 // window for good: the batches never came. Now every message is retried
 // until committed: the statuses are stored, the batches acked.
 func TestNoStallAfterADatabaseOutage(t *testing.T) {
-	p := newProxy(t, "127.0.0.1:5432")
-	f := newFixtureOn(t, p.addr(), privateBroker(t, "max_inflight_messages 20", "max_queued_messages 1000"))
+	p := testenv.StartProxy(t, "127.0.0.1:5432", testenv.ProxyOptions{})
+	f := newFixtureOn(t, p.Addr(), privateBroker(t, 20))
 	in, _ := f.start()
-	p.setUp(false)
+	p.SetUp(false)
 	at := time.Now().Truncate(time.Second)
 	for i := range 30 {
 		f.publishStatus(fmt.Sprintf("veh-s%02d", i), true, at)
 	}
 	time.Sleep(8 * time.Second)
-	p.setUp(true)
+	p.SetUp(true)
 	poll(t, "the session subscribed after the outage", in.sess.Subscribed)
 	for i := range 5 {
 		id := fmt.Sprintf("veh-b%d", i)
@@ -60,8 +60,8 @@ func TestNoStallAfterADatabaseOutage(t *testing.T) {
 // says why on Ping, and every batch published meanwhile is committed by the
 // second; once its database is back it subscribes again by itself.
 func TestSteppedBackReplicaLeavesTheWorkToTheOther(t *testing.T) {
-	p := newProxy(t, "127.0.0.1:5432")
-	sick := newFixtureVia(t, p.addr())
+	p := testenv.StartProxy(t, "127.0.0.1:5432", testenv.ProxyOptions{})
+	sick := newFixtureVia(t, p.Addr())
 	a, _ := sick.start(func(in *ingester) { in.StepBackAfter = time.Second })
 	// The healthy replica: same broker, namespace and database, its own id.
 	healthy := *sick
@@ -69,7 +69,7 @@ func TestSteppedBackReplicaLeavesTheWorkToTheOther(t *testing.T) {
 	healthy.db = openDB(t, sick.dbURL)
 	b, _ := healthy.start()
 
-	p.setUp(false)
+	p.SetUp(false)
 	// Batches until the sick replica has stepped back: those it took wait
 	// for its database (their agents would resend them meanwhile).
 	poll(t, "the sick replica stepped back", func() bool {
@@ -91,13 +91,14 @@ func TestSteppedBackReplicaLeavesTheWorkToTheOther(t *testing.T) {
 	if s := a.Stats(); !s.SteppedBack || s.StepBacks != 1 {
 		t.Errorf("sick replica: %+v", s)
 	}
-	p.setUp(true)
+	p.SetUp(true)
 	poll(t, "the sick replica back and subscribed", func() bool { return a.Ping(context.Background()) == nil && a.sess.Subscribed() })
 	poll(t, "the sick replica acknowledged what it held", func() bool { return a.Stats().Held == 0 })
 }
 
-// TestPausedSessionGetsNoNewMessages: Pause unsubscribes (a plain
-// subscriber of the batches still sees them), Resume subscribes again.
+// TestPausedSessionGetsNoNewMessages: Pause unsubscribes from the batches
+// (a plain subscriber of the batches still sees them) but not from the
+// command results; Resume subscribes again.
 func TestPausedSessionGetsNoNewMessages(t *testing.T) {
 	f := newFixture(t)
 	in, _ := f.start()
@@ -118,11 +119,21 @@ func TestPausedSessionGetsNoNewMessages(t *testing.T) {
 	if n := in.Stats().Received; n != 0 {
 		t.Fatalf("a paused session received %d messages", n)
 	}
+	// Command results stay subscribed: agents do not resend them.
+	p, err := telemetry.Encode(&telemetrypb.CommandResult{Id: "c1", Ok: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := f.ns.Topic("veh-p", telemetry.KindCmdResult)
+	if err := waitToken(f.agent.Publish(topic, 1, false, p)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the command result taken while paused", func() bool { return in.Stats().Acked == 1 })
 	in.sess.Resume()
 	poll(t, "subscribed again", in.sess.Subscribed)
 	f.publishBatch("veh-p", batch("veh-p", 1, 3, 1))
 	f.ack()
-	if s := in.Stats(); s.Received != 1 {
+	if s := in.Stats(); s.Received != 2 {
 		t.Errorf("stats %+v", s)
 	}
 }

@@ -4,7 +4,10 @@
 // connections, and compares what reached PostgreSQL with the simulator's
 // ground truth and with what the agent committed. The helpers here run the
 // chain; the private broker and the connection-cutting proxy come from
-// internal/testenv; the scenarios are in chaos_test.go.
+// internal/testenv; the scenarios are in chaos_test.go. The cloud-side
+// scenarios (cloud_test.go) load the cloud with a Fleet of virtual agents
+// and kill or restart its replicas, a private PostgreSQL and a private Redis
+// (services.go).
 package chaos
 
 import (

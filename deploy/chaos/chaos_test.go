@@ -29,11 +29,16 @@ type sizes struct {
 	// paho backs the cloud's reconnects off exponentially (up to 10 s) when
 	// its connection keeps being lost, so a long series of restarts slows.
 	restartEvery time.Duration
+	// The cloud-side scenarios (cloud_test.go): virtual agents at 10 Hz
+	// each, replica kills, PostgreSQL and Redis restarts.
+	vehicles, replicaKills, pgRestarts, redisRestarts int
 }
 
 var (
-	full  = sizes{kills: 50, restarts: 20, cuts: 1000, capDrops: 20000, restartEvery: 10 * time.Second}
-	short = sizes{kills: 5, restarts: 3, cuts: 50, capDrops: 1000, restartEvery: 4 * time.Second}
+	full = sizes{kills: 50, restarts: 20, cuts: 1000, capDrops: 20000, restartEvery: 10 * time.Second,
+		vehicles: 30, replicaKills: 20, pgRestarts: 10, redisRestarts: 3}
+	short = sizes{kills: 5, restarts: 3, cuts: 50, capDrops: 1000, restartEvery: 4 * time.Second,
+		vehicles: 8, replicaKills: 3, pgRestarts: 2, redisRestarts: 1}
 )
 
 // row is one line of the final table.
@@ -47,7 +52,10 @@ type row struct {
 	dups      int // extra copies in PostgreSQL
 	dropped   int // dropped by the outbox cap, counted and reported
 	uncommit  int // read by an agent that was killed before committing them
-	note      string
+	// stall is the longest time the cloud acknowledged nothing while
+	// records waited (cloud-side scenarios; 0: not measured).
+	stall time.Duration
+	note  string
 }
 
 // TestChaos runs every scenario and prints one table. Each compares what
@@ -79,6 +87,10 @@ func TestChaos(t *testing.T) {
 		{"BrokerRestart", brokerRestart},
 		{"ConnectionCut", connectionCut},
 		{"OutboxCap", outboxCap},
+		{"ReplicaKill", replicaKill},
+		{"PostgresRestart", postgresRestart},
+		{"RedisRestart", redisRestart},
+		{"StallRegression", stallRegression},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			r := sc.run(t, sz)
@@ -86,11 +98,15 @@ func TestChaos(t *testing.T) {
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "CHAOS TABLE\n%-15s %-26s %8s %9s %8s %5s %10s %8s %11s  %s\n",
-		"scenario", "faults", "sent", "committed", "stored", "lost", "duplicated", "dropped", "uncommitted", "note")
+	fmt.Fprintf(&b, "CHAOS TABLE\n%-18s %-26s %8s %9s %8s %5s %10s %8s %11s %8s  %s\n",
+		"scenario", "faults", "sent", "committed", "stored", "lost", "duplicated", "dropped", "uncommitted", "stall", "note")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-15s %-26s %8d %9d %8d %5d %10d %8d %11d  %s\n",
-			r.scenario, r.faults, r.sent, r.committed, r.stored, r.lost, r.dups, r.dropped, r.uncommit, r.note)
+		stall := "-"
+		if r.stall > 0 {
+			stall = r.stall.Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "%-18s %-26s %8d %9d %8d %5d %10d %8d %11d %8s  %s\n",
+			r.scenario, r.faults, r.sent, r.committed, r.stored, r.lost, r.dups, r.dropped, r.uncommit, stall, r.note)
 	}
 	b.WriteString("END CHAOS TABLE\n")
 	t.Log("\n" + b.String())

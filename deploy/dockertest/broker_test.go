@@ -209,16 +209,25 @@ func (b *broker) cloudTLS(t *testing.T, clientID string) paho.Client {
 	return c
 }
 
-// backendURL is the cloud's MQTT_URL on the backend listener, as
-// docker-compose.prod.yml writes it.
-func (b *broker) backendURL() string {
-	return fmt.Sprintf("tcp://%s:%s@127.0.0.1:%d", cloudUser, b.cloudPassword, b.backendPort)
+// Replica logins on the backend listener (docker-compose.prod.yml makes
+// them; deploy/mosquitto/acl grants them the cloud's topics). The broker
+// makes a login the client's id.
+const (
+	replica1 = "fleetgate.cloud.1"
+	replica2 = "fleetgate.cloud.2"
+)
+
+// backendURL is a cloud replica's MQTT_URL on the backend listener, with
+// its login, as docker-compose.prod.yml writes it.
+func (b *broker) backendURL(login string) string {
+	return fmt.Sprintf("tcp://%s:%s@127.0.0.1:%d", login, b.cloudPassword, b.backendPort)
 }
 
-// cloudBackend connects to the backend listener with the cloud's login.
-func (b *broker) cloudBackend(t *testing.T, clientID string) paho.Client {
+// cloudBackend connects to the backend listener with a replica's login,
+// which is also its client id.
+func (b *broker) cloudBackend(t *testing.T, login string) paho.Client {
 	t.Helper()
-	c, err := connect(paho.NewClientOptions().AddBroker(b.backendURL()).SetClientID(clientID))
+	c, err := connect(paho.NewClientOptions().AddBroker(b.backendURL(login)).SetClientID(login))
 	if err != nil {
 		t.Fatalf("cloud on the backend listener: connect: %v", err)
 	}
@@ -325,7 +334,7 @@ func TestBrokerACL(t *testing.T) {
 			t.Errorf("cloud: subscription %s granted %#x, want QoS 1", f, q)
 		}
 	}
-	back := b.cloudBackend(t, "fleetgate-cloud-backend-test")
+	back := b.cloudBackend(t, replica1)
 	subscribe(t, back, backIn, "fleet/v1/+/up/#")
 
 	vehA, vehB := b.vehicle(t, a), b.vehicle(t, bID)
@@ -376,7 +385,7 @@ func TestBrokerACL(t *testing.T) {
 
 	t.Run("a spoofed retained status is not kept", func(t *testing.T) {
 		late := newInbox("late subscriber")
-		lc := b.cloudTLS(t, "fleetgate-cloud-late")
+		lc := b.cloudBackend(t, replica2) // the TLS identity is busy: one connection per identity
 		// B's retained status would be sent before A's: filters are handled in order.
 		subscribe(t, lc, late, top(bID, "up/status"))
 		subscribe(t, lc, late, top(a, "up/status"))
@@ -452,7 +461,7 @@ func TestBrokerRefusesStrangers(t *testing.T) {
 	// The same certificates of the fleet CA do connect: the refusals above
 	// are about the credentials, not a broken broker.
 	b.vehicle(t, a)
-	b.cloudBackend(t, "fleetgate-cloud-check")
+	b.cloudBackend(t, replica2)
 }
 
 // TestBrokerTestsCatchAWeakACL runs the checks of TestBrokerACL and
@@ -469,6 +478,8 @@ func TestBrokerTestsCatchAWeakACL(t *testing.T) {
 			return mustReplace(t, acl, "pattern read fleet/v1/%u/down/#", "pattern read fleet/v1/+/down/#")
 		},
 		breakConf: func(conf string) string {
+			// Bound client ids would refuse anonymous clients too: unbind them.
+			conf = mustReplace(t, conf, "protocol mqtt\nuse_username_as_clientid true\n", "protocol mqtt\n")
 			return mustReplace(t, conf, "allow_anonymous false", "allow_anonymous true")
 		},
 	})
@@ -488,4 +499,112 @@ func TestBrokerTestsCatchAWeakACL(t *testing.T) {
 		t.Fatalf("anonymous connect to a broker that allows it: %v", err)
 	}
 	c.Disconnect(0)
+}
+
+// replicaSession is a cloud replica as cloud-server connects: its login,
+// a persistent session, the shared subscription to the batches; lost
+// receives the error when the broker drops the connection.
+type replicaSession struct {
+	client paho.Client
+	in     *inbox
+	lost   chan error
+}
+
+func (b *broker) replica(t *testing.T, login, clientID string) *replicaSession {
+	t.Helper()
+	r := &replicaSession{in: newInbox(login), lost: make(chan error, 1)}
+	r.client = paho.NewClient(paho.NewClientOptions().AddBroker(b.backendURL(login)).SetClientID(clientID).
+		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { r.lost <- err }))
+	if tok := r.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("replica %s: connect: %v", login, tok.Error())
+	}
+	t.Cleanup(func() { r.client.Disconnect(50) })
+	subscribe(t, r.client, r.in, "$share/ingest/fleet/v1/+/up/batch")
+	return r
+}
+
+// takeOver has a vehicle connect with the replica's client id, as the
+// attack of issue 11 did (a clean session, which would also discard the
+// replica's persistent session), then checks whether the replica is still
+// connected and still gets its batches. It reports whether the replica was
+// knocked off.
+func takeOver(t *testing.T, b *broker, vehicle string, r *replicaSession, victimID string) bool {
+	t.Helper()
+	crt, key := b.vehicleCert(vehicle)
+	atk, err := connect(paho.NewClientOptions().AddBroker(fmt.Sprintf("ssl://127.0.0.1:%d", b.tlsPort)).
+		SetClientID(victimID).SetTLSConfig(b.tlsConfig(t, crt, key)))
+	if err != nil {
+		t.Fatalf("vehicle %s with client id %s: connect: %v", vehicle, victimID, err)
+	}
+	defer atk.Disconnect(50)
+	// The vehicle publishes a batch on its own topic: a replica still
+	// connected, with its session and subscription, gets it.
+	publish(t, atk, "fleet/v1/"+vehicle+"/up/batch", "after-takeover", false)
+	select {
+	case err := <-r.lost:
+		t.Logf("the replica lost its connection: %v", err)
+		return true
+	case <-time.After(2 * time.Second):
+	}
+	if !r.client.IsConnectionOpen() {
+		return true
+	}
+	r.in.until(t, "fleet/v1/"+vehicle+"/up/batch after-takeover")
+	return false
+}
+
+// TestBrokerBindsClientIDs: a vehicle cannot take a cloud replica's client
+// id (issue 11): the broker makes every client's id its identity — the
+// certificate's CN, the replica's login — so veh-001 connecting "as"
+// fleetgate.cloud.1 is only veh-001, and the replica keeps its connection,
+// its session and its batches. Two replicas configured with the same
+// client id do not take each other's session either.
+func TestBrokerBindsClientIDs(t *testing.T) {
+	vehicle := "veh-001" + testenv.ID()
+	b := startProductionBroker(t, brokerOptions{vehicles: []string{vehicle}})
+	r := b.replica(t, replica1, replica1)
+	if takeOver(t, b, vehicle, r, replica1) {
+		t.Fatal("a vehicle connecting with the replica's client id knocked the replica off the broker")
+	}
+	// A second replica misconfigured with the first one's MQTT_CLIENT_ID
+	// still gets its own id, its login.
+	r2 := b.replica(t, replica2, replica1)
+	select {
+	case err := <-r.lost:
+		t.Fatalf("a second replica with the same client id knocked the first off: %v", err)
+	case <-time.After(time.Second):
+	}
+	veh := b.vehicle(t, vehicle)
+	for i := range 6 {
+		publish(t, veh, "fleet/v1/"+vehicle+"/up/batch", fmt.Sprintf("b%d", i), false)
+	}
+	// The share group has two members: each got some of the six.
+	time.Sleep(500 * time.Millisecond)
+	r.in.mu.Lock()
+	n1 := len(r.in.got)
+	r.in.mu.Unlock()
+	r2.in.mu.Lock()
+	n2 := len(r2.in.got)
+	r2.in.mu.Unlock()
+	if n2 == 0 || n1 < 2 {
+		t.Errorf("replica 1 got %d messages, replica 2 %d: want both in the share group", n1, n2)
+	}
+}
+
+// TestBrokerTestsCatchUnboundClientIDs runs the attack of
+// TestBrokerBindsClientIDs against the production configuration without
+// use_username_as_clientid: the vehicle knocks the replica off, so that test
+// would fail on such a broker (the attack as issue 11 found it).
+func TestBrokerTestsCatchUnboundClientIDs(t *testing.T) {
+	vehicle := "veh-001" + testenv.ID()
+	b := startProductionBroker(t, brokerOptions{vehicles: []string{vehicle},
+		breakConf: func(conf string) string {
+			return strings.ReplaceAll(mustReplace(t, conf, "use_identity_as_username true\nuse_username_as_clientid true\n", "use_identity_as_username true\n"),
+				"protocol mqtt\nuse_username_as_clientid true\n", "protocol mqtt\n")
+		}})
+	r := b.replica(t, replica1, replica1)
+	if !takeOver(t, b, vehicle, r, replica1) {
+		t.Fatal("without use_username_as_clientid the vehicle should have knocked the replica off")
+	}
 }

@@ -31,7 +31,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 	port := testenv.FreePort(t)
 	env := []string{
 		"DATABASE_URL=" + testenv.Postgres(t), "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
-		"MQTT_URL=" + b.backendURL(), "MQTT_NAMESPACE=fleet/v1", "MQTT_CLIENT_ID=fleetgate-cloud-" + testenv.ID(),
+		"MQTT_URL=" + b.backendURL(replica1), "MQTT_NAMESPACE=fleet/v1", "MQTT_CLIENT_ID=" + replica1,
 		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port),
 	}
 	check := exec.Command(filepath.Join(bin, "cloud-server"), "check")

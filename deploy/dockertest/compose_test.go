@@ -331,19 +331,35 @@ func checkProdCompose(p *types.Project, raw string) []string {
 			fail("internal", "%s must be on the internal network backend", name)
 		}
 	}
-	// The cloud: the production image, the backend listener, a stable client id.
-	cloud := p.Services["cloud"]
-	if cloud.Build == nil || cloud.Build.Dockerfile != "Dockerfile.cloud" || cloud.Build.Target != "production" {
-		fail("cloud", "cloud must be built from Dockerfile.cloud, target production")
-	}
-	if id := cloud.Environment["MQTT_CLIENT_ID"]; id == nil || *id == "" {
-		fail("cloud", "cloud needs a fixed MQTT_CLIENT_ID (the container's hostname changes; cloud/README.md)")
-	}
-	if u := cloud.Environment["MQTT_URL"]; u == nil || !strings.Contains(*u, "@mosquitto:1883") {
-		fail("cloud", "cloud must reach the broker's backend listener mosquitto:1883 with its login")
-	}
-	if !strings.Contains(healthTest(cloud), "/cloud-server healthcheck") {
-		fail("healthcheck", "cloud's health check must be the binary's own (no curl in the image)")
+	// The cloud replicas: the production image, the backend listener, each
+	// with its own login, which the broker makes its client id
+	// (use_username_as_clientid): MQTT_CLIENT_ID says the same, fixed and
+	// distinct, so replicas never take each other's session.
+	ids := map[string]string{}
+	for _, name := range []string{"cloud", "cloud-2"} {
+		cloud, ok := p.Services[name]
+		if !ok {
+			fail("cloud", "two cloud replicas, cloud and cloud-2: %s is missing", name)
+			continue
+		}
+		if cloud.Build == nil || cloud.Build.Dockerfile != "Dockerfile.cloud" || cloud.Build.Target != "production" {
+			fail("cloud", "%s must be built from Dockerfile.cloud, target production", name)
+		}
+		id := cloud.Environment["MQTT_CLIENT_ID"]
+		if id == nil || *id == "" || strings.Contains(*id, "$") {
+			fail("cloud", "%s needs a fixed MQTT_CLIENT_ID (the container's hostname changes; cloud/README.md)", name)
+			continue
+		}
+		if other, dup := ids[*id]; dup {
+			fail("cloud", "%s and %s share the MQTT client id %s: they would take each other's broker session", other, name, *id)
+		}
+		ids[*id] = name
+		if u := cloud.Environment["MQTT_URL"]; u == nil || !strings.Contains(*u, "@mosquitto:1883") || !strings.HasPrefix(*u, "tcp://"+*id+":") {
+			fail("cloud", "%s must reach the broker's backend listener mosquitto:1883 with its own login, %s (its client id)", name, *id)
+		}
+		if !strings.Contains(healthTest(cloud), "/cloud-server healthcheck") {
+			fail("healthcheck", "%s's health check must be the binary's own (no curl in the image)", name)
+		}
 	}
 	bad = append(bad, checkSecrets(raw)...)
 	return bad
@@ -463,10 +479,12 @@ func TestProdCompose(t *testing.T) {
 		}
 	}
 	// The secrets reach the services interpolated, where they are needed.
-	cloud := p.Services["cloud"]
-	for k, want := range map[string]string{"DATABASE_URL": ":pg-secret@postgres:5432/", "REDIS_URL": ":redis-secret@redis:6379/", "MQTT_URL": "fleetgate.cloud:mqtt-secret@mosquitto:1883"} {
-		if v := cloud.Environment[k]; v == nil || !strings.Contains(*v, want) {
-			t.Errorf("cloud %s = %v, want it to contain %q", k, v, want)
+	for name, login := range map[string]string{"cloud": "fleetgate.cloud.1", "cloud-2": "fleetgate.cloud.2"} {
+		cloud := p.Services[name]
+		for k, want := range map[string]string{"DATABASE_URL": ":pg-secret@postgres:5432/", "REDIS_URL": ":redis-secret@redis:6379/", "MQTT_URL": login + ":mqtt-secret@mosquitto:1883"} {
+			if v := cloud.Environment[k]; v == nil || !strings.Contains(*v, want) {
+				t.Errorf("%s %s = %v, want it to contain %q", name, k, v, want)
+			}
 		}
 	}
 }
@@ -644,7 +662,10 @@ func TestComposeChecksCatchRegressions(t *testing.T) {
 		{"a literal password in a URL", replaceText("postgres://fleetgate:${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env.production (openssl rand -hex 32)}@", "postgres://fleetgate:hunter2@"), "secrets"},
 		{"a literal password on a command line", replaceText(`"--requirepass", "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env.production (openssl rand -hex 32)}"`, `"--requirepass", "hunter2"`), "secrets"},
 		{"an unpinned image", setKey("redis", "image", "redis:latest"), "images"},
-		{"the cloud without a fixed MQTT client id", setKey("cloud", "environment", `{MQTT_URL: "tcp://fleetgate.cloud:${MQTT_CLOUD_PASSWORD:?x}@mosquitto:1883"}`), "cloud"},
+		{"the cloud without a fixed MQTT client id", setKey("cloud", "environment", `{MQTT_URL: "tcp://fleetgate.cloud.1:${MQTT_CLOUD_PASSWORD:?x}@mosquitto:1883"}`), "cloud"},
+		{"both replicas with one client id", replaceText("MQTT_CLIENT_ID: fleetgate.cloud.2", "MQTT_CLIENT_ID: fleetgate.cloud.1"), "cloud"},
+		{"a replica logging in as another", replaceText("MQTT_URL: tcp://fleetgate.cloud.2:", "MQTT_URL: tcp://fleetgate.cloud.1:"), "cloud"},
+		{"one replica only", replaceText("\n  cloud-2:\n    <<: *cloud\n", "\n  cloud-2-gone:\n    <<: *cloud\n"), "cloud"},
 		{"OSRM prepared with the network on", delKey("osrm-prepare", "network_mode"), "osrm"},
 	} {
 		t.Run("prod/"+m.name, func(t *testing.T) {

@@ -60,22 +60,53 @@ func checkMosquitto(conf, acl string) []string {
 	if d, err := mosquittoDuration(first(s["persistent_client_expiration"])); err != nil || d < time.Hour || d > 24*time.Hour {
 		bad = append(bad, fmt.Sprintf("persistent_client_expiration %q: between 1h and 24h", s["persistent_client_expiration"]))
 	}
-	lines := map[string]bool{}
+	// Client ids bound to identities: a vehicle's is its certificate's CN,
+	// a replica's its login, so none can take another's session.
+	if !slices.Equal(s["use_username_as_clientid"], []string{"true", "true"}) {
+		bad = append(bad, fmt.Sprintf("use_username_as_clientid is %q, want true on both listeners", s["use_username_as_clientid"]))
+	}
+	// The ACL, block by block: the patterns (which apply to every user,
+	// wherever they stand) and each cloud identity's topic lines.
+	blocks := map[string][]string{}
+	user := ""
 	for _, l := range strings.Split(acl, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			lines[l] = true
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" || strings.HasPrefix(l, "#"):
+		case strings.HasPrefix(l, "user "):
+			user = strings.TrimPrefix(l, "user ")
+			blocks[user] = nil
+		case strings.HasPrefix(l, "pattern "):
+			blocks[""] = append(blocks[""], l)
+		default:
+			blocks[user] = append(blocks[user], l)
 		}
 	}
-	for _, l := range []string{"pattern write fleet/v1/%u/up/#", "pattern read fleet/v1/%u/down/#", "user fleetgate.cloud",
-		"topic read fleet/v1/+/up/#", "topic write fleet/v1/+/down/#"} {
-		if !lines[l] {
-			bad = append(bad, "acl lacks "+l)
-		}
-		delete(lines, l)
+	wantACL := map[string][]string{"": {"pattern write fleet/v1/%u/up/#", "pattern read fleet/v1/%u/down/#"}}
+	for _, u := range []string{"fleetgate.cloud", "fleetgate.cloud.1", "fleetgate.cloud.2"} {
+		wantACL[u] = []string{"topic read $SYS/#", "topic read fleet/v1/+/up/#", "topic write fleet/v1/+/down/#"}
 	}
-	delete(lines, "topic read $SYS/#")
-	for l := range lines {
-		bad = append(bad, "acl grants more: "+l)
+	for u, lines := range wantACL {
+		got, ok := blocks[u]
+		if !ok {
+			bad = append(bad, "acl lacks user "+u)
+			continue
+		}
+		for _, l := range lines {
+			if !slices.Contains(got, l) {
+				bad = append(bad, fmt.Sprintf("acl lacks %s for %q", l, u))
+			}
+		}
+		for _, l := range got {
+			if !slices.Contains(lines, l) {
+				bad = append(bad, fmt.Sprintf("acl grants more: %s for %q", l, u))
+			}
+		}
+	}
+	for u := range blocks {
+		if _, ok := wantACL[u]; !ok {
+			bad = append(bad, "acl grants more: user "+u)
+		}
 	}
 	return bad
 }
@@ -115,7 +146,10 @@ func TestMosquittoSettings(t *testing.T) {
 		{"conf", "use_identity_as_username true", "use_identity_as_username false"},
 		{"conf", "crlfile /mosquitto/certs/crl.pem\n", ""},
 		{"acl", "pattern write fleet/v1/%u/up/#", "pattern write fleet/v1/+/up/#"},
-		{"acl", "topic write fleet/v1/+/down/#", "topic write fleet/v1/#"},
+		{"acl", "user fleetgate.cloud.2\ntopic read $SYS/#\ntopic read fleet/v1/+/up/#\ntopic write fleet/v1/+/down/#", "user fleetgate.cloud.2\ntopic read $SYS/#\ntopic read fleet/v1/+/up/#\ntopic write fleet/v1/#"},
+		{"acl", "user fleetgate.cloud.2\n", "user veh-001\n"},
+		{"conf", "use_identity_as_username true\nuse_username_as_clientid true\n", "use_identity_as_username true\n"},
+		{"conf", "protocol mqtt\nuse_username_as_clientid true\n\n", "protocol mqtt\n\n"},
 	} {
 		c, a := conf, acl
 		if m.file == "conf" {

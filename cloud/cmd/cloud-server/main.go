@@ -98,6 +98,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			fmt.Fprintf(stderr, "cloud-server retire: %s is this replica's own MQTT_CLIENT_ID; retire another replica's\n", args[1])
 			return 2
 		}
+		// A broker that binds client ids to logins (deploy/mosquitto:
+		// use_username_as_clientid) would reset the session of the login
+		// instead of args[1]'s.
+		if u, _ := url.Parse(cfg.MQTTURL); u.User != nil && u.User.Username() != "" && u.User.Username() != args[1] {
+			fmt.Fprintf(stderr, "cloud-server retire: MQTT_URL logs in as %s; a broker that makes logins client ids would reset %s's session, not %s's: set MQTT_URL with %s's login\n",
+				u.User.Username(), u.User.Username(), args[1], args[1])
+			return 2
+		}
 		if err = mqtt.RemoveSession(ctx, cfg.MQTTURL, args[1]); err == nil {
 			fmt.Fprintf(stdout, "removed the broker session of %s at %s: the broker no longer queues a share of the batches for it\n", args[1], redact(cfg.MQTTURL))
 		}

@@ -287,6 +287,16 @@ func TestRetireRemovesAGoneReplicasShare(t *testing.T) {
 	if code := Main(context.Background(), []string{"retire"}, env, &out, &errOut); code != 2 {
 		t.Errorf("retire without an id: exit %d", code)
 	}
+	errOut.Reset()
+	withLogin := func(k string) string {
+		if k == "MQTT_URL" {
+			return "tcp://fleetgate.cloud.1:pw@127.0.0.1:1"
+		}
+		return env(k)
+	}
+	if code := Main(context.Background(), []string{"retire", "fleetgate.cloud.2"}, withLogin, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "fleetgate.cloud.2's login") {
+		t.Errorf("retire with another replica's login: exit %d, %q", code, errOut.String())
+	}
 	out.Reset()
 	if code := Main(context.Background(), []string{"retire", gone}, env, &out, &errOut); code != 0 || !strings.Contains(out.String(), gone) {
 		t.Fatalf("retire %s: exit %d, %q %q", gone, code, out.String(), errOut.String())
