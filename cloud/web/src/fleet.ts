@@ -18,31 +18,27 @@ const trackMinutes = 15;
 
 export class FleetView {
   readonly el: HTMLElement;
-  private map: L.Map;
-  private renderer: L.Canvas;
+  private map!: L.Map;
+  private renderer!: L.Canvas;
   private markers = new Map<string, L.CircleMarker>();
   private table: VehicleTable;
   private selected = "";
   private track: L.Polyline | null = null;
   private card: HTMLElement;
   private fitted = false;
-  private unsubscribe: () => void;
   private timer = 0;
   private lastList = 0;
   private listTimer = 0;
 
+  private unsubscribe: () => void = () => {};
+
   constructor(
     private store: Store,
-    mapEl: HTMLElement,
+    private mapEl: HTMLElement,
   ) {
     this.table = new VehicleTable(store.vehicles, (id) => this.select(id, false));
     this.card = h("div", { class: "card selected-card", hidden: true });
     this.el = h("div", { class: "fleet" }, h("div", { class: "map-wrap" }, mapEl, this.card), this.table.el);
-    ({ map: this.map, renderer: this.renderer } = newMap(mapEl));
-    this.unsubscribe = store.subscribe((c) => this.apply(c));
-    if (store.isLoaded) {
-      this.apply({ moved: new Set(), changed: new Set(), reloaded: true, events: [] });
-    }
     // "Last seen" and ages move on even when nothing arrives.
     this.timer = window.setInterval(() => {
       this.table.refresh();
@@ -50,9 +46,13 @@ export class FleetView {
     }, 1000);
   }
 
-  /** attached is called once the view is in the document (Leaflet measures it). */
+  /** attached makes the map once the view is in the document (Leaflet measures its box). */
   attached(): void {
-    this.map.invalidateSize();
+    ({ map: this.map, renderer: this.renderer } = newMap(this.mapEl));
+    this.unsubscribe = this.store.subscribe((c) => this.apply(c));
+    if (this.store.isLoaded) {
+      this.apply({ moved: new Set(), changed: new Set(), reloaded: true, events: [] });
+    }
     this.table.refresh(true);
   }
 
@@ -60,7 +60,7 @@ export class FleetView {
     this.unsubscribe();
     clearInterval(this.timer);
     clearTimeout(this.listTimer);
-    this.map.remove();
+    this.map?.remove();
   }
 
   private apply(c: Change): void {

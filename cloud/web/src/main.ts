@@ -86,11 +86,11 @@ function signedOut(): void {
 
 function showSignIn(message: string): void {
   document.body.dataset.view = "signin";
-  const token = h("input", { type: "password", name: "token", id: "token", autocomplete: "off", required: true, placeholder: "fgt_…", "aria-label": "API token" });
+  const token = h("input", { type: "password", id: "token", autocomplete: "off", required: true, placeholder: "fgt_…", "aria-label": "API token" });
   const err = h("p", { class: "error", role: "alert" }, message);
   const form = h(
     "form",
-    { class: "signin card" },
+    { class: "signin card", method: "post" },
     h("h1", {}, "Fleetgate"),
     h("label", { for: "token" }, "API token"),
     token,

@@ -134,6 +134,12 @@ export class Store {
         v.device = d;
         v.online = d.online;
         c.changed.add(id);
+      } else if (!d.online && v.device.online && (!v.device.online_since || d.time >= v.device.online_since)) {
+        // A last will: stamped when the connection began, so older than the
+        // newest report, it ends that connection (the report's figures stay).
+        v.device = { ...v.device, online: false, online_since: undefined };
+        v.online = false;
+        c.changed.add(id);
       }
     }
     this.pendingDev.clear();
