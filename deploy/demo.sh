@@ -30,12 +30,16 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
 fi
 
 pids=()
+TOKEN_NAME=""
 # shellcheck disable=SC2317 # cleanup and interrupted run from the traps
 cleanup() {
   trap - INT TERM EXIT
   say "stopping"
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$TOKEN_NAME" ]; then
+    "$BIN/cloud-server" token revoke "$TOKEN_NAME" >>"$DEMO_DIR/token.log" 2>&1 || true
+  fi
   say "logs, outboxes and ground truth are in $DEMO_DIR"
 }
 # Ctrl-C is how the demo ends: stop everything and exit 0.
@@ -45,6 +49,12 @@ trap interrupted INT TERM
 trap cleanup EXIT
 
 "$BIN/cloud-server" migrate >"$DEMO_DIR/migrate.log" 2>&1 || { cat "$DEMO_DIR/migrate.log"; exit 1; }
+# An API token for the demo (admin: it can do everything the API offers),
+# revoked when the demo stops; also in $DEMO_DIR/token.
+TOKEN_NAME="demo-$(date +%Y%m%d-%H%M%S)-$$"
+TOKEN=$("$BIN/cloud-server" token create --name "$TOKEN_NAME" --role admin --ttl 24h 2>"$DEMO_DIR/token.log") ||
+  { cat "$DEMO_DIR/token.log"; TOKEN_NAME=""; exit 1; }
+(umask 077 && printf '%s\n' "$TOKEN" >"$DEMO_DIR/token")
 "$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
 pids+=($!)
 
@@ -83,7 +93,10 @@ for _ in $(seq 1 100); do
 done
 
 say "$VEHICLES vehicles driving through Monaco; agents' metrics on 127.0.0.1:$((METRICS_PORT_BASE + 1))..$((METRICS_PORT_BASE + VEHICLES))"
-say "API:   curl localhost:$API_PORT/api/v1/vehicles"
+say "token: $TOKEN (admin; revoked when the demo stops; also in $DEMO_DIR/token)"
+say "API:   curl -H \"Authorization: Bearer $TOKEN\" localhost:$API_PORT/api/v1/vehicles"
+say "live:  curl -N -H \"Authorization: Bearer $TOKEN\" localhost:$API_PORT/api/v1/live"
+say "docs:  http://localhost:$API_PORT/docs"
 say "logs:  $DEMO_DIR"
 say "Ctrl-C to stop"
 wait -n "${pids[@]}" || true

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -180,6 +181,14 @@ func validate(t *testing.T, s *spec, req *http.Request, status int, header http.
 	t.Helper()
 	ctx := context.Background()
 	route, params, err := s.router.FindRoute(req)
+	if err != nil && req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" && status == http.StatusNoContent {
+		// A CORS preflight the server answered: CORS's own protocol, on
+		// every path, not an operation of the API. It has no body.
+		if len(raw) != 0 {
+			t.Errorf("OPTIONS %s: a preflight answer with a body: %s", req.URL.Path, raw)
+		}
+		return
+	}
 	if err != nil {
 		// No operation: an unknown path (404) or a method the path does not
 		// have (405). The body must be the documented Error.
@@ -214,4 +223,39 @@ func truncate(b []byte) []byte {
 		return append(bytes.Clone(b[:2000]), "…"...)
 	}
 	return b
+}
+
+// stream opens a streaming GET (the live stream) and returns its validated
+// head and a reader of its body, closed when the test ends. A response that
+// is not a stream is read whole and validated as do does; then the reader
+// is nil.
+func (c *client) stream(path string, headers ...string) (*response, *bufio.Reader) {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.ts.URL+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { resp.Body.Close() })
+	out := &response{status: resp.StatusCode, header: resp.Header}
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		out.raw, _ = io.ReadAll(resp.Body)
+		json.Unmarshal(out.raw, &out.body)
+		validate(c.t, c.spec, req, resp.StatusCode, resp.Header, out.raw)
+		return out, nil
+	}
+	validate(c.t, c.spec, req, resp.StatusCode, resp.Header, nil)
+	return out, bufio.NewReader(resp.Body)
 }

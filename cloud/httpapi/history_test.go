@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,36 @@ func FuzzParsePID(f *testing.F) {
 		}
 		if got := fmt.Sprintf("%02X%02X", pid>>8, pid&0xff); got != want {
 			t.Fatalf("parsePID(%q) = %#04x, written back as mode and PID %s", v, pid, got)
+		}
+	})
+}
+
+// FuzzParseVehicleFilter: any online, bbox, near and radius_m are refused
+// with EINVALID or give a filter within the ranges the store expects.
+func FuzzParseVehicleFilter(f *testing.F) {
+	f.Add("true", "7.40,43.72,7.44,43.76", "43.7384,7.4246", "1000")
+	f.Add("", "179,-20,-171,-10", "", "")
+	f.Add("maybe", "1,2,3", "95,7", "-1")
+	f.Add("false", "NaN,0,1,1", "0,0", "Inf")
+	f.Fuzz(func(t *testing.T, online, bbox, near, radius string) {
+		q := url.Values{}
+		for k, v := range map[string]string{"online": online, "bbox": bbox, "near": near, "radius_m": radius} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		vf, err := parseVehicleFilter(q)
+		if err != nil {
+			if cloud.ErrorCode(err) != cloud.EINVALID {
+				t.Fatalf("%v: code %q", q, cloud.ErrorCode(err))
+			}
+			return
+		}
+		if b := vf.BBox; b != nil && (b.MinLat > b.MaxLat || b.MinLat < -90 || b.MaxLat > 90 || b.MinLon < -180 || b.MaxLon > 180 || b.MaxLon < -180 || b.MinLon > 180) {
+			t.Fatalf("%v: bbox %+v", q, b)
+		}
+		if c := vf.Near; c != nil && (!(c.RadiusM > 0) || c.Lat < -90 || c.Lat > 90 || c.Lon < -180 || c.Lon > 180) {
+			t.Fatalf("%v: near %+v", q, c)
 		}
 	})
 }

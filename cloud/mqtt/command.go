@@ -42,7 +42,7 @@ func (s *Session) PublishCommand(ctx context.Context, c *cloud.Command) error {
 		return cloud.Errorf(cloud.EUNAVAILABLE, "not connected to the broker at %s", redactURL(s.URL))
 	}
 	if err := wait(ctx, client.Publish(topic, 1, false, payload), s.PublishTimeout); err != nil {
-		return cloud.Errorf(cloud.EUNAVAILABLE, "publish command %s: %w", c.ID, err)
+		return cloud.Errorf(cloud.EUNAVAILABLE, "publish command %s: %w", c.ID, hidePassword(err, s.URL))
 	}
 	return nil
 }

@@ -50,6 +50,7 @@ func startServer(tb testing.TB, bin, dir string) *server {
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=warn",
 	}, "run")
 	e2e.WaitReady(tb, time.Minute, s.api, s.proc)
+	s.api.Token = e2e.Token(tb, s.proc)
 	return s
 }
 

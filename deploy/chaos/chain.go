@@ -109,6 +109,7 @@ func (c *Chain) StartCloud(brokerURL string) {
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=info",
 	}, "run")
 	e2e.WaitReady(c.t, 30*time.Second, c.API, c.Cloud)
+	c.API.Token = e2e.Token(c.t, c.Cloud)
 }
 
 // StartSim runs the simulator for one vehicle and waits for its ports.

@@ -40,6 +40,8 @@ func post(ctx context.Context, api cloudapi.Client, path, body string) (int, []b
 	if err != nil {
 		return 0, nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+api.Token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -37,6 +37,7 @@ func TestAgentThroughProductionBroker(t *testing.T) {
 	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
 	e2e.WaitReady(t, 60*time.Second, api, server)
+	api.Token = e2e.Token(t, server)
 
 	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	links, truthPath := filepath.Join(dir, "dev"), filepath.Join(dir, "truth.jsonl")

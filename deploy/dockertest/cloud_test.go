@@ -44,6 +44,7 @@ func TestCloudServerThroughProductionBroker(t *testing.T) {
 	api := cloudapi.Client{Base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	ctx := context.Background()
 	e2e.WaitReady(t, 60*time.Second, api, server)
+	api.Token = e2e.Token(t, server)
 
 	veh := b.vehicle(t, vehicle)
 	acks := make(chan *telemetrypb.Ack, 10)

@@ -8,7 +8,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +43,23 @@ func ForgetAgent(t testing.TB, url string, ns telemetry.Namespace, vehicle strin
 	if err := mqtt.RemoveSession(context.Background(), url, "fleetgate-edge-"+vehicle); err != nil {
 		t.Errorf("remove the agent's session: %v", err)
 	}
+}
+
+// Token makes an admin API token with the cloud-server program of cloud,
+// run with its environment (so against its database), as a user would:
+// cloud-server token create. Each call makes a token of its own name.
+func Token(t testing.TB, cloud *testenv.Proc) string {
+	t.Helper()
+	cmd := exec.Command(cloud.Cmd.Path, "token", "create", "--name", "test-"+testenv.ID(), "--role", "admin", "--ttl", "24h")
+	cmd.Env = cloud.Cmd.Env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	token := strings.TrimSpace(string(out))
+	if err != nil || !strings.HasPrefix(token, "fgt_") {
+		t.Fatalf("cloud-server token create: %v %q %s", err, out, stderr.String())
+	}
+	return token
 }
 
 // WaitReady waits until the cloud-server behind api answers GET /ready,

@@ -62,6 +62,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=debug",
 	}, "run")
 	e2e.WaitReady(t, 30*time.Second, c.API, c.Cloud)
+	c.API.Token = e2e.Token(t, c.Cloud)
 
 	// Simulated time runs in the past, so that accelerated time never produces
 	// fixes from the future.
@@ -233,7 +234,7 @@ func TestChain(t *testing.T) {
 func checkDiffCommand(t *testing.T, c *Chain) {
 	t.Helper()
 	diff := func() (int, string) {
-		out, err := exec.Command(filepath.Join(c.Bin, "firmware-sim"), "diff", "--truth", c.Truth, "--api", c.API.Base).CombinedOutput()
+		out, err := exec.Command(filepath.Join(c.Bin, "firmware-sim"), "diff", "--truth", c.Truth, "--api", c.API.Base, "--token", c.API.Token).CombinedOutput()
 		if exit, ok := errors.AsType[*exec.ExitError](err); ok {
 			return exit.ExitCode(), string(out)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,9 +54,10 @@ func TestDemo(t *testing.T) {
 	cloudID := "e2e-demo-cloud-" + testenv.ID()
 	t.Cleanup(func() { forgetDemo(t, mqttURL, ns, cloudID, idPrefix) })
 
+	demoDir, dbURL := t.TempDir(), testenv.Postgres(t)
 	cmd := exec.Command("bash", "deploy/demo.sh")
 	cmd.Dir = testenv.ModuleRoot(t)
-	cmd.Env = append(os.Environ(), "BIN="+bin, "DEMO_DIR="+t.TempDir(), "DATABASE_URL="+testenv.Postgres(t),
+	cmd.Env = append(os.Environ(), "BIN="+bin, "DEMO_DIR="+demoDir, "DATABASE_URL="+dbURL,
 		"REDIS_URL="+redisURL, "REDIS_PREFIX="+prefix, "MQTT_URL="+mqttURL, "MQTT_NAMESPACE="+ns, "MQTT_CLIENT_ID="+cloudID,
 		"LISTEN_ADDR=127.0.0.1:"+strconv.Itoa(port), "ID_PREFIX="+idPrefix, "METRICS_PORT_BASE="+strconv.Itoa(testenv.FreePort(t)))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -74,6 +76,7 @@ func TestDemo(t *testing.T) {
 	})
 
 	api := cloudapi.Client{Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	tokenFile := filepath.Join(demoDir, "token")
 	var list struct {
 		Vehicles []struct {
 			ID       string `json:"id"`
@@ -87,6 +90,13 @@ func TestDemo(t *testing.T) {
 		case err := <-exited:
 			t.Fatalf("the demo exited before its vehicles appeared: %v", err)
 		default:
+		}
+		if api.Token == "" {
+			b, err := os.ReadFile(tokenFile)
+			if err != nil {
+				return err
+			}
+			api.Token = strings.TrimSpace(string(b))
 		}
 		if err := api.Get(context.Background(), "/api/v1/vehicles", &list); err != nil {
 			return err
@@ -102,7 +112,8 @@ func TestDemo(t *testing.T) {
 		}
 		return nil
 	})
-	if s := out.String(); !strings.Contains(s, fmt.Sprintf("curl localhost:%d/api/v1/vehicles", port)) {
+	if s := out.String(); !strings.Contains(s, fmt.Sprintf(`curl -H "Authorization: Bearer %s" localhost:%d/api/v1/vehicles`, api.Token, port)) ||
+		!strings.Contains(s, fmt.Sprintf("localhost:%d/api/v1/live", port)) {
 		t.Errorf("the demo does not print the API URL:\n%s", s)
 	}
 
@@ -119,6 +130,12 @@ func TestDemo(t *testing.T) {
 	}
 	if s := out.String(); strings.Contains(s, "exited early") || !strings.Contains(s, "stopping") {
 		t.Errorf("after Ctrl-C the demo printed:\n%s", s)
+	}
+	// The demo's token is revoked when it stops.
+	tokens := exec.Command(filepath.Join(bin, "cloud-server"), "token", "list")
+	tokens.Env = append(os.Environ(), "DATABASE_URL="+dbURL)
+	if b, err := tokens.CombinedOutput(); err != nil || strings.Contains(string(b), "demo-") {
+		t.Errorf("token list after the demo: %v\n%s", err, b)
 	}
 }
 

@@ -51,6 +51,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
 	}, "run")
 	e2e.WaitReady(t, 30*time.Second, c.api, c.cloud)
+	c.api.Token = e2e.Token(t, c.cloud)
 
 	idPrefix := "sim" + testenv.ID() + "-"
 	links := filepath.Join(c.dir, "dev")
