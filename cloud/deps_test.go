@@ -32,6 +32,8 @@ func TestDependencies(t *testing.T) {
 			Why: "cloud/mqtt is the only importer of paho"},
 		{From: "cloud/web", Deny: []string{"cloud/..."},
 			Why: "the dashboard's bundle is served on its own; httpapi mounts it as a handler and the page reads the API"},
+		{From: "cloud/...", Except: []string{"cloud/osrm"}, Direct: true, Deny: []string{"github.com/sony/gobreaker/..."},
+			Why: "cloud/osrm is the only importer of the circuit breaker"},
 		{From: "cloud/...", Deny: []string{"go.etcd.io/bbolt/...", "go.bug.st/serial/..."},
 			Why: "the outbox and serial ports belong to the agent"},
 	})

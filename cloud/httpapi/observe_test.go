@@ -21,7 +21,9 @@ func (noVehicles) FindVehicleByID(_ context.Context, id string) (*cloud.Vehicle,
 	return nil, cloud.Errorf(cloud.ENOTFOUND, "vehicle %q not found", id)
 }
 
-func (noVehicles) FindVehicles(context.Context) ([]*cloud.Vehicle, error) { return nil, nil }
+func (noVehicles) FindVehicles(context.Context, cloud.VehicleFilter) ([]*cloud.Vehicle, bool, error) {
+	return nil, false, nil
+}
 
 // TestObserverSeesRouteAndStatus: every request reaches the Observer with
 // its route pattern (not its path: one series per route, however many
@@ -62,10 +64,10 @@ func TestObserverSeesRouteAndStatus(t *testing.T) {
 	defer mu.Unlock()
 	want := []string{
 		"GET /health OK",
-		"GET /api/v1/vehicles/{id} Not Found",
-		"GET /api/v1/vehicles/{id} Not Found",
-		"/ Not Found",
-		"/ Not Found", // no route for the method: the catch-all
+		"GET /api/v1/vehicles/{id} Service Unavailable", // no token store to check a token with
+		"GET /api/v1/vehicles/{id} Service Unavailable",
+		"unmatched Not Found",
+		"unmatched Method Not Allowed", // no route for the method
 	}
 	if len(seen) != len(want) {
 		t.Fatalf("observed %q", seen)

@@ -44,6 +44,8 @@ func (s *Server) routes() []Route {
 		{Pattern: "GET /api/v1/vehicles/{id}/events", Role: viewer, handler: s.events},
 		{Pattern: "GET /api/v1/vehicles/{id}/trouble-codes", Role: viewer, handler: s.troubleCodes},
 		{Pattern: "GET /api/v1/vehicles/{id}/device-history", Role: viewer, handler: s.deviceHistory},
+		{Pattern: "GET /api/v1/vehicles/{id}/trips", Role: viewer, handler: s.trips},
+		{Pattern: "GET /api/v1/vehicles/{id}/trips/{trip_id}", Role: viewer, handler: s.trip},
 		{Pattern: "GET /api/v1/vehicles/{id}/commands", Role: viewer, handler: s.commands},
 		{Pattern: "POST /api/v1/vehicles/{id}/commands", Role: operator, handler: s.createCommand},
 		{Pattern: "GET /api/v1/vehicles/{id}/commands/{cmd_id}", Role: viewer, handler: s.command},

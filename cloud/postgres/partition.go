@@ -11,19 +11,43 @@ import (
 // partitioned lists the tables partitioned by month on their time column.
 var partitioned = []string{"positions", "obd_samples"}
 
+// partitionLockTimeout bounds how long partition maintenance waits for a
+// table lock (ingest's inserts hold one briefly).
+const partitionLockTimeout = 5 * time.Second
+
 // partitionLock is the advisory lock key under which partitions are made, so
 // that replicas do not race.
 const partitionLock = 0x466c6565747061 // "Fleetpa"
 
 // EnsurePartitions makes sure the monthly partitions of positions and OBD
 // samples exist from the month before Now through MonthsAhead months after
-// it. It is idempotent and safe to run from several replicas at once.
+// it, and gives the rows the DEFAULT partition caught (late history older
+// than every partition, e.g. a fix from 2019) partitions of their own
+// months, so that retention drops them with their month and the default
+// partition stays empty. It is idempotent and safe to run from several
+// replicas at once.
 func (db *DB) EnsurePartitions(ctx context.Context) error {
 	cur := monthStart(db.Now())
 	for i := -1; i <= db.MonthsAhead; i++ {
 		month := cur.AddDate(0, i, 0)
 		for _, table := range partitioned {
 			if err := db.ensurePartition(ctx, table, month); err != nil {
+				return err
+			}
+		}
+	}
+	for _, table := range partitioned {
+		rows, err := db.pool.Query(ctx, fmt.Sprintf("SELECT DISTINCT date_trunc('month', time, 'UTC') FROM %s",
+			pgx.Identifier{table + "_default"}.Sanitize()))
+		if err != nil {
+			return classify("read the months of "+table+"_default", err)
+		}
+		months, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return classify("read the months of "+table+"_default", err)
+		}
+		for _, m := range months {
+			if err := db.ensurePartition(ctx, table, m.UTC()); err != nil {
 				return err
 			}
 		}
@@ -58,6 +82,11 @@ func (db *DB) ensurePartition(ctx context.Context, table string, from time.Time)
 		id, parent, def := pgx.Identifier{name}.Sanitize(), pgx.Identifier{table}.Sanitize(), pgx.Identifier{table + "_default"}.Sanitize()
 		bounds := fmt.Sprintf("FROM ('%s') TO ('%s')", sprintTime(from), sprintTime(to))
 		stmts := []string{
+			// No insert may reach the default partition between the move
+			// and the attach (which would then fail); waits at most
+			// partitionLockTimeout, then the next run tries again.
+			fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", partitionLockTimeout.Milliseconds()),
+			fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", def),
 			fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)", id, parent),
 			fmt.Sprintf("WITH moved AS (DELETE FROM %s WHERE time >= '%s' AND time < '%s' RETURNING *) INSERT INTO %s SELECT * FROM moved",
 				def, sprintTime(from), sprintTime(to), id),

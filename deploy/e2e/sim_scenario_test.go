@@ -48,7 +48,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 	c.cloud = testenv.StartProcess(t, c.dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
-		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "TRIP_INTERVAL=1s",
 	}, "run")
 	e2e.WaitReady(t, 30*time.Second, c.api, c.cloud)
 	c.api.Token = e2e.Token(t, c.cloud)
@@ -247,6 +247,48 @@ func (c *scenarioChain) checkUplinkCut(t *testing.T, vehicle string) {
 	}, c.sim)
 }
 
+// checkTrips compares the cloud's trips of each vehicle with those of the
+// truth's ignition lines (firmware-sim diff's rules and tolerance), once
+// the trip job has caught up: the trips the API returns have not changed
+// for three of its rounds (TRIP_INTERVAL=1s). It returns the comparisons.
+func (c *scenarioChain) checkTrips(t *testing.T, lines []truth.Line, within time.Duration) map[string]truth.Diff {
+	t.Helper()
+	ctx := context.Background()
+	tr := truth.Vehicles(lines)
+	out := map[string]truth.Diff{}
+	for _, v := range c.vehicles {
+		want := truth.Trips(tr[v], truth.DefaultTripRules())
+		var d truth.Diff
+		var stored []cloudapi.Trip
+		last, since := "", time.Now()
+		testenv.Eventually(t, within, v+" trips as the truth's", func() error {
+			var err error
+			if stored, err = c.api.Trips(ctx, v, c.start.Add(-24*time.Hour), time.Now().Add(time.Hour)); err != nil {
+				return err
+			}
+			now := ""
+			for _, s := range stored {
+				now += fmt.Sprintf("%d %v %v %v %.3f;", s.ID, s.Start.Time, s.End.Time, s.Open, s.DistanceM)
+			}
+			if now != last {
+				last, since = now, time.Now()
+			}
+			if time.Since(since) < 3*time.Second {
+				return fmt.Errorf("the trips changed %v ago", time.Since(since))
+			}
+			if d = truth.CompareTrips(want, stored, truth.DefaultTripTolerance()); !d.OK() {
+				return fmt.Errorf("%v", d)
+			}
+			return nil
+		}, c.cloud)
+		for _, s := range stored {
+			t.Logf("%s: stored trip %v to %v, %.0f m, open %v (truth: %v)", v, s.Start.Time, s.End.Time, s.DistanceM, s.Open, want)
+		}
+		out[v] = d
+	}
+	return out
+}
+
 // stop stops the agents, the simulator and the cloud, each of which must
 // exit cleanly.
 func (c *scenarioChain) stop(t *testing.T) {
@@ -337,6 +379,18 @@ func TestSimDoneWhen(t *testing.T) {
 	start := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
 	c := startScenarioChain(t, "tunnel-unplug-outage", []string{"veh-001"}, 200, start)
 	c.checkUplinkCut(t, c.vehicles[0])
+	// While the uplink is down: the trip the cloud has so far is the
+	// truth's so far (going on: its start is compared).
+	f, err := os.Open(c.truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sofar, err := truth.Read(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.checkTrips(t, sofar, 60*time.Second)
 	lines := c.waitEnd(t, 180*time.Second)
 	got := faultLines(lines, start)
 	want := []string{"001 unplug obd begin +5m0s", "001 unplug obd end +5m10s", "001 uplink_down uplink begin +20m0s", "001 uplink_down uplink end +1h20m0s"}
@@ -355,5 +409,7 @@ func TestSimDoneWhen(t *testing.T) {
 		t.Errorf("%d fixes in two hours", fixes)
 	}
 	c.checkAgainstTruth(t, lines, nil)
+	// After the drain: the whole trip, start, end and distance.
+	c.checkTrips(t, lines, 60*time.Second)
 	c.stop(t)
 }

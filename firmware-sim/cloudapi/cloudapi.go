@@ -1,7 +1,7 @@
 // Package cloudapi is a client of the Fleetgate cloud's HTTP JSON API (see
 // cloud/README.md), the part the simulator's tools and the end-to-end tests
-// read: the vehicles, and each vehicle's positions and OBD samples, page by
-// page. It speaks HTTP and JSON only and imports nothing of cloud/.
+// read: the vehicles, and each vehicle's positions, OBD samples and trips,
+// page by page. It speaks HTTP and JSON only and imports nothing of cloud/.
 package cloudapi
 
 import (
@@ -60,6 +60,27 @@ type OBDSample struct {
 	PID      string    `json:"pid"`  // two hex digits, "0C"
 	Mode     string    `json:"mode"` // two hex digits, "01"
 	Value    float64   `json:"value"`
+}
+
+// Trip is a trip as GET /api/v1/vehicles/{id}/trips returns it (the
+// fields the simulator's tools compare).
+type Trip struct {
+	ID        int64     `json:"id"`
+	Start     TripPoint `json:"start"`
+	End       TripPoint `json:"end"`
+	Open      bool      `json:"open"`
+	DistanceM float64   `json:"distance_m"`
+	Match     struct {
+		Status    string   `json:"status"`
+		DistanceM *float64 `json:"distance_m"`
+	} `json:"match"`
+}
+
+// TripPoint is where and when a trip starts or ends; no place without a fix.
+type TripPoint struct {
+	Time time.Time `json:"time"`
+	Lat  *float64  `json:"lat"`
+	Lon  *float64  `json:"lon"`
 }
 
 // Error is an answer other than 200 OK. Code and Message are those of the
@@ -193,10 +214,18 @@ func (c Client) OBD(ctx context.Context, vehicle string, from, to time.Time) ([]
 	return pages(ctx, c, vehicle, "obd", from, to, func(p *page[OBDSample]) []OBDSample { return p.Samples })
 }
 
+// Trips returns every trip of a vehicle overlapping [from, to), following
+// the pagination cursor, in the API's order (start, id). An unknown vehicle
+// is an *Error with Code ENOTFOUND.
+func (c Client) Trips(ctx context.Context, vehicle string, from, to time.Time) ([]Trip, error) {
+	return pages(ctx, c, vehicle, "trips", from, to, func(p *page[Trip]) []Trip { return p.Trips })
+}
+
 // page is one answer of a paginated history endpoint.
 type page[T any] struct {
 	Positions []T    `json:"positions"`
 	Samples   []T    `json:"samples"`
+	Trips     []T    `json:"trips"`
 	Next      string `json:"next"`
 }
 

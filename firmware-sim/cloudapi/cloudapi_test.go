@@ -120,3 +120,31 @@ func TestTokenRetryAfterAndLongRanges(t *testing.T) {
 		t.Errorf("windows %v, %v; want %v", windows, err, want)
 	}
 }
+
+// Trips reads the trips endpoint's pages, in the API's format.
+func TestTripsFollowsTheCursor(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/vehicles/veh-001/trips" {
+			http.NotFound(w, r)
+			return
+		}
+		switch r.URL.Query().Get("after") {
+		case "":
+			w.Write([]byte(`{"vehicle_id":"veh-001","trips":[{"id":7,"vehicle_id":"veh-001","start":{"time":"2026-11-27T09:00:00.000Z","lat":43.7,"lon":7.4},
+				"end":{"time":"2026-11-27T09:10:01.000Z","lat":43.71,"lon":7.5},"open":false,"duration_s":601,"distance_m":5987.2,
+				"match":{"status":"matched","distance_m":6012.4,"confidence":0.87}}],"next":"x"}`))
+		default:
+			w.Write([]byte(`{"vehicle_id":"veh-001","trips":[{"id":9,"vehicle_id":"veh-001","start":{"time":"2026-11-27T10:00:00.000Z"},
+				"end":{"time":"2026-11-27T10:05:00.000Z"},"open":true,"distance_m":12,"match":{"status":"pending"}}]}`))
+		}
+	}))
+	defer srv.Close()
+	ts, err := cloudapi.Client{Base: srv.URL}.Trips(context.Background(), "veh-001", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 2 || ts[0].ID != 7 || ts[0].DistanceM != 5987.2 || *ts[0].Start.Lat != 43.7 || !ts[0].End.Time.Equal(t0.Add(-50*time.Minute+time.Second)) ||
+		ts[0].Match.Status != "matched" || *ts[0].Match.DistanceM != 6012.4 || !ts[1].Open || ts[1].Start.Lat != nil {
+		t.Errorf("trips %+v", ts)
+	}
+}

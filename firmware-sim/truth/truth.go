@@ -1,9 +1,10 @@
 // Package truth writes and reads the simulator's ground truth: one JSON
 // object per line for every fix and OBD sample the simulator put on the wire,
-// with the values the wire carried, every fault it injected, and one line per
-// vehicle when its drive ends (the fix, obd and end lines are fixed by
-// CONTRACTS.md). CompareFixes and CompareOBD diff it with what the cloud's
-// API returned, for firmware-sim diff and the end-to-end tests.
+// with the values the wire carried, every fault it injected, the trip
+// boundaries (the engine started and stopped, halts begun and ended), and
+// one line per vehicle when its drive ends. CompareFixes, CompareOBD and
+// CompareTrips diff it with what the cloud's API returned, for
+// firmware-sim diff and the end-to-end tests.
 package truth
 
 import (
@@ -64,9 +65,25 @@ type Fault struct {
 	Code    string
 }
 
+// Boundary is a trip boundary: the engine started or stopped (Kind
+// "ignition", State "on" or "off"), or a halt on schedule began or ended
+// (Kind "stop", Phase "begin" or "end", EngineOff when the engine is off
+// while standing), with where the vehicle was and how far it had driven
+// since the start of its drive (the model's exact values, not the GPS's).
+type Boundary struct {
+	Vehicle   string
+	Time      time.Time
+	Kind      string // "ignition" or "stop"
+	State     string // ignition: "on" or "off"
+	Phase     string // stop: "begin" or "end"
+	EngineOff bool   // stop
+	Lat, Lon  float64
+	DistanceM float64
+}
+
 // Line is one line of a truth file, of any type; fields a type lacks are zero.
 type Line struct {
-	Type      string    `json:"type"` // "fix", "obd", "fault" or "end"
+	Type      string    `json:"type"` // "fix", "obd", "fault", "ignition", "stop" or "end"
 	Vehicle   string    `json:"vehicle"`
 	Time      time.Time `json:"time"`
 	Lat       float64   `json:"lat,omitempty"`
@@ -91,6 +108,9 @@ type Line struct {
 	Count     int       `json:"count,omitempty"`
 	Offset    string    `json:"offset,omitempty"` // a Go duration, "-1h30m0s"
 	Code      string    `json:"code,omitempty"`
+	State     string    `json:"state,omitempty"` // ignition: "on" or "off"
+	EngineOff bool      `json:"engine_off,omitempty"`
+	DistanceM float64   `json:"distance_m,omitempty"`
 }
 
 // The line layouts, in the contract's field order.
@@ -133,6 +153,25 @@ type (
 		Reply   string `json:"reply,omitempty"`
 		Code    string `json:"code,omitempty"`
 	}
+	ignitionLine struct {
+		Type      string  `json:"type"`
+		Vehicle   string  `json:"vehicle"`
+		Time      string  `json:"time"`
+		State     string  `json:"state"`
+		Lat       float64 `json:"lat"`
+		Lon       float64 `json:"lon"`
+		DistanceM float64 `json:"distance_m"`
+	}
+	stopLine struct {
+		Type      string  `json:"type"`
+		Vehicle   string  `json:"vehicle"`
+		Time      string  `json:"time"`
+		Phase     string  `json:"phase"`
+		EngineOff bool    `json:"engine_off"`
+		Lat       float64 `json:"lat"`
+		Lon       float64 `json:"lon"`
+		DistanceM float64 `json:"distance_m"`
+	}
 	endLine struct {
 		Type    string `json:"type"`
 		Vehicle string `json:"vehicle"`
@@ -174,6 +213,14 @@ func (w *Writer) Fault(f Fault) error {
 		l.Offset = f.Offset.String()
 	}
 	return w.line(l)
+}
+
+// Boundary writes an ignition or a stop line.
+func (w *Writer) Boundary(b Boundary) error {
+	if b.Kind == "stop" {
+		return w.line(stopLine{"stop", b.Vehicle, format(b.Time), b.Phase, b.EngineOff, b.Lat, b.Lon, b.DistanceM})
+	}
+	return w.line(ignitionLine{"ignition", b.Vehicle, format(b.Time), b.State, b.Lat, b.Lon, b.DistanceM})
 }
 
 // End writes the line that closes a vehicle's drive, and flushes.
@@ -289,7 +336,7 @@ func parseLine(b []byte) (Line, error) {
 		return l, err
 	}
 	switch l.Type {
-	case "fix", "obd", "fault", "end":
+	case "fix", "obd", "fault", "ignition", "stop", "end":
 	default:
 		return l, fmt.Errorf("unknown type %q", l.Type)
 	}
@@ -300,6 +347,10 @@ func parseLine(b []byte) (Line, error) {
 		return l, fmt.Errorf("%s line without a time", l.Type)
 	case l.Type == "obd" && (l.PID == "" || l.Mode == ""):
 		return l, fmt.Errorf("obd line without a pid or mode")
+	case l.Type == "ignition" && l.State != "on" && l.State != "off":
+		return l, fmt.Errorf("ignition line with state %q: want on or off", l.State)
+	case l.Type == "stop" && l.Phase != "begin" && l.Phase != "end":
+		return l, fmt.Errorf("stop line with phase %q: want begin or end", l.Phase)
 	}
 	return l, nil
 }
@@ -311,6 +362,9 @@ type Vehicle struct {
 	Fixes  []Line
 	OBD    []Line
 	Faults []Line
+	// Ignition and Stops are the trip boundaries.
+	Ignition []Line
+	Stops    []Line
 	// Ended reports that the vehicle's end line was read: its drive is over
 	// and no fix will follow.
 	Ended bool
@@ -333,6 +387,10 @@ func Vehicles(lines []Line) map[string]Vehicle {
 			v.OBD = append(v.OBD, l)
 		case "fault":
 			v.Faults = append(v.Faults, l)
+		case "ignition":
+			v.Ignition = append(v.Ignition, l)
+		case "stop":
+			v.Stops = append(v.Stops, l)
 		case "end":
 			v.Ended = true
 		}

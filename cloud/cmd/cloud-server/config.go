@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/fleetgate/fleetgate/cloud"
 	"github.com/fleetgate/fleetgate/cloud/httpapi"
 	"github.com/fleetgate/fleetgate/cloud/ingest"
+	"github.com/fleetgate/fleetgate/cloud/osrm"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
 	"github.com/fleetgate/fleetgate/cloud/web"
@@ -34,6 +36,7 @@ type Config struct {
 	ListenAddr     string // LISTEN_ADDR
 	LogLevel       string // LOG_LEVEL
 	LogFormat      string // LOG_FORMAT
+	Jobs           JobsConfig
 	// MaxClockAhead (INGEST_MAX_CLOCK_AHEAD) and StepBackAfter
 	// (INGEST_STEP_BACK_AFTER) are durations ("5m", "5s"); see ingest.Pipeline.
 	MaxClockAhead string
@@ -75,6 +78,7 @@ func DefaultConfig() Config {
 		ListenAddr:     ":8000",
 		LogLevel:       "info",
 		LogFormat:      "text",
+		Jobs:           DefaultJobsConfig(),
 		MaxClockAhead:  cloud.DefaultMaxClockAhead.String(),
 		StepBackAfter:  ingest.DefaultStepBackAfter.String(),
 
@@ -119,6 +123,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if s := getenv(v.name); s != "" {
 			*v.field = s
 		}
+	}
+	var err error
+	if c.Jobs, err = loadJobs(getenv); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -293,4 +301,109 @@ func (c *Config) level() (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+}
+
+// JobsConfig configures the background jobs: trip detection, map matching
+// and retention (TRIP_*, OSRM_*, RETENTION_* variables; see cloud/README.md).
+type JobsConfig struct {
+	Trip         cloud.TripConfig // TRIP_STOP_DURATION, TRIP_MOVING_SPEED, TRIP_STATIONARY_RADIUS, TRIP_MIN_DISTANCE, TRIP_TANK_LITRES
+	TripInterval time.Duration    // TRIP_INTERVAL
+
+	OSRMProfile        string        // OSRM_PROFILE
+	OSRMMaxCoordinates int           // OSRM_MAX_COORDINATES
+	OSRMTimeout        time.Duration // OSRM_TIMEOUT
+	OSRMUERE           float64       // OSRM_UERE
+	MatchInterval      time.Duration // OSRM_MATCH_INTERVAL
+
+	Retention         postgres.Retention // RETENTION_<TABLE>_DAYS
+	RetentionInterval time.Duration      // RETENTION_INTERVAL
+}
+
+// Job defaults (the others come from the packages).
+const (
+	DefaultTripInterval      = 30 * time.Second
+	DefaultMatchInterval     = time.Minute
+	DefaultRetentionInterval = time.Hour
+)
+
+// DefaultJobsConfig returns the documented defaults.
+func DefaultJobsConfig() JobsConfig {
+	return JobsConfig{Trip: cloud.DefaultTripConfig(), TripInterval: DefaultTripInterval,
+		OSRMProfile: osrm.DefaultProfile, OSRMMaxCoordinates: osrm.DefaultMaxCoordinates, OSRMTimeout: osrm.DefaultTimeout,
+		OSRMUERE: osrm.DefaultUERE, MatchInterval: DefaultMatchInterval,
+		Retention: postgres.DefaultRetention(), RetentionInterval: DefaultRetentionInterval}
+}
+
+// jobVars lists the variables loadJobs reads.
+var jobVars = []string{"TRIP_STOP_DURATION", "TRIP_MOVING_SPEED", "TRIP_STATIONARY_RADIUS", "TRIP_MIN_DISTANCE",
+	"TRIP_TANK_LITRES", "TRIP_INTERVAL", "OSRM_PROFILE", "OSRM_MAX_COORDINATES", "OSRM_TIMEOUT", "OSRM_UERE",
+	"OSRM_MATCH_INTERVAL", "RETENTION_POSITIONS_DAYS", "RETENTION_OBD_DAYS", "RETENTION_EVENTS_DAYS",
+	"RETENTION_DEAD_LETTERS_DAYS", "RETENTION_COMMANDS_DAYS", "RETENTION_DEVICE_STATUS_DAYS", "RETENTION_TRIPS_DAYS",
+	"RETENTION_INTERVAL"}
+
+// loadJobs overrides the defaults with the variables getenv finds and
+// validates the result, naming the variable at fault.
+func loadJobs(getenv func(string) string) (JobsConfig, error) {
+	c := DefaultJobsConfig()
+	var errs []error
+	dur := func(name string, v *time.Duration) {
+		if s := getenv(name); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s %q: want a positive duration such as 30s or 5m", name, s))
+				return
+			}
+			*v = d
+		}
+	}
+	num := func(name string, v *float64, lo, hi float64) {
+		if s := getenv(name); s != "" {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || !(f >= lo && f <= hi) {
+				errs = append(errs, fmt.Errorf("%s %q: want a number from %g to %g", name, s, lo, hi))
+				return
+			}
+			*v = f
+		}
+	}
+	days := func(name string, v *time.Duration) {
+		if s := getenv(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 100*365 {
+				errs = append(errs, fmt.Errorf("%s %q: want whole days from 0 (keep for ever) to 36500", name, s))
+				return
+			}
+			*v = time.Duration(n) * 24 * time.Hour
+		}
+	}
+	dur("TRIP_STOP_DURATION", &c.Trip.StopDuration)
+	num("TRIP_MOVING_SPEED", &c.Trip.MovingSpeed, 0.1, 50)
+	num("TRIP_STATIONARY_RADIUS", &c.Trip.StationaryRadius, 1, 100_000)
+	num("TRIP_MIN_DISTANCE", &c.Trip.MinDistance, 1, 1_000_000)
+	num("TRIP_TANK_LITRES", &c.Trip.TankLitres, 0, 10_000)
+	dur("TRIP_INTERVAL", &c.TripInterval)
+	if s := getenv("OSRM_PROFILE"); s != "" {
+		c.OSRMProfile = s
+	}
+	maxCoords := float64(c.OSRMMaxCoordinates)
+	num("OSRM_MAX_COORDINATES", &maxCoords, 2*osrm.DefaultOverlap+2, 100_000)
+	c.OSRMMaxCoordinates = int(maxCoords)
+	dur("OSRM_TIMEOUT", &c.OSRMTimeout)
+	num("OSRM_UERE", &c.OSRMUERE, 0.1, 100)
+	dur("OSRM_MATCH_INTERVAL", &c.MatchInterval)
+	days("RETENTION_POSITIONS_DAYS", &c.Retention.Positions)
+	days("RETENTION_OBD_DAYS", &c.Retention.OBD)
+	days("RETENTION_EVENTS_DAYS", &c.Retention.Events)
+	days("RETENTION_DEAD_LETTERS_DAYS", &c.Retention.DeadLetters)
+	days("RETENTION_COMMANDS_DAYS", &c.Retention.Commands)
+	days("RETENTION_DEVICE_STATUS_DAYS", &c.Retention.DeviceStatus)
+	days("RETENTION_TRIPS_DAYS", &c.Retention.Trips)
+	dur("RETENTION_INTERVAL", &c.RetentionInterval)
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	if c.OSRMProfile == "" || strings.ContainsAny(c.OSRMProfile, "/?#;, ") {
+		return c, fmt.Errorf("OSRM_PROFILE %q: want a profile name such as driving", c.OSRMProfile)
+	}
+	return c, nil
 }

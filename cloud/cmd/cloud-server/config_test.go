@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetgate/fleetgate/cloud"
+	"github.com/fleetgate/fleetgate/cloud/postgres"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -20,6 +23,7 @@ func TestDefaults(t *testing.T) {
 		RedisPrefix: "fleetgate:", MQTTURL: "tcp://127.0.0.1:1883", MQTTNamespace: "fleet/v1", MQTTShareGroup: "ingest",
 		MQTTClientID: "fleetgate-cloud-" + host,
 		OSRMURL:      "http://127.0.0.1:5000", ListenAddr: ":8000", LogLevel: "info", LogFormat: "text",
+		Jobs:          DefaultJobsConfig(),
 		MaxClockAhead: "5m0s", StepBackAfter: "5s",
 		RateLimit: "50", RateBurst: "100", RequestTimeout: "30s", SecureCookie: "false", SessionMaxAge: "12h0m0s",
 		StatementTimeout: "15s", MaxStreams: "10", LiveBuffer: "100000",
@@ -95,6 +99,35 @@ var badVars = []struct{ name, value, want string }{
 	{"LIVE_BUFFER", "10", "LIVE_BUFFER"},
 	{"MAP_TILE_URL", "tile.example.org/{z}/{x}/{y}.png", "MAP_TILE_URL"},
 	{"MAP_TILE_URL", "https://tile.example.org/{z}/{x}.png", "MAP_TILE_URL"},
+	{"TRIP_STOP_DURATION", "5", "TRIP_STOP_DURATION"},
+	{"TRIP_STOP_DURATION", "-5m", "TRIP_STOP_DURATION"},
+	{"TRIP_MOVING_SPEED", "fast", "TRIP_MOVING_SPEED"},
+	{"TRIP_MIN_DISTANCE", "NaN", "TRIP_MIN_DISTANCE"},
+	{"TRIP_TANK_LITRES", "-45", "TRIP_TANK_LITRES"},
+	{"TRIP_INTERVAL", "0s", "TRIP_INTERVAL"},
+	{"OSRM_PROFILE", "car/x", "OSRM_PROFILE"},
+	{"OSRM_MAX_COORDINATES", "5", "OSRM_MAX_COORDINATES"},
+	{"OSRM_TIMEOUT", "soon", "OSRM_TIMEOUT"},
+	{"RETENTION_POSITIONS_DAYS", "-1", "RETENTION_POSITIONS_DAYS"},
+	{"RETENTION_EVENTS_DAYS", "1.5", "RETENTION_EVENTS_DAYS"},
+	{"RETENTION_INTERVAL", "hourly", "RETENTION_INTERVAL"},
+}
+
+func TestJobVariables(t *testing.T) {
+	c, err := LoadConfig(env(map[string]string{"TRIP_STOP_DURATION": "10m", "TRIP_TANK_LITRES": "45", "TRIP_MOVING_SPEED": "0.5",
+		"OSRM_MAX_COORDINATES": "500", "OSRM_TIMEOUT": "3s", "RETENTION_POSITIONS_DAYS": "30", "RETENTION_OBD_DAYS": "0",
+		"RETENTION_INTERVAL": "10m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := c.Jobs
+	if j.Trip.StopDuration != 10*time.Minute || j.Trip.TankLitres != 45 || j.Trip.MovingSpeed != 0.5 || j.OSRMMaxCoordinates != 500 ||
+		j.OSRMTimeout != 3*time.Second || j.Retention.Positions != 30*24*time.Hour || j.Retention.OBD != 0 || j.RetentionInterval != 10*time.Minute {
+		t.Errorf("jobs config %+v", j)
+	}
+	if j.Retention.Events != postgres.DefaultRetention().Events || j.Trip.MinDistance != cloud.DefaultMinTripDistance {
+		t.Errorf("the variables not given did not keep their defaults: %+v", j)
+	}
 }
 
 func TestValidateNamesTheVariable(t *testing.T) {

@@ -22,6 +22,7 @@ func FuzzLoadConfig(f *testing.F) {
 		names = append(names, v.name)
 		defaults = append(defaults, *v.field)
 	}
+	names = append(names, jobVars...) // typed: checked by their own tests
 	values := func(m map[string]string) string {
 		vs := make([]string, len(names))
 		for i, n := range names {

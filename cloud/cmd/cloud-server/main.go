@@ -181,10 +181,12 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	disp.Logger = logger.With("component", "dispatch")
 	hub := httpapi.NewHub(live)
 	hub.Logger = logger.With("component", "live")
+	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD, api.Events, api.Statuses = db, db, db, db, db
 	api.Commands, api.Sender, api.DeadLetters, api.Tokens = db, disp, db, db
+	api.Trips = db
 	api.Live, api.Hub, api.Slots = live, hub, live
 	api.CORSOrigins, api.SecureCookie, api.SessionMaxAge = apiCfg.CORSOrigins, apiCfg.SecureCookie, apiCfg.SessionMaxAge
 	api.RequestTimeout, api.RateLimit, api.RateBurst = apiCfg.RequestTimeout, rate.Limit(apiCfg.RateLimit), apiCfg.RateBurst
@@ -193,6 +195,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
 	api.Web = dash
 	m := newMetrics(pl, sess, hub)
+	m.reg.MustRegister(jobs.metrics) // the background jobs' (jobs.go)
 	api.Metrics, api.Observe = m.Handler(), m.Observe
 	api.Logger = logger.With("component", "http")
 
@@ -214,6 +217,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return disp.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
+	jobs.start(g, gctx)
 	err = g.Wait()
 	s := pl.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,

@@ -19,6 +19,7 @@ import (
 // Metrics section of cloud/README.md, and every one listed there is served.
 func TestMetricsAreDocumented(t *testing.T) {
 	m := newMetrics(ingest.New(nil, nil), mqtt.NewSession("tcp://127.0.0.1:1", "id"), httpapi.NewHub(nil))
+	m.reg.MustRegister(newJobMetrics())
 	m.Observe("GET /health", 200, time.Millisecond)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()

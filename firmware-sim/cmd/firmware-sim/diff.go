@@ -43,10 +43,13 @@ type vehicleReport struct {
 	To    time.Time  `json:"to"`
 	Fixes truth.Diff `json:"fixes"`
 	OBD   truth.Diff `json:"obd"`
-	Match bool       `json:"match"`
+	// Trips compares the trips the truth's boundaries make with the
+	// cloud's; absent for a truth without boundaries (an older simulator).
+	Trips *truth.Diff `json:"trips,omitempty"`
+	Match bool        `json:"match"`
 }
 
-const diffHelp = `Usage: firmware-sim diff --truth FILE|DIR --api URL [--token TOKEN] [--vehicle ID]... [--json]
+const diffHelp = `Usage: firmware-sim diff --truth FILE|DIR --api URL [--token TOKEN] [--vehicle ID]... [--json] [--trip-* ...]
 
 Compares what the cloud stored with the ground truth of a run: for each
 vehicle of the truth (or each --vehicle), reads its positions and OBD samples
@@ -55,6 +58,13 @@ truth is stored exactly once (the time to the millisecond, the coordinates
 within 1e-6 degrees) and every OBD sample exactly once, PID by PID, in order
 and with its value. Counts what is missing, duplicated, unexpected (stored,
 not in the truth) and mismatched, with a few examples of each.
+
+Trips: the truth's ignition lines make the trips (an engine-off stop of
+--trip-stop or more ends one; a run shorter than --trip-min-distance is
+none: give the cloud's TRIP_STOP_DURATION and TRIP_MIN_DISTANCE if they are
+not the defaults); each must be stored once, its start and end within
+--trip-tolerance, its distance within --trip-distance-tolerance of what the
+model drove.
 
 --truth is the file of "firmware-sim run --truth", or the directory of
 --truth-dir (every *.jsonl in it). The API window of a vehicle runs from the
@@ -88,6 +98,11 @@ func diffCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&asJSON, "json", false, "print one JSON document instead of the tables")
 	fs.StringVar(&from, "from", "", "start of the API window (RFC 3339); default the vehicle's first time in the truth")
 	fs.StringVar(&to, "to", "", "end of the API window, exclusive (RFC 3339); default the vehicle's last time in the truth or now, the later, plus a minute")
+	rules, tol := truth.DefaultTripRules(), truth.DefaultTripTolerance()
+	fs.DurationVar(&rules.StopDuration, "trip-stop", rules.StopDuration, "an engine-off stop this long ends a trip (the cloud's TRIP_STOP_DURATION)")
+	fs.Float64Var(&rules.MinDistance, "trip-min-distance", rules.MinDistance, "metres under which a run of the engine is no trip (the cloud's TRIP_MIN_DISTANCE)")
+	fs.DurationVar(&tol.Time, "trip-tolerance", tol.Time, "how far a stored trip's start and end may be from the truth's")
+	fs.Float64Var(&tol.Distance, "trip-distance-tolerance", tol.Distance, "how far (a fraction) a stored trip's distance may be from what the model drove")
 	if code, done := parse(fs, args, stdout, 0); done {
 		return code
 	}
@@ -114,6 +129,9 @@ func diffCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if !window[0].IsZero() && !window[1].IsZero() && !window[0].Before(window[1]) {
 		return usage("--from %s is not before --to %s", from, to)
+	}
+	if rules.StopDuration <= 0 || rules.MinDistance < 0 || tol.Time < 0 || !(tol.Distance >= 0) {
+		return usage("--trip-stop must be positive; --trip-min-distance, --trip-tolerance and --trip-distance-tolerance not negative")
 	}
 	all, files, err := readTruthPath(truthPath)
 	if err != nil {
@@ -151,6 +169,18 @@ func diffCmd(args []string, stdout, stderr io.Writer) int {
 		vr.Fixes = truth.CompareFixes(v.Fixes, positions)
 		vr.OBD = truth.CompareOBD(v.OBD, samples)
 		vr.Match = vr.Fixes.OK() && vr.OBD.OK()
+		if len(v.Ignition) > 0 {
+			var trips []cloudapi.Trip
+			if known {
+				if trips, err = client.Trips(ctx, id, vr.From, vr.To); err != nil {
+					fmt.Fprintf(stderr, "firmware-sim diff: %s: %v\n", id, err)
+					return 2
+				}
+			}
+			d := truth.CompareTrips(truth.Trips(v, rules), trips, tol)
+			vr.Trips = &d
+			vr.Match = vr.Match && d.OK()
+		}
 		rep.Match = rep.Match && vr.Match
 		rep.Vehicles = append(rep.Vehicles, vr)
 	}
@@ -253,7 +283,7 @@ func storedRecords(ctx context.Context, c cloudapi.Client, id string, from, to t
 // printDiff prints a table per vehicle, with examples of what differs, and
 // the verdict.
 func printDiff(w io.Writer, rep diffReport) {
-	var fixes, samples int
+	var fixes, samples, trips int
 	var differ []string
 	for _, v := range rep.Vehicles {
 		state := "drive ended"
@@ -268,6 +298,13 @@ func printDiff(w io.Writer, rep diffReport) {
 			name string
 			d    truth.Diff
 		}{{"fixes", v.Fixes}, {"obd", v.OBD}}
+		if v.Trips != nil {
+			rows = append(rows, struct {
+				name string
+				d    truth.Diff
+			}{"trips", *v.Trips})
+			trips += v.Trips.Truth
+		}
 		fmt.Fprintf(w, "  %-5s %9s %9s %9s %11s %11s %11s\n", "", "TRUTH", "STORED", "MISSING", "DUPLICATED", "UNEXPECTED", "MISMATCHED")
 		for _, r := range rows {
 			fmt.Fprintf(w, "  %-5s %9d %9d %9d %11d %11d %11d\n", r.name, r.d.Truth, r.d.Stored, r.d.Missing, r.d.Duplicated, r.d.Unexpected, r.d.Mismatched)
@@ -300,7 +337,11 @@ func printDiff(w io.Writer, rep diffReport) {
 		samples += v.OBD.Truth
 	}
 	if rep.Match {
-		fmt.Fprintf(w, "match: %s, %d fixes and %d OBD samples, each stored exactly once\n", plural(len(rep.Vehicles), "vehicle"), fixes, samples)
+		fmt.Fprintf(w, "match: %s, %d fixes and %d OBD samples, each stored exactly once", plural(len(rep.Vehicles), "vehicle"), fixes, samples)
+		if trips > 0 {
+			fmt.Fprintf(w, "; %s as driven", plural(trips, "trip"))
+		}
+		fmt.Fprintln(w)
 		return
 	}
 	fmt.Fprintf(w, "DIFFERS: %d of %s: %s\n", len(differ), plural(len(rep.Vehicles), "vehicle"), strings.Join(differ, "; "))

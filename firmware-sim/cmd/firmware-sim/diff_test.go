@@ -370,3 +370,83 @@ func TestDiffErrors(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, out)
 	}
 }
+
+// tripStore is an in-memory cloud.TripService for the trips endpoint (one
+// page, however many).
+type tripStore struct{ trips []*cloud.Trip }
+
+func (s *tripStore) FindTrips(_ context.Context, f cloud.TripFilter) ([]*cloud.Trip, *cloud.Cursor, error) {
+	var out []*cloud.Trip
+	for _, t := range s.trips {
+		if t.VehicleID == f.VehicleID && t.Start.Before(f.To) && !t.End.Before(f.From) {
+			out = append(out, t)
+		}
+	}
+	return out, nil, nil
+}
+
+func (s *tripStore) FindTrip(context.Context, string, int64) (*cloud.Trip, error) {
+	return nil, cloud.Errorf(cloud.ENOTFOUND, "no trip")
+}
+
+func (s *tripStore) TripTrack(context.Context, string, time.Time, time.Time) ([]*cloud.Position, error) {
+	return nil, nil
+}
+
+// TestDiffComparesTrips: the truth's ignition lines make two trips; the
+// cloud's trips match them within the tolerance, and a trip 5% too short
+// or one not stored is reported.
+func TestDiffComparesTrips(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "truth.jsonl")
+	var buf bytes.Buffer
+	w := truth.NewWriter(&buf)
+	s := &store{positions: map[string][]*cloud.Position{}, obd: map[string][]*cloud.OBDSample{}}
+	drive(t, truth.NewWriter(&bytes.Buffer{}), s, "veh-t", 10) // the cloud knows veh-t
+	at := func(m float64) time.Time { return diffT0.Add(time.Duration(m * float64(time.Minute))) }
+	for _, b := range []truth.Boundary{
+		{Time: at(0), Kind: "ignition", State: "on"}, {Time: at(10), Kind: "ignition", State: "off", DistanceM: 6000},
+		{Time: at(20), Kind: "ignition", State: "on", DistanceM: 6000}, {Time: at(30), Kind: "ignition", State: "off", DistanceM: 12000},
+	} {
+		b.Vehicle = "veh-t"
+		if err := w.Boundary(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End("veh-t", at(31)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trips := &tripStore{trips: []*cloud.Trip{
+		{ID: 1, VehicleID: "veh-t", Start: at(0.1), End: at(9.97), DistanceM: 6050},
+		{ID: 2, VehicleID: "veh-t", Start: at(20.15), End: at(30), DistanceM: 5950},
+	}}
+	api := httpapi.NewServer(":0")
+	api.Vehicles, api.Positions, api.OBD, api.Trips = s, s, s, trips
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	// The fixes and samples of drive are not in this truth: compare trips only.
+	args := []string{"--truth", path, "--api", srv.URL, "--from", at(-1).Format(time.RFC3339), "--to", at(40).Format(time.RFC3339)}
+
+	code, out, _ := runDiff(args...)
+	if !strings.Contains(out, "  trips         2         2         0           0           0           0\n") {
+		t.Errorf("trips within the tolerance: exit %d\n%s", code, out)
+	}
+	trips.trips[1].DistanceM = 5700
+	code, out, _ = runDiff(args...)
+	if code != 1 || !strings.Contains(out, "  trips         2         2         0           0           0           1\n") ||
+		!strings.Contains(out, "mismatched: trip 2025-06-01T10:20:00.000Z to 2025-06-01T10:30:00.000Z, 6000 m stored with [distance 5700 m (-5.0%)]") {
+		t.Errorf("a trip 5%% short: exit %d\n%s", code, out)
+	}
+	trips.trips = trips.trips[:1]
+	code, out, _ = runDiff(append(args, "--json")...)
+	var rep diffReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 || rep.Vehicles[0].Trips == nil || rep.Vehicles[0].Trips.Missing != 1 {
+		t.Errorf("a trip not stored: exit %d %v\n%s", code, err, out)
+	}
+	if code, _, errs := runDiff(append(args, "--trip-stop", "0s")...); code != 2 || !strings.Contains(errs, "--trip-stop") {
+		t.Errorf("--trip-stop 0s: exit %d %q", code, errs)
+	}
+}

@@ -61,7 +61,11 @@ type vehicle struct {
 	receiver *gps.Receiver
 	ecu      *ecu
 	ended    atomic.Bool // the drive reached its end and its end line is written
-	close    func()
+	// boundaries are the trip boundaries not yet in the truth; model is
+	// the copy of the vehicle model that says where each one happens.
+	boundaries []firmwaresim.Boundary
+	model      *firmwaresim.Vehicle
+	close      func()
 
 	mu       sync.Mutex
 	adapter  *elm327.Adapter
@@ -244,6 +248,10 @@ func (v *vehicle) build(sc *scenario.Scenario, start, until time.Time, clock fir
 		return fmt.Errorf("vehicle %s: %w", v.id, err)
 	}
 	v.ecu = &ecu{v: obdModel, clock: clock}
+	if v.model, err = firmwaresim.NewVehicle(vc); err != nil {
+		return fmt.Errorf("vehicle %s: %w", v.id, err)
+	}
+	v.boundaries = vc.Boundaries()
 	g := v.spec.GPS
 	strict := g.StrictBaud || slices.ContainsFunc(v.faults, func(f firmwaresim.Fault) bool { return f.Kind == firmwaresim.FaultBaudChange })
 	v.receiver = &gps.Receiver{Vehicle: gpsModel, Clock: clock, Rate: g.Rate, Format: g.Format, Baud: g.Baud, StrictBaud: strict, Noise: g.Noise,
@@ -251,8 +259,29 @@ func (v *vehicle) build(sc *scenario.Scenario, start, until time.Time, clock fir
 		OnFault: func(m firmwaresim.Mark) {
 			count.faults.Add(1)
 			sink.fault(faultLine(v.id, start, m))
-		}}
+		},
+		OnEpoch: func(rep gps.Report) { v.writeBoundaries(sink, rep.Time) }}
 	return nil
+}
+
+// writeBoundaries writes the ignition and stop lines of the boundaries up
+// to upTo, with the model's position and distance at each (from the
+// receiver's goroutine, in order with its lines). A failed write sticks in
+// the sink and stops the simulation through run.
+func (v *vehicle) writeBoundaries(sink *truthSink, upTo time.Time) {
+	for len(v.boundaries) > 0 && !v.boundaries[0].At.After(upTo) {
+		b := v.boundaries[0]
+		v.boundaries = v.boundaries[1:]
+		st := v.model.AdvanceTo(b.At)
+		l := truth.Boundary{Vehicle: v.id, Time: b.At, Lat: st.Lat, Lon: st.Lon, DistanceM: st.DistanceM, EngineOff: b.EngineOff}
+		switch b.Kind {
+		case firmwaresim.IgnitionOn, firmwaresim.IgnitionOff:
+			l.Kind, l.State = "ignition", map[firmwaresim.BoundaryKind]string{firmwaresim.IgnitionOn: "on", firmwaresim.IgnitionOff: "off"}[b.Kind]
+		default:
+			l.Kind, l.Phase = "stop", map[firmwaresim.BoundaryKind]string{firmwaresim.StopBegin: "begin", firmwaresim.StopEnd: "end"}[b.Kind]
+		}
+		sink.boundary(l)
+	}
 }
 
 // faultLine is the truth line of a timeline mark.
@@ -315,6 +344,7 @@ func (v *vehicle) driveGPS(ctx context.Context, sink *truthSink, until time.Time
 		return fmt.Errorf("vehicle %s: %w", v.id, err)
 	}
 	log.Info("drive ended", "vehicle", v.id, "fixes", fixes, "time", until.Format(time.RFC3339Nano))
+	v.writeBoundaries(sink, until) // the engine stops as the drive ends
 	if err := sink.end(v.id, until); err != nil {
 		return err
 	}

@@ -187,6 +187,31 @@ func TestSameSeedSameOutput(t *testing.T) {
 	if strings.Join(faults, "\n") != strings.Join(want, "\n") {
 		t.Errorf("fault lines:\n%s\nwant\n%s", strings.Join(faults, "\n"), strings.Join(want, "\n"))
 	}
+	// The trip boundaries: the engine on at the start, the ignition_off
+	// halt, the engine off at the end; the distance the model drove.
+	var bounds []string
+	var dist []float64
+	for _, l := range lines {
+		switch l.Type {
+		case "ignition":
+			bounds = append(bounds, fmt.Sprintf("%s ignition %s", l.Time.Format("15:04:05"), l.State))
+			dist = append(dist, l.DistanceM)
+		case "stop":
+			bounds = append(bounds, fmt.Sprintf("%s stop %s engine_off=%v", l.Time.Format("15:04:05"), l.Phase, l.EngineOff))
+		}
+	}
+	want = []string{"10:00:00 ignition on", "10:02:00 stop begin engine_off=true", "10:02:00 ignition off", "10:02:30 ignition on",
+		"10:02:30 stop end engine_off=true", "10:03:00 ignition off"}
+	if strings.Join(bounds, "\n") != strings.Join(want, "\n") {
+		t.Errorf("boundary lines:\n%s\nwant\n%s", strings.Join(bounds, "\n"), strings.Join(want, "\n"))
+	}
+	if len(dist) == 4 && (dist[0] != 0 || dist[1] < 500 || dist[1] != dist[2] || dist[3] <= dist[2]) {
+		t.Errorf("distances at the ignition lines %v: want 0, then growing, the same across the halt", dist)
+	}
+	tr := truth.Trips(truth.Vehicles(lines)["veh-002"], truth.DefaultTripRules())
+	if len(tr) != 1 || !tr[0].Start.Equal(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)) || !tr[0].End.Equal(time.Date(2026, 11, 27, 10, 3, 0, 0, time.UTC)) {
+		t.Errorf("trips of the truth: %v (a 30 s stop does not end a trip)", tr)
+	}
 }
 
 // echoes reports whether a connection through addr echoes.

@@ -75,6 +75,12 @@ func (s *truthSink) fault(f truth.Fault) {
 	_ = s.each(f.Vehicle, func(w *truth.Writer) error { return w.Fault(f) })
 }
 
+// boundary writes an ignition or stop line; a failed write sticks in the
+// writer and stops the simulation through run.
+func (s *truthSink) boundary(b truth.Boundary) {
+	_ = s.each(b.Vehicle, func(w *truth.Writer) error { return w.Boundary(b) })
+}
+
 func (s *truthSink) end(vehicle string, t time.Time) error {
 	return s.each(vehicle, func(w *truth.Writer) error { return w.End(vehicle, t) })
 }
