@@ -33,7 +33,7 @@ type dashChain struct {
 	uplink       *testenv.Proxy // between the first vehicle's agent and the broker
 }
 
-func startDashChain(t *testing.T, vehicles, speed int, duration time.Duration) *dashChain {
+func startDashChain(t *testing.T, vehicles int, duration time.Duration) *dashChain {
 	t.Helper()
 	c := &dashChain{dir: t.TempDir(), bin: testenv.Binaries(t), db: testenv.Postgres(t)}
 	redisURL, prefix := testenv.Redis(t)
@@ -44,16 +44,16 @@ func startDashChain(t *testing.T, vehicles, speed int, duration time.Duration) *
 	c.cloud = testenv.StartProcess(t, c.dir, "cloud-server", filepath.Join(c.bin, "cloud-server"), []string{
 		"DATABASE_URL=" + c.db, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-dash-cloud-" + testenv.ID(),
-		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "TRIP_INTERVAL=1s",
 	}, "run")
 	e2e.WaitReady(t, 30*time.Second, c.api, c.cloud)
 
 	links := filepath.Join(c.dir, "dev")
 	idPrefix := "dash" + testenv.ID() + "-"
-	start := time.Now().UTC().Add(-duration).Truncate(time.Second) // simulated time never runs past now
+	// Real time (speed 1, from now): the fixes' times and the OBD samples'
+	// (stamped by the agent) then agree, as in a vehicle.
 	c.sim = testenv.StartProcess(t, c.dir, "firmware-sim", filepath.Join(c.bin, "firmware-sim"), nil, "run",
-		"--vehicles", strconv.Itoa(vehicles), "--id-prefix", idPrefix, "--speed", strconv.Itoa(speed),
-		"--start", start.Format(time.RFC3339), "--duration", duration.String(),
+		"--vehicles", strconv.Itoa(vehicles), "--id-prefix", idPrefix, "--duration", duration.String(),
 		"--truth", filepath.Join(c.dir, "truth.jsonl"), "--link-dir", links, "--seed", "3")
 	broker := strings.TrimPrefix(mqttURL, "tcp://")
 	c.uplink = testenv.StartProxy(t, broker, testenv.ProxyOptions{})
@@ -139,11 +139,11 @@ func number(s string) (int, error) {
 // sorts, filters and selects; during an uplink outage the vehicle goes
 // offline, and after it its outbox depth rises in the list and falls as the
 // backlog drains; the vehicle view shows its health and takes a command;
-// a viewer sees no command controls. Any console error, uncaught exception
+// one of its trips replays; a viewer sees no command controls. Any console error, uncaught exception
 // or refused request (a CSP violation, say) fails the test. Screenshots go
 // to the artifacts directory (internal/browser).
 func TestDashboard(t *testing.T) {
-	c := startDashChain(t, 3, 5, 30*time.Minute)
+	c := startDashChain(t, 3, 30*time.Minute)
 	operator := c.token(t, "ops", "operator")
 	viewer := c.token(t, "watch", "viewer")
 
@@ -231,7 +231,7 @@ func TestDashboard(t *testing.T) {
 		return testenv.True(s == "offline")
 	})
 	b.Screenshot("outage")
-	time.Sleep(15 * time.Second) // the outage: the agent keeps recording, five simulated seconds a second
+	time.Sleep(20 * time.Second) // the outage: the agent keeps recording
 	c.uplink.SetUp(true)
 	peak, shotPeak := 0, false
 	b.Until(90*time.Second, sick+"'s outbox depth rising after the outage and falling", func() error {
@@ -284,6 +284,53 @@ func TestDashboard(t *testing.T) {
 		return testenv.True(strings.Contains(s, ": done"))
 	})
 	b.Screenshot("command")
+
+	// A trip replays: its track on the map, its speed and RPM chart, and a
+	// cursor moving along both.
+	b.Until(90*time.Second, "a trip of "+sick, func() error {
+		n, err := b.NodeCount(".trips tr[data-trip] a.button")
+		if err != nil {
+			return err
+		}
+		return testenv.True(n > 0)
+	})
+	b.Run("open the trip", chromedp.Click(chromedp.CSS(".trips tr[data-trip] a.button")))
+	b.Until(30*time.Second, "the replay", func() error {
+		ready, err := b.NodeCount(`.replay[data-ready="true"] .chart canvas`)
+		if err != nil {
+			return err
+		}
+		return testenv.True(ready > 0)
+	})
+	if title, err := b.Text(".replay .u-title"); err != nil || !strings.Contains(title, "Speed and engine RPM") {
+		t.Errorf("the replay chart's title %q (%v): want speed and RPM", title, err)
+	}
+	type cursor struct{ T, Lat, Lon float64 }
+	var at0 cursor
+	if err := b.Eval("window.fleetgate.replayCursor()", &at0); err != nil {
+		t.Fatal(err)
+	}
+	b.Screenshot("replay")
+	b.Run("play", chromedp.Click(chromedp.CSS("button.play")))
+	b.Until(30*time.Second, "the replay cursor moving", func() error {
+		var at cursor
+		if err := b.Eval("window.fleetgate.replayCursor()", &at); err != nil {
+			return err
+		}
+		if at.T > at0.T+5 && (at.Lat != at0.Lat || at.Lon != at0.Lon) {
+			return nil
+		}
+		return fmt.Errorf("cursor at %+v, from %+v", at, at0)
+	})
+	b.Screenshot("replaying")
+	b.Run("pause", chromedp.Click(chromedp.CSS("button.play")))
+	b.Until(10*time.Second, "the replay paused", func() error {
+		playing, err := b.Text(`.replay[data-playing="false"] button.play`)
+		if err != nil {
+			return err
+		}
+		return testenv.True(strings.Contains(playing, "Play"))
+	})
 
 	// A viewer sees no command controls.
 	b.Run("sign out", chromedp.Click(chromedp.CSS("button.signout")), chromedp.WaitVisible(chromedp.CSS("#token")))

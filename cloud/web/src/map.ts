@@ -19,7 +19,9 @@ const home: L.LatLngExpression = [43.7384, 7.4246];
 /** newMap makes a map in el with the base layer, a scale and a canvas renderer. */
 export function newMap(el: HTMLElement): { map: L.Map; renderer: L.Canvas } {
   const renderer = L.canvas({ padding: 0.3 });
-  const map = L.map(el, { preferCanvas: true, renderer, zoomControl: true, attributionControl: tileURL !== "", worldCopyJump: true }).setView(home, 13);
+  // No zoom animation: a canvas of a thousand markers redraws at once anyway,
+  // and a view left during an animation would leave Leaflet a dangling timer.
+  const map = L.map(el, { preferCanvas: true, renderer, zoomControl: true, zoomAnimation: false, attributionControl: tileURL !== "", worldCopyJump: true }).setView(home, 13);
   if (tileURL) {
     map.attributionControl.setPrefix(false);
     L.tileLayer(tileURL, { maxZoom: 19, attribution: tileAttribution }).addTo(map);

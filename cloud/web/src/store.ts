@@ -137,7 +137,7 @@ export class Store {
       } else if (!d.online && v.device.online && (!v.device.online_since || d.time >= v.device.online_since)) {
         // A last will: stamped when the connection began, so older than the
         // newest report, it ends that connection (the report's figures stay).
-        v.device = { ...v.device, online: false, online_since: undefined };
+        v.device = { ...v.device, online: false, online_since: undefined, received: d.received };
         v.online = false;
         c.changed.add(id);
       }

@@ -42,8 +42,11 @@ export class VehicleView {
   private charts: uPlot[] = [];
   private history: { t: number[]; depth: (number | null)[]; unsent: (number | null)[]; offline: [number, number][] } = { t: [], depth: [], unsent: [], offline: [] };
   private windowS = 3600;
+  private lastDevice: Device | undefined;
+  private trackFitted = false;
   private unsubscribe: () => void;
   private timer: number;
+  private refresher: number;
   private polls = new Set<number>();
 
   constructor(
@@ -86,6 +89,11 @@ export class VehicleView {
       }
     });
     this.timer = window.setInterval(() => this.paintState(), 1000);
+    // Trips and trouble codes change as history settles: read them again now and then.
+    this.refresher = window.setInterval(() => {
+      this.loadTrips();
+      this.loadCodes();
+    }, 30_000);
     if (operator) {
       this.commandForm();
     }
@@ -110,6 +118,7 @@ export class VehicleView {
   destroy(): void {
     this.unsubscribe();
     clearInterval(this.timer);
+    clearInterval(this.refresher);
     for (const p of this.polls) {
       clearTimeout(p);
     }
@@ -160,7 +169,9 @@ export class VehicleView {
       this.marker.setLatLng([p.lat, p.lon]).setStyle({ fillColor: colours[hl] });
       if (!this.map.hasLayer(this.marker)) {
         this.marker.addTo(this.map);
-        this.map.setView([p.lat, p.lon], 15);
+        if (!this.trackFitted) {
+          this.map.setView([p.lat, p.lon], 15);
+        }
       }
     }
   }
@@ -172,13 +183,10 @@ export class VehicleView {
       this.track.addLatLng([v.position.lat, v.position.lon]);
     }
     const d = v?.device;
-    if (d && this.charts.length) {
-      const t = Date.parse(d.time) / 1000;
-      const hs = this.history;
-      if (!hs.t.length || t > hs.t[hs.t.length - 1]) {
-        this.pushStatus(d);
-        this.setChartData();
-      }
+    if (d && this.charts.length && d !== this.lastDevice) {
+      this.lastDevice = d;
+      this.pushStatus(d);
+      this.setChartData();
     }
   }
 
@@ -191,16 +199,33 @@ export class VehicleView {
       this.track?.setLatLngs(pts);
       if (pts.length > 1 && this.map) {
         this.map.fitBounds(L.latLngBounds(pts), { padding: [20, 20], maxZoom: 16 });
+        this.trackFitted = true;
       }
     } catch {
       // The latest position still shows.
     }
   }
 
+  /** pushStatus adds an online report to the charts, or opens an offline span for a last will. */
   private pushStatus(d: Device): void {
     const hs = this.history;
+    const open = hs.offline[hs.offline.length - 1];
+    if (!d.online) {
+      // A last will carries the figures of the connection's start: only
+      // when the server learnt of it counts.
+      if (!open || open[1] !== Infinity) {
+        hs.offline.push([Date.parse(d.received) / 1000, Infinity]);
+      }
+      return;
+    }
     const t = Date.parse(d.time) / 1000;
+    if (open && open[1] === Infinity && t > open[0]) {
+      open[1] = t;
+    }
     const last = hs.t[hs.t.length - 1];
+    if (last !== undefined && t <= last) {
+      return;
+    }
     // A silence far longer than the reporting interval breaks the line.
     if (last !== undefined && t - last > Math.max(120, 5 * this.interval())) {
       hs.t.push((last + t) / 2);
@@ -210,12 +235,6 @@ export class VehicleView {
     hs.t.push(t);
     hs.depth.push(d.outbox_depth);
     hs.unsent.push(d.outbox_depth > 0 ? d.oldest_unsent_age_s : 0);
-    const open = hs.offline[hs.offline.length - 1];
-    if (!d.online && (!open || open[1] !== Infinity)) {
-      hs.offline.push([t, Infinity]);
-    } else if (d.online && open && open[1] === Infinity) {
-      open[1] = t;
-    }
   }
 
   private interval(): number {
@@ -249,7 +268,18 @@ export class VehicleView {
       const ds = await pages<Device>(vehiclePath(this.id) + "/device-history", { from: from.toISOString(), to: to.toISOString(), limit: 10000 }, "statuses", 50000);
       this.history = { t: [], depth: [], unsent: [], offline: [] };
       for (const d of ds) {
-        this.pushStatus(d);
+        if (d.online) {
+          this.pushStatus(d);
+        }
+      }
+      // Offline spans: from when the server learnt of a last will to the
+      // next report.
+      for (const d of ds) {
+        if (!d.online) {
+          const from = Date.parse(d.received) / 1000;
+          const next = this.history.t.find((t) => t > from);
+          this.history.offline.push([from, next ?? Infinity]);
+        }
       }
       if (!ds.length) {
         this.healthBody.append(h("p", { class: "empty" }, "No status reported in this window."));
