@@ -77,9 +77,9 @@ type Server struct {
 	Ready   []Check
 	Metrics http.Handler // served at GET /metrics when set (Prometheus)
 	Observe Observer     // sees every request when set (request metrics)
-	// Web, when set, serves the dashboard: GET / and GET /assets/ (its
-	// page and bundle, public like /docs; the data it shows comes from
-	// the API's routes, signed in).
+	// Web, when set, serves the dashboard: GET /, /assets/ and
+	// /favicon.ico (its page and bundle, public like /docs; the data it
+	// shows comes from the API's routes, signed in).
 	Web    http.Handler
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -138,6 +138,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Web != nil {
 		mux.Handle("GET /{$}", s.Web)
 		mux.Handle("GET /assets/", s.Web)
+		mux.Handle("GET /favicon.ico", s.Web)
 	}
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

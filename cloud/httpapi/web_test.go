@@ -30,6 +30,7 @@ func TestWebMount(t *testing.T) {
 		{"GET", "/", 200, "dashboard /"},
 		{"HEAD", "/", 200, "dashboard /"},
 		{"GET", "/assets/app-ABCD1234.js", 200, "dashboard /assets/app-ABCD1234.js"},
+		{"GET", "/favicon.ico", 200, "dashboard /favicon.ico"},
 		{"GET", "/index.html", 404, `"code":"ENOTFOUND"`},
 		{"POST", "/", 405, `"code":"EMETHOD"`},
 		{"GET", "/api/v1/vehicles", 503, `"code":"EUNAVAILABLE"`}, // no token store: the API's own answer

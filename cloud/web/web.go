@@ -77,6 +77,7 @@ func (c Config) tileSource() (string, error) {
 type Handler struct {
 	csp    string
 	index  file
+	icon   file
 	assets map[string]file // by file name
 }
 
@@ -150,6 +151,7 @@ func New(c Config) (*Handler, error) {
 		}
 	}
 	h.index = newFile("index.html", page.Bytes())
+	h.icon = h.assets[manifest["favicon.svg"]]
 	img := "'self'"
 	if tiles != "" {
 		img += " " + tiles
@@ -178,7 +180,8 @@ func (p pageData) Asset(name string) (string, error) {
 func (h *Handler) CSP() string { return h.csp }
 
 // ServeHTTP answers GET and HEAD of / (the page, revalidated on every
-// load) and /assets/NAME (named by content hash: cached for a year);
+// load), /assets/NAME (named by content hash: cached for a year) and
+// /favicon.ico (the icon, which browsers ask for on pages that name none);
 // anything else is 404 or 405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
@@ -197,6 +200,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/":
 		hd.Set("Cache-Control", "no-cache")
 		h.send(w, r, h.index)
+	case r.URL.Path == "/favicon.ico":
+		hd.Set("Cache-Control", "public, max-age=86400")
+		h.send(w, r, h.icon)
 	case strings.HasPrefix(r.URL.Path, "/assets/"):
 		f, ok := h.assets[strings.TrimPrefix(r.URL.Path, "/assets/")]
 		if !ok {

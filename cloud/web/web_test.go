@@ -179,6 +179,9 @@ func TestAssets(t *testing.T) {
 	if res := get(t, h, "POST", "/"); res.StatusCode != 405 || res.Header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST /: %d, Allow %q", res.StatusCode, res.Header.Get("Allow"))
 	}
+	if res := get(t, h, "GET", "/favicon.ico"); res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("GET /favicon.ico: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
 	lic := get(t, h, "GET", "/assets/THIRD_PARTY_LICENSES.txt")
 	if text := body(t, lic); lic.StatusCode != 200 || !strings.Contains(text, "leaflet 1.9.4 (BSD-2-Clause)") || !strings.Contains(text, "uplot") {
 		t.Errorf("the licences of the bundled packages: %d\n%s", lic.StatusCode, text)

@@ -108,21 +108,6 @@ func (c *dashChain) token(t *testing.T, name, role string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// signIn opens the dashboard, signs in with token and waits for the fleet
-// view with want vehicles listed.
-func signIn(t *testing.T, b *browser.Browser, base, token string, want int) {
-	t.Helper()
-	b.Run("open the dashboard", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")))
-	b.Run("sign in", chromedp.SendKeys(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("form.signin button[type=submit]")))
-	b.Until(30*time.Second, "the fleet view", func() error {
-		n, err := b.NodeCount(".vbody .vrow[data-id]:not([hidden])")
-		if err != nil {
-			return err
-		}
-		return testenv.True(n == want)
-	})
-}
-
 // cell returns the text of a vehicle's cell in the list.
 func cell(b *browser.Browser, vehicle, col string) (string, error) {
 	return b.Text(fmt.Sprintf(`.vrow[data-id=%q] [data-col=%q]`, vehicle, col))
@@ -150,7 +135,7 @@ func TestDashboard(t *testing.T) {
 	b := browser.Start(t, browser.Options{})
 	b.Run("open the dashboard", chromedp.Navigate(c.base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")))
 	b.Screenshot("sign-in")
-	signIn(t, b, c.base, operator, 3)
+	e2e.SignIn(t, b, c.base, operator, 3)
 
 	// The map shows every simulated vehicle.
 	var first map[string][2]float64
@@ -334,7 +319,7 @@ func TestDashboard(t *testing.T) {
 
 	// A viewer sees no command controls.
 	b.Run("sign out", chromedp.Click(chromedp.CSS("button.signout")), chromedp.WaitVisible(chromedp.CSS("#token")))
-	signIn(t, b, c.base, viewer, 3)
+	e2e.SignIn(t, b, c.base, viewer, 3)
 	b.Run("open the vehicle as a viewer", chromedp.Navigate(c.base+"/#/vehicles/"+sick), chromedp.WaitVisible(chromedp.CSS(".vehicle .health")))
 	b.Until(30*time.Second, "the vehicle view without commands", func() error {
 		role, err := b.Text(".who")
