@@ -72,7 +72,7 @@ export class VehicleView {
         h("section", { class: "card wide health" }, h("h2", {}, "Device health ", winSel), h("p", { class: "hint" }, "Records the device holds back, and the age of the oldest: an outage shows as a rise (grey: offline), the drain as the fall after it."), this.healthBody),
         card("Trouble codes", this.codesBody),
         card("Recent events", this.eventsBody),
-        card("Trips", this.tripsBody),
+        h("section", { class: "card wide" }, h("h2", {}, "Trips"), this.tripsBody),
         operator ? card("Commands", this.commandsBody) : null,
       ),
     );
@@ -360,7 +360,7 @@ export class VehicleView {
               h("td", {}, age(t.duration_s) + (t.open ? " (going on)" : "")),
               h("td", {}, km(t.distance_m)),
               h("td", {}, kmh(t.max_speed_mps)),
-              h("td", {}, t.match.status === "matched" ? "matched" : t.match.status === "pending" ? "raw (matching)" : "raw"),
+              h("td", {}, t.match.status === "matched" ? "matched to roads" : t.match.status === "pending" ? (t.open ? "raw (matched once it ends)" : "raw (matching)") : "raw"),
               h("td", {}, h("a", { class: "button small", href: `#/vehicles/${encodeURIComponent(this.id)}/trips/${t.id}` }, "Replay ›")),
             ),
           ),
