@@ -16,7 +16,7 @@ SERVICE ?=
 FLEETGATE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 EDGE_PLATFORMS := linux/amd64,linux/arm64,linux/arm/v7
 # The database of the db-* targets when the development stack is not running
-# (cloud-server's default: the local PostgreSQL of DESIGN.md section 11).
+# (cloud-server's default: the local PostgreSQL that deploy/setup.sh starts).
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable
 
 .DEFAULT_GOAL := help
@@ -24,6 +24,10 @@ DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/fleetgate?sslmode=disable
 .PHONY: help
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: ## install what the tests and the demo need (Debian/Ubuntu) and start PostgreSQL, Redis and Mosquitto if down
+	@./deploy/setup.sh
 
 .PHONY: build
 build: ## build the three programs into ./bin
@@ -35,12 +39,12 @@ web: ## rebuild the dashboard bundle cloud/web/dist (committed; Go embeds it) fr
 	cd cloud/web && npm ci --no-audit --no-fund && npm run --silent check && npm run --silent build
 
 .PHONY: demo
-demo: build ## three simulated vehicles, three agents and the cloud on localhost; API on :8000; Ctrl-C stops
+demo: setup build ## three simulated vehicles, three agents and the cloud on localhost; API on :8000; Ctrl-C stops
 	BIN=$(BIN) ./deploy/demo.sh
 
 .PHONY: test
-test: ## run every test (needs PostgreSQL, Redis and Mosquitto on localhost; see README)
-	$(GO) test -race -count=1 -timeout 20m ./...
+test: setup ## run every test with -race against the local PostgreSQL, Redis and Mosquitto (make setup installs and starts them)
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: fmt-check
 fmt-check: ## fail if gofmt would change a file
@@ -48,12 +52,17 @@ fmt-check: ## fail if gofmt would change a file
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## go vet
-	$(GO) vet ./...
+vet: ## go vet (the lint-only tests included)
+	$(GO) vet -tags lint ./...
 
 .PHONY: deps
-deps: ## the dependency-direction tests (DESIGN.md §2)
+deps: ## the dependency-direction tests (docs/ARCHITECTURE.md)
 	$(GO) test -count=1 -run 'TestDependencies' ./shared/ ./edge/ ./cloud/ ./firmware-sim/
+
+.PHONY: lint
+lint: fmt-check vet deps ## gofmt, go vet, layout rules, shellcheck on the scripts, caddy validate on the Caddyfile (installs shellcheck and caddy)
+	@./deploy/setup.sh --lint
+	$(GO) test -tags lint -count=1 -run '^TestLint' ./deploy/dockertest/
 
 .PHONY: build-edge
 build-edge: ## cross-compile edge-agent for linux/amd64, linux/arm64 and linux/arm/v7 (static)
@@ -67,10 +76,20 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./deploy/fuzz.sh
 
 .PHONY: bench
-bench: ## measure the performance targets of DESIGN.md §9 (Go benchmarks with custom metrics)
+bench: setup ## measure the performance figures (docs/BENCHMARKS.md): writes bench-results.json and the table in docs/BENCHMARKS.md
+	@mkdir -p $(BIN)
 	@# -p 1: one package's benchmarks at a time, so they do not skew each other;
 	@# pipefail: a failing benchmark fails the target despite the filter.
-	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./... | grep -Ev '^(PASS$$|ok |\? )'
+	set -o pipefail; $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 90m ./... | tee $(BIN)/bench.txt | grep -Ev '^(PASS$$|ok |\? )'
+	$(GO) run ./deploy/bench/cmd/bench-results -all -json bench-results.json -md docs/BENCHMARKS.md < $(BIN)/bench.txt
+
+.PHONY: bench-quick
+bench-quick: setup ## a reduced benchmark set in under 2 minutes: wire bytes, outbox appends, NMEA reading, ingest on a smaller sample (bench-results-quick.json)
+	@mkdir -p $(BIN)
+	set -o pipefail; FLEETGATE_BENCH_QUICK=1 $(GO) test -p 1 -run '^$$' -benchmem -count=1 -timeout 10m \
+	  -bench '^(BenchmarkBytesPerFix|BenchmarkOutboxAppend|BenchmarkReader|BenchmarkIngest)$$' \
+	  ./shared/telemetry/ ./edge/bolt/ ./edge/gps/ ./deploy/bench/ | tee $(BIN)/bench-quick.txt | grep -Ev '^(PASS$$|ok |\? )'
+	$(GO) run ./deploy/bench/cmd/bench-results -json bench-results-quick.json < $(BIN)/bench-quick.txt
 
 .PHONY: chaos
 chaos: ## the full chaos scenarios (50 agent kills, 20 broker restarts, 1,000 connection cuts, the outbox cap) and their table
@@ -78,8 +97,13 @@ chaos: ## the full chaos scenarios (50 agent kills, 20 broker restarts, 1,000 co
 	@set -o pipefail; FLEETGATE_FULL=1 $(GO) test -count=1 -timeout 90m -run TestChaos -v ./deploy/chaos/ 2>&1 | tee $(BIN)/chaos.log | grep -E '^(=== RUN|--- |\s+--- |\s+chaos_test.go|ok|FAIL|PASS)'; status=$$?; \
 	echo; sed -n '/^CHAOS TABLE$$/,/^END CHAOS TABLE$$/p' $(BIN)/chaos.log | grep -v '^END'; exit $$status
 
+.PHONY: test-arm
+test-arm: ## the tests of edge/... and shared/... built for linux/arm64 and linux/arm/v7, run under qemu-user (docs/ARCHITECTURE.md#arm)
+	@./deploy/setup.sh --arm
+	GO=$(GO) ./deploy/test-arm.sh
+
 .PHONY: ci
-ci: fmt-check vet deps test fuzz build-edge ## what CI runs: format, vet, dependency rules, all tests with -race, fuzzing (bounded), edge cross-builds
+ci: lint test fuzz build-edge test-arm ## what CI runs: lint, all tests with -race, fuzzing (bounded), edge cross-builds, the agent's tests on ARM
 
 .PHONY: proto
 proto: ## regenerate shared/telemetry/telemetrypb from telemetry.proto (protoc from Debian's protobuf-compiler)

@@ -6,7 +6,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/deptest"
 )
 
-// TestDependencies enforces DESIGN.md §2 and STYLE.md rule 1 for cloud/.
+// TestDependencies enforces the layout rules (docs/ARCHITECTURE.md) for cloud/.
 // Run with -count=1: the test cache cannot see the go list subprocess.
 func TestDependencies(t *testing.T) {
 	pkgs := deptest.List(t, "./cloud/...")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: three simulated vehicles, three edge agents and the cloud server on
-# this machine, against the local PostgreSQL, Redis and Mosquitto. Runs until
-# interrupted (Ctrl-C). Everything it writes goes under $DEMO_DIR (a temp dir).
+# this machine, against the local PostgreSQL, Redis and Mosquitto (make demo
+# runs deploy/setup.sh first). Runs until interrupted: Ctrl-C stops every
+# program in order and exits 0. Everything it writes goes under $DEMO_DIR (a
+# temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,29 @@ mkdir -p "$DEMO_DIR"
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 
+# The programs run in sessions of their own (setsid), so the terminal's
+# Ctrl-C reaches only this script, which stops them in order and exits 0:
+# none of them can exit first and make the demo look like a failure.
+pids=()
+TOKEN_NAME=""
+# shellcheck disable=SC2317 # cleanup and interrupted run from the traps
+cleanup() {
+  trap - INT TERM HUP EXIT
+  if [ -n "$TOKEN_NAME" ]; then
+    "$BIN/cloud-server" token revoke "$TOKEN_NAME" >>"$DEMO_DIR/token.log" 2>&1 || true
+  fi
+  ((${#pids[@]})) || return 0
+  say "stopping"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  say "logs, outboxes and ground truth are in $DEMO_DIR"
+}
+# Ctrl-C is how the demo ends: stop everything and exit 0.
+# shellcheck disable=SC2317
+interrupted() { cleanup; exit 0; }
+trap interrupted INT TERM HUP
+trap cleanup EXIT
+
 # Stop at once, naming the missing service and its start command.
 if ! "$BIN/cloud-server" check; then
   say "start the missing service(s) above, then run make demo again"
@@ -29,25 +54,6 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
   exit 1
 fi
 
-pids=()
-TOKEN_NAME=""
-# shellcheck disable=SC2317 # cleanup and interrupted run from the traps
-cleanup() {
-  trap - INT TERM EXIT
-  say "stopping"
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "$TOKEN_NAME" ]; then
-    "$BIN/cloud-server" token revoke "$TOKEN_NAME" >>"$DEMO_DIR/token.log" 2>&1 || true
-  fi
-  say "logs, outboxes and ground truth are in $DEMO_DIR"
-}
-# Ctrl-C is how the demo ends: stop everything and exit 0.
-# shellcheck disable=SC2317
-interrupted() { cleanup; exit 0; }
-trap interrupted INT TERM
-trap cleanup EXIT
-
 "$BIN/cloud-server" migrate >"$DEMO_DIR/migrate.log" 2>&1 || { cat "$DEMO_DIR/migrate.log"; exit 1; }
 # An API token for the demo (admin: it can do everything the API offers),
 # revoked when the demo stops; also in $DEMO_DIR/token.
@@ -55,10 +61,10 @@ TOKEN_NAME="demo-$(date +%Y%m%d-%H%M%S)-$$"
 TOKEN=$("$BIN/cloud-server" token create --name "$TOKEN_NAME" --role admin --ttl 24h 2>"$DEMO_DIR/token.log") ||
   { cat "$DEMO_DIR/token.log"; TOKEN_NAME=""; exit 1; }
 (umask 077 && printf '%s\n' "$TOKEN" >"$DEMO_DIR/token")
-"$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
+setsid "$BIN/cloud-server" run >"$DEMO_DIR/cloud-server.log" 2>&1 &
 pids+=($!)
 
-"$BIN/firmware-sim" run --vehicles "$VEHICLES" --id-prefix "$ID_PREFIX" --speed "$SPEED" --link-dir "$DEMO_DIR/dev" \
+setsid "$BIN/firmware-sim" run --vehicles "$VEHICLES" --id-prefix "$ID_PREFIX" --speed "$SPEED" --link-dir "$DEMO_DIR/dev" \
   --truth "$DEMO_DIR/truth.jsonl" >"$DEMO_DIR/firmware-sim.log" 2>&1 &
 pids+=($!)
 
@@ -85,7 +91,7 @@ uplink:
 http:
   listen: 127.0.0.1:$((METRICS_PORT_BASE + i))
 YAML
-  "$BIN/edge-agent" run --config "$DEMO_DIR/$v.yaml" >"$DEMO_DIR/edge-agent-$v.log" 2>&1 &
+  setsid "$BIN/edge-agent" run --config "$DEMO_DIR/$v.yaml" >"$DEMO_DIR/edge-agent-$v.log" 2>&1 &
   pids+=($!)
 done
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
 // Collector is the group commit: it gathers the records of every source from
@@ -16,14 +19,31 @@ type Collector struct {
 	FlushInterval time.Duration // default 200ms
 	MaxRecords    int           // default 1000
 	// MaxPending bounds the records held in memory while the outbox refuses
-	// appends; past it the Collector stops reading its input, so sources
-	// block instead of the agent growing without bound. Default 100000.
+	// appends; past it the Collector drops the oldest it holds
+	// (collector.dropped), so that memory stays bounded and the newest
+	// records keep coming in. Once appends work again, an
+	// EventRecordsDropped (code "append_failed") says how many went.
+	// Default 100000.
 	MaxPending int
 	Logger     *slog.Logger
 	Counters   *Counters
 	// OnCommit, if set, is called after every successful append with the
 	// records just stored; the uplink uses it to wake up.
 	OnCommit func([]Record)
+	// Clock stamps the drop event (see Clock); nil: the system clock.
+	Clock *Clock
+
+	failing atomic.Pointer[error]
+}
+
+// Failing returns the error of the last append while appends fail (records
+// wait in memory, and past MaxPending are dropped), nil while they work.
+// Safe for concurrent use.
+func (c *Collector) Failing() error {
+	if p := c.failing.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Run reads in until ctx is done. Records read before then are appended before
@@ -50,25 +70,35 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var pending []Record
-	var lastErr error // of the last failed append; nil while appends succeed
+	var lastErr error  // of the last failed append; nil while appends succeed
+	var dropped uint64 // records dropped since appends failed, not reported yet
 	// flush appends what is pending. A failure keeps the records pending for
 	// the next try; it is counted, and logged when it starts and ends.
 	flush := func(ctx context.Context) {
 		if len(pending) == 0 {
 			return
 		}
-		if err := c.Outbox.Append(ctx, pending); err != nil {
+		batch := pending
+		if dropped > 0 {
+			batch = append([]Record{EventRecord(telemetry.Event{Type: telemetry.EventRecordsDropped, Code: "append_failed",
+				Value: int64(dropped), Detail: fmt.Sprintf("the outbox refused appends; the %d oldest records held in memory were dropped", dropped)}).
+				Stamped(c.Clock.StampNow())}, pending...)
+		}
+		if err := c.Outbox.Append(ctx, batch); err != nil {
 			c.inc("collector.append_errors")
 			if lastErr == nil {
 				log.Error("outbox append failed, holding records", "records", len(pending), "err", err)
 			}
 			lastErr = err
+			c.failing.Store(&err)
 			return
 		}
 		if lastErr != nil {
-			log.Info("outbox append recovered", "records", len(pending))
+			log.Info("outbox append recovered", "records", len(pending), "dropped", dropped)
 			lastErr = nil
+			c.failing.Store(nil)
 		}
+		pending, dropped = batch, 0
 		c.inc("collector.commits")
 		if c.Counters != nil {
 			c.Counters.Add("collector.records", uint64(len(pending)))
@@ -79,10 +109,6 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 		pending = nil
 	}
 	for {
-		var recv <-chan Record
-		if len(pending) < maxPending {
-			recv = in
-		}
 		select {
 		case <-ctx.Done():
 			for drained := false; !drained; {
@@ -100,10 +126,18 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 				return fmt.Errorf("final outbox append: %d records not stored: %w", len(pending), lastErr)
 			}
 			return ctx.Err()
-		case r := <-recv:
+		case r := <-in:
 			pending = append(pending, r)
 			if len(pending) >= maxRecs && lastErr == nil {
 				flush(ctx)
+			}
+			if n := len(pending) - maxPending; n > 0 {
+				// Appends fail: keep the newest, count the oldest going.
+				pending = append(pending[:0:0], pending[n:]...)
+				dropped += uint64(n)
+				if c.Counters != nil {
+					c.Counters.Add("collector.dropped", uint64(n))
+				}
 			}
 		case <-tick.C:
 			flush(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,5 +104,59 @@ func TestCollectorHoldsRecordsWhileOutboxFails(t *testing.T) {
 	err := <-done
 	if !errors.Is(err, edge.ErrOutboxClosed) {
 		t.Errorf("Run = %v; want the records it could not store reported", err)
+	}
+}
+
+// flaky fails every Append while fail is set.
+type flaky struct {
+	*bolt.Outbox
+	fail atomic.Bool
+}
+
+func (f *flaky) Append(ctx context.Context, recs []edge.Record) error {
+	if f.fail.Load() {
+		return errors.New("write outbox.db: no space left on device")
+	}
+	return f.Outbox.Append(ctx, recs)
+}
+
+// While appends fail, the Collector holds at most MaxPending records,
+// dropping the oldest (counted), reads on (the sources never block), and
+// says it is failing; once appends work, the newest are stored after an
+// event that says how many went.
+func TestCollectorDropsOldestWhileAppendsFail(t *testing.T) {
+	o := &flaky{Outbox: openOutbox(t)}
+	o.fail.Store(true)
+	var counters edge.Counters
+	c := &edge.Collector{Outbox: o, FlushInterval: time.Millisecond, MaxRecords: 5, MaxPending: 10, Counters: &counters}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := make(chan edge.Record)
+	go c.Run(ctx, in)
+	for i := range 30 {
+		in <- edge.PositionRecord(telemetry.Position{UnixMs: int64(i)}) // never blocks for long
+	}
+	testenv.Eventually(t, 10*time.Second, "20 dropped", func() error {
+		return testenv.True(counters.Snapshot()["collector.dropped"] == 20)
+	})
+	if c.Failing() == nil {
+		t.Error("Failing = nil while appends fail")
+	}
+	o.fail.Store(false)
+	testenv.Eventually(t, 10*time.Second, "the records stored", func() error { return testenv.True(depth(t, o).Depth == 11) })
+	if c.Failing() != nil {
+		t.Errorf("Failing = %v after appends recovered", c.Failing())
+	}
+	recs, err := o.Unsent(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := recs[0].Event; recs[0].Kind != edge.KindEvent || e.Type != telemetry.EventRecordsDropped || e.Code != "append_failed" || e.Value != 20 {
+		t.Errorf("first record %+v, want the drop event", recs[0])
+	}
+	for i, r := range recs[1:] {
+		if r.UnixMs() != int64(20+i) {
+			t.Errorf("record %d at %d, want the newest ten (from 20)", i+1, r.UnixMs())
+		}
 	}
 }

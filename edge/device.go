@@ -27,6 +27,8 @@ type DeviceLoop struct {
 	Logger   *slog.Logger
 	Counters *Counters
 	Now      func() time.Time // nil means time.Now
+	// Clock, if set, stamps the events (see Clock); nil: the system clock.
+	Clock *Clock
 	// StableAfter is how long a session must last for the backoff to start
 	// again from its minimum; default 5s.
 	StableAfter time.Duration
@@ -123,8 +125,8 @@ func (l *DeviceLoop) count(name string) {
 }
 
 func (l *DeviceLoop) event(ctx context.Context, out chan<- Record, t time.Time, typ telemetry.EventType, detail string) error {
-	r := EventRecord(telemetry.Event{UnixMs: t.UnixMilli(), Type: typ, Code: l.Name, Detail: detail})
-	return Send(ctx, out, r)
+	r := EventRecord(telemetry.Event{Type: typ, Code: l.Name, Detail: detail})
+	return Send(ctx, out, r.Stamped(l.Clock.Stamp(t)))
 }
 
 func errText(err error) string {

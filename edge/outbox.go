@@ -60,7 +60,16 @@ type OutboxStats struct {
 	DroppedExpired uint64
 	MaxBytes       int64  // the cap on the file's size; 0 means none
 	Commits        uint64 // write transactions since Open: one per Append, one per Ack that deleted
-	FileBytes      int64  // size of the file on disk
+	FileBytes      int64  // bytes the file takes on disk
+	// CapBytes is the cap in force: MaxBytes, or less when the filesystem
+	// under the outbox cannot hold MaxBytes (Trouble then says so).
+	CapBytes int64
+	FSBytes  int64  // size of the filesystem the outbox is on; 0 if unknown
+	NoSpace  uint64 // commits since Open that met a full disk and were retried after dropping records
+	// Trouble says what is wrong with the outbox's storage, "" when
+	// nothing is: "filesystem full: ..." when the filesystem holds less than
+	// MaxBytes.
+	Trouble string
 }
 
 // OldestUnsentAge returns how long the oldest stored record has waited at now,

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
@@ -37,6 +38,23 @@ type Record struct {
 	Position telemetry.Position
 	OBD      telemetry.OBDSample
 	Event    telemetry.Event
+	// Time says where the time of an OBD sample or event came from (see
+	// Clock); positions carry the receiver's time and leave it TimeSystem.
+	Time TimeSource
+}
+
+// Stamped returns r with its time set from a Clock stamp.
+func (r Record) Stamped(t time.Time, src TimeSource) Record {
+	switch r.Kind {
+	case KindOBD:
+		r.OBD.UnixMs = t.UnixMilli()
+	case KindEvent:
+		r.Event.UnixMs = t.UnixMilli()
+	default:
+		return r
+	}
+	r.Time = src
+	return r
 }
 
 // PositionRecord wraps a fix.
@@ -86,7 +104,9 @@ func (r *Record) UnixMs() int64 {
 	return 0
 }
 
-// AddTo appends the record to the batch's list of its kind.
+// AddTo appends the record to the batch's list of its kind, and its seq to
+// the batch's ranges of its time source (consecutive seqs added in order
+// share a range).
 func (r *Record) AddTo(b *telemetry.Batch) {
 	switch r.Kind {
 	case KindPosition:
@@ -95,5 +115,11 @@ func (r *Record) AddTo(b *telemetry.Batch) {
 		b.OBD = append(b.OBD, r.OBD)
 	case KindEvent:
 		b.Events = append(b.Events, r.Event)
+	}
+	switch r.Time {
+	case TimeGNSS:
+		b.GNSSTime = telemetry.AddSeq(b.GNSSTime, r.Seq())
+	case TimeUnsynced:
+		b.UnsyncedTime = telemetry.AddSeq(b.UnsyncedTime, r.Seq())
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"github.com/fleetgate/fleetgate/internal/deptest"
 )
 
-// TestDependencies enforces DESIGN.md §2 for firmware-sim/.
+// TestDependencies enforces the layout rules (docs/ARCHITECTURE.md) for
+// firmware-sim/.
 // Run with -count=1: the test cache cannot see the go list subprocess.
 func TestDependencies(t *testing.T) {
 	pkgs := deptest.List(t, "./firmware-sim/...")

@@ -6,7 +6,8 @@ import (
 	"github.com/fleetgate/fleetgate/internal/deptest"
 )
 
-// TestDependencies enforces DESIGN.md §2 for shared/: the wire protocol only.
+// TestDependencies enforces the layout rules (docs/ARCHITECTURE.md) for
+// shared/: the wire protocol only.
 // Run with -count=1.
 func TestDependencies(t *testing.T) {
 	pkgs := deptest.List(t, "./shared/...")

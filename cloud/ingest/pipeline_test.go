@@ -158,7 +158,8 @@ func TestBackpressure(t *testing.T) {
 	})
 }
 
-// TestRetryRule is the stall of issue 11 without a broker: with the database
+// TestRetryRule is the ingest stall after a PostgreSQL outage, without a
+// broker: with the database
 // away for a minute, statuses, command results and batches are all held,
 // retried and never given up on; nothing is acknowledged before its commit,
 // and once the database is back every one of them is.

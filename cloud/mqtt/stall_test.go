@@ -27,7 +27,8 @@ func (f *fixture) publishStatus(vehicle string, online bool, at time.Time) {
 	}
 }
 
-// TestNoStallAfterADatabaseOutage is the stall of issue 11, as it was
+// TestNoStallAfterADatabaseOutage is the ingest stall after a PostgreSQL
+// outage, as it was
 // reproduced: one replica with PostgreSQL behind a proxy, the proxy down, 30
 // statuses published (more than the broker's in-flight window of 20), the
 // proxy back after 8 s, then 5 batches. Statuses used to be given up on after

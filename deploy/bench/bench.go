@@ -1,4 +1,4 @@
-// Package bench measures the performance figures of DESIGN.md §9 with Go
+// Package bench measures the performance figures of docs/BENCHMARKS.md with Go
 // benchmarks (`make bench`) against the real services of the machine —
 // PostgreSQL, Redis, Mosquitto — and the real programs: cloud ingest
 // throughput against one INSERT per row, a 24 h backlog drained from a bbolt

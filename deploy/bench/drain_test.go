@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -89,7 +88,7 @@ func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) 
 	}()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	deadline := began.Add(10 * time.Minute)
+	deadline := began.Add(30 * time.Minute)
 	for now := range tick.C {
 		st, err := outbox.Stats(ctx)
 		if err != nil {
@@ -99,7 +98,7 @@ func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) 
 			break
 		}
 		if now.After(deadline) {
-			tb.Fatalf("backlog not drained in 10 minutes: %d records left", st.Depth)
+			tb.Fatalf("backlog not drained in 30 minutes: %d records left", st.Depth)
 		}
 	}
 	took := time.Since(began)
@@ -114,19 +113,12 @@ func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) 
 // BenchmarkBacklogDrain24h measures how long the agent takes to send a 24 h
 // backlog (1 Hz GPS and 8 OBD PIDs every 10 s: 155,520 records in a real
 // bbolt outbox) through Mosquitto to the cloud ingester and PostgreSQL, on
-// loopback (DESIGN.md §9: ≤ 15 s), with the uplink's defaults (batches of 600
-// records, 8 in flight), against the baseline of one message at a time
-// (batches of 60 records, 1 in flight). One message at a time takes the same
-// time for each, so the baseline drains 4 h of the backlog and is scaled to
-// 24 h (FLEETGATE_FULL=1: the whole 24 h).
+// loopback (target ≤ 15 s), with the uplink's defaults, against the baseline
+// of one message at a time (batches of 60 records, 1 in flight), measured on
+// the same 24 h backlog: nothing is scaled.
 func BenchmarkBacklogDrain24h(b *testing.B) {
 	c := startCloud(b)
-	span := 4 * time.Hour
-	if os.Getenv("FLEETGATE_FULL") == "1" {
-		span = backlog
-	}
-	slow := drain(b, c, span, edgemqtt.Config{BatchMaxRecords: 60, Inflight: 1})
-	slow = slow * time.Duration(backlog/time.Second) / time.Duration(span/time.Second)
+	slow := drain(b, c, backlog, edgemqtt.Config{BatchMaxRecords: 60, Inflight: 1})
 	var fast time.Duration
 	for b.Loop() {
 		fast = drain(b, c, backlog, edgemqtt.Config{})

@@ -20,7 +20,7 @@ import (
 // --rate 10 and its ELM327, through ptys), sending to the real cloud-server,
 // and measures the
 // agent's peak resident memory (VmHWM) and its CPU time over wall time
-// (DESIGN.md §9: RSS ≤ 20 MB, CPU ≤ 2 % of a core) over 30 s after a 10 s
+// (targets: RSS ≤ 20 MB, CPU ≤ 2 % of a core) over 30 s after a 10 s
 // warm-up (FLEETGATE_FULL=1: 5 minutes). It also reports the rates the
 // cloud stored, to show the load was what it says.
 func BenchmarkAgentFootprint(b *testing.B) {

@@ -62,7 +62,7 @@ type row struct {
 // reached PostgreSQL with the agent's outbox (what it committed) and with
 // the simulator's ground truth (what it emitted).
 //
-// The guarantee tested (DESIGN.md §8, made precise): every record the agent
+// The guarantee tested (docs/GUARANTEES.md, made precise): every record the agent
 // committed to its outbox reaches PostgreSQL exactly once, whatever is
 // killed, restarted or cut; the only records that may not arrive are those
 // the overflow policy dropped (each counted, persisted and reported) and, when

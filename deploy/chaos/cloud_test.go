@@ -18,8 +18,8 @@ import (
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-// maxResume is the bar of issue 11: ingest resumes within 10 s of a fault
-// ending (a liveness bound, generous for a loaded machine).
+// maxResume is the liveness bar of docs/GUARANTEES.md: ingest resumes within
+// 10 s of a fault ending (a liveness bound, generous for a loaded machine).
 const maxResume = 10 * time.Second
 
 // cloudSetup is what the cloud-side scenarios share: a private broker, a
@@ -282,8 +282,9 @@ func redisRestart(t *testing.T, sz sizes) row {
 	return r
 }
 
-// stallRegression is the stall of issue 11 through the whole server: a
-// PostgreSQL outage of 8 s while the fleet's statuses come five a second per
+// stallRegression is the ingest stall after a PostgreSQL outage (a replica
+// whose in-flight window filled with unacked messages) through the whole
+// server: a PostgreSQL outage of 8 s while the fleet's statuses come five a second per
 // vehicle, far more than the broker's in-flight window of 100. Statuses used
 // to be given up on after five quick retries and left unacknowledged; once
 // the window was full no batch reached the replica again. Now ingest resumes
@@ -319,7 +320,7 @@ func stallRegression(t *testing.T, sz sizes) row {
 	}, c.Proc)
 	time.Sleep(3 * time.Second)
 	t.Logf("while stepped back, /ready said: %s", stepped)
-	return finish(t, f, db, "stall (issue 11)", "PostgreSQL away 8 s", fmt.Sprintf("%d vehicles, statuses at 5/s each; /ready 503 while stepped back", sz.vehicles), resume)
+	return finish(t, f, db, "stall after an outage", "PostgreSQL away 8 s", fmt.Sprintf("%d vehicles, statuses at 5/s each; /ready 503 while stepped back", sz.vehicles), resume)
 }
 
 // get returns the status code and body of GET path on the cloud's API.

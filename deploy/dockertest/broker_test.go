@@ -316,7 +316,8 @@ func assertNone(t *testing.T, who string, got []string, forbidden ...string) {
 }
 
 // TestBrokerACL starts the production broker configuration with real
-// certificates and proves DESIGN.md §8's security guarantee on it: a vehicle
+// certificates and proves the security guarantee of docs/GUARANTEES.md on
+// it: a vehicle
 // publishes only as itself and reads only its own downlink, and the cloud
 // identity does its job on both listeners.
 func TestBrokerACL(t *testing.T) {
@@ -525,7 +526,7 @@ func (b *broker) replica(t *testing.T, login, clientID string) *replicaSession {
 }
 
 // takeOver has a vehicle connect with the replica's client id, as the
-// attack of issue 11 did (a clean session, which would also discard the
+// attack of a vehicle stealing a replica's id does (a clean session, which would also discard the
 // replica's persistent session), then checks whether the replica is still
 // connected and still gets its batches. It reports whether the replica was
 // knocked off.
@@ -555,7 +556,7 @@ func takeOver(t *testing.T, b *broker, vehicle string, r *replicaSession, victim
 }
 
 // TestBrokerBindsClientIDs: a vehicle cannot take a cloud replica's client
-// id (issue 11): the broker makes every client's id its identity — the
+// id: the broker makes every client's id its identity — the
 // certificate's CN, the replica's login — so veh-001 connecting "as"
 // fleetgate.cloud.1 is only veh-001, and the replica keeps its connection,
 // its session and its batches. Two replicas configured with the same
@@ -595,7 +596,7 @@ func TestBrokerBindsClientIDs(t *testing.T) {
 // TestBrokerTestsCatchUnboundClientIDs runs the attack of
 // TestBrokerBindsClientIDs against the production configuration without
 // use_username_as_clientid: the vehicle knocks the replica off, so that test
-// would fail on such a broker (the attack as issue 11 found it).
+// would fail on such a broker (the attack as it was first found).
 func TestBrokerTestsCatchUnboundClientIDs(t *testing.T) {
 	vehicle := "veh-001" + testenv.ID()
 	b := startProductionBroker(t, brokerOptions{vehicles: []string{vehicle},

@@ -72,7 +72,7 @@ func sortedNames(p *types.Project) []string {
 }
 
 // checkCommon: health checks and resource limits and reservations on every
-// service (issue 7, items 3 and 4).
+// service.
 func checkCommon(p *types.Project, fail func(rule, format string, args ...any)) {
 	for _, name := range sortedNames(p) {
 		s := p.Services[name]
@@ -148,7 +148,7 @@ func checkDevCompose(p *types.Project) []string {
 			fail("ports", "%s does not publish its port %d", name, port)
 		}
 	}
-	// The health checks of issue 7, item 3.
+	// The health check of each service.
 	for name, want := range map[string]string{"postgres": "pg_isready", "redis": "redis-cli ping", "mosquitto": "mosquitto_sub",
 		"cloud": "http://127.0.0.1:8000/health", "osrm": "/scripts/healthcheck.sh", "edge": "http://127.0.0.1:9100/health"} {
 		if !strings.Contains(healthTest(p.Services[name]), want) {

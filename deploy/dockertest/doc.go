@@ -3,8 +3,8 @@
 // parser, the compose files through compose-go, the Mosquitto configuration
 // and ACL by starting a private broker with them and real TLS client
 // certificates, the systemd unit with systemd-analyze, and the Makefile's
-// commands with make -n. Every rule of issue 7 is a test here, and each checker
-// is shown to fail on a copy of the file that breaks its rule.
+// commands with make -n. Every deployment rule is a test here, and each
+// checker is shown to fail on a copy of the file that breaks its rule.
 //
 // The package has no code of its own beyond this comment; everything is in
 // the _test files.

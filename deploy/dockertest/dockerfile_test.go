@@ -12,8 +12,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
-// image describes what one of our Dockerfiles must produce (issue 7, items 1
-// and 2).
+// image describes what one of our Dockerfiles must produce.
 type image struct {
 	file   string // Dockerfile.cloud
 	binary string // the program in the production image
@@ -32,7 +31,7 @@ var images = []image{
 		health: []string{"/edge-agent", "healthcheck", "--config", "/etc/fleetgate/agent.yaml"}, edge: true},
 }
 
-// The platforms of the gateways, as buildx names them (DESIGN.md §7).
+// The platforms of the gateways, as buildx names them (docs/ARCHITECTURE.md).
 var edgePlatforms = []struct{ arch, variant string }{{"amd64", ""}, {"arm64", ""}, {"arm", "v7"}}
 
 // dockerfile is a Dockerfile parsed by BuildKit's own parser, as `docker
@@ -133,8 +132,8 @@ const (
 	goBuildCache = "/root/.cache/go-build"
 )
 
-// checkDockerfile returns every broken rule of issue 7 (items 1 and 2), each
-// message starting with the rule's name in brackets.
+// checkDockerfile returns every broken rule of an image, each message
+// starting with the rule's name in brackets.
 func checkDockerfile(src string, img image, goVer string) []string {
 	var bad []string
 	fail := func(rule, format string, args ...any) {

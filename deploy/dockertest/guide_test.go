@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// TestProductionGuide: deploy/PRODUCTION_DEPLOYMENT.md covers what issue 7
-// (item 9) asks, says what was not verified, and every command, file and
-// variable it names exists.
+// TestProductionGuide: deploy/PRODUCTION_DEPLOYMENT.md covers what an
+// operator needs, from an empty server to a TLS-protected stack, says what was
+// not verified, and every command, file and variable it names exists.
 func TestProductionGuide(t *testing.T) {
 	guide := repoFile(t, "deploy/PRODUCTION_DEPLOYMENT.md")
 	for _, want := range []string{

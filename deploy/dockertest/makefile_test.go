@@ -15,8 +15,8 @@ import (
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
-// The commands issue 7 (item 8) asks of the Makefile. chaos belongs to
-// another change; it is expected once the Makefile has it.
+// The day-to-day commands the Makefile must offer (make help lists them).
+// chaos is expected once the Makefile has it.
 var makeTargets = []string{"start", "down", "logs", "shell", "db-reset", "db-migrate", "db-shell",
 	"prod-build", "prod-up", "prod-start", "prod-logs", "prod-shell", "build-edge", "demo", "test", "ci", "bench"}
 

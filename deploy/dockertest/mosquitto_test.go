@@ -29,8 +29,8 @@ func mosquittoSettings(text string) map[string][]string {
 }
 
 // checkMosquitto returns the broken rules of the production broker
-// configuration and ACL (issue 7, item 6; cloud/README.md on queues and
-// stale shared-subscription members).
+// configuration and ACL (docs/GUARANTEES.md on security; cloud/README.md on
+// queues and stale shared-subscription members).
 func checkMosquitto(conf, acl string) []string {
 	var bad []string
 	s := mosquittoSettings(conf)

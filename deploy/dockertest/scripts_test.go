@@ -18,21 +18,6 @@ import (
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
-// TestShellScriptsPassShellcheck: the deployment scripts are run by
-// operators and containers where nobody watches; shellcheck finds the usual
-// quoting and error-handling mistakes.
-func TestShellScriptsPassShellcheck(t *testing.T) {
-	root := moduleRoot(t)
-	scripts := []string{"deploy/certs/make-certs.sh", "deploy/osrm/fetch.sh", "deploy/osrm/prepare.sh", "deploy/osrm/healthcheck.sh",
-		"deploy/demo.sh", "deploy/fuzz.sh", ".ci/run"}
-	for _, s := range scripts {
-		out, err := exec.Command("shellcheck", filepath.Join(root, s)).CombinedOutput()
-		if err != nil {
-			t.Errorf("shellcheck %s: %v\n%s", s, err, out)
-		}
-	}
-}
-
 // fakeTool writes an executable shell script named name into dir.
 func fakeTool(t *testing.T, dir, name, body string) {
 	t.Helper()
@@ -179,55 +164,5 @@ func TestOSRMHealthcheck(t *testing.T) {
 	}
 	if code := run(host, fmt.Sprint(testenv.FreePort(t))); code == 0 {
 		t.Error("nobody listening passed")
-	}
-}
-
-// TestCaddyfile validates deploy/proxy/Caddyfile with Caddy itself and checks
-// what it adapts to: TLS on 8443 (published as 443) with the ACME TLS-ALPN
-// challenge only, the API proxied to cloud:8000, /metrics and /ready kept
-// inside, HSTS.
-func TestCaddyfile(t *testing.T) {
-	home := t.TempDir()
-	env := append(os.Environ(), "API_DOMAIN=api.example.com", "ACME_EMAIL=ops@example.com",
-		"HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
-	file := filepath.Join(moduleRoot(t), "deploy/proxy/Caddyfile")
-	validate := exec.Command("caddy", "validate", "--adapter", "caddyfile", "--config", file)
-	validate.Env = env
-	if out, err := validate.CombinedOutput(); err != nil {
-		t.Fatalf("caddy validate: %v\n%s", err, out)
-	}
-	adapt := exec.Command("caddy", "adapt", "--adapter", "caddyfile", "--config", file)
-	adapt.Env = env
-	out, err := adapt.Output()
-	if err != nil {
-		t.Fatalf("caddy adapt: %v", err)
-	}
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				HTTPSPort int `json:"https_port"`
-				Servers   map[string]struct {
-					Listen []string `json:"listen"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Apps.HTTP.HTTPSPort != 8443 {
-		t.Errorf("https_port %d, want 8443 (published as 443)", cfg.Apps.HTTP.HTTPSPort)
-	}
-	for name, s := range cfg.Apps.HTTP.Servers {
-		if strings.Join(s.Listen, ",") != ":8443" {
-			t.Errorf("server %s listens on %v, want only :8443 (no plain HTTP)", name, s.Listen)
-		}
-	}
-	js := string(out)
-	for _, want := range []string{`"dial":"cloud:8000"`, `"host":["api.example.com"]`, `"path":["/metrics","/metrics/*","/ready"]`,
-		`"status_code":404`, `"Strict-Transport-Security":["max-age=63072000"]`, `"http":{"disabled":true}`, `"uri":"/health"`} {
-		if !strings.Contains(js, want) {
-			t.Errorf("the adapted configuration lacks %s:\n%s", want, js)
-		}
 	}
 }

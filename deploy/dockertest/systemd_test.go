@@ -35,7 +35,7 @@ func unitDirectives(text string) map[string]map[string][]string {
 	return out
 }
 
-// unitRules are the directives issue 7 (item 7) asks of the unit.
+// unitRules are the hardening directives the unit must keep.
 var unitRules = []struct{ section, key, value, why string }{
 	{"Service", "User", "fleetgate", "a dedicated user"},
 	{"Service", "SupplementaryGroups", "dialout", "in the group of the serial devices"},

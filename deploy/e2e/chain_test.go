@@ -59,7 +59,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	c.Cloud = testenv.StartProcess(t, c.Dir, "cloud-server", filepath.Join(c.Bin, "cloud-server"), []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
 		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-cloud-" + testenv.ID(),
-		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=debug",
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port), "LOG_LEVEL=debug", "TRIP_INTERVAL=1s",
 	}, "run")
 	e2e.WaitReady(t, 30*time.Second, c.API, c.Cloud)
 	c.API.Token = e2e.Token(t, c.Cloud)
@@ -192,6 +192,8 @@ func TestChain(t *testing.T) {
 		t.Logf("%s: %d fixes and %d OBD samples, all stored exactly once", v, fd.Truth, od.Truth)
 	}
 
+	// The trips too: one per vehicle, the two minutes of its drive.
+	checkTrips(t, c.API, c.Cloud, c.Vehicles, tr, from, 60*time.Second)
 	checkDiffCommand(t, c)
 
 	var list struct {

@@ -59,8 +59,8 @@ func inject(t *testing.T, sim *simAdapter, run *agentRun, fault string, n int) m
 	return diff
 }
 
-// Every reply of issue 4's list, injected through the simulator's ELM327 over
-// a pty, with a genuine adapter (headers, multi-PID requests) and with the
+// Every error reply of edge/README.md's list ("Adapter replies"), injected
+// through the simulator's ELM327 over a pty, with a genuine adapter (headers, multi-PID requests) and with the
 // v2.1 clone (no headers, echo, one PID per request): each is counted as
 // what it is, the agent goes back to polling, and no value it recorded is
 // one the adapter did not send.

@@ -248,22 +248,28 @@ func (c *scenarioChain) checkUplinkCut(t *testing.T, vehicle string) {
 }
 
 // checkTrips compares the cloud's trips of each vehicle with those of the
-// truth's ignition lines (firmware-sim diff's rules and tolerance), once
-// the trip job has caught up: the trips the API returns have not changed
-// for three of its rounds (TRIP_INTERVAL=1s). It returns the comparisons.
+// truth's ignition lines (firmware-sim diff's rules and tolerance).
 func (c *scenarioChain) checkTrips(t *testing.T, lines []truth.Line, within time.Duration) map[string]truth.Diff {
 	t.Helper()
+	return checkTrips(t, c.api, c.cloud, c.vehicles, truth.Vehicles(lines), c.start.Add(-24*time.Hour), within)
+}
+
+// checkTrips compares the trips the API returns of each vehicle (from
+// from) with those of its truth, once the trip job has caught up: they
+// have not changed for three of its rounds (the cloud runs with
+// TRIP_INTERVAL=1s). It returns the comparisons.
+func checkTrips(t *testing.T, api cloudapi.Client, cloud *testenv.Proc, vehicles []string, tr map[string]truth.Vehicle, from time.Time, within time.Duration) map[string]truth.Diff {
+	t.Helper()
 	ctx := context.Background()
-	tr := truth.Vehicles(lines)
 	out := map[string]truth.Diff{}
-	for _, v := range c.vehicles {
+	for _, v := range vehicles {
 		want := truth.Trips(tr[v], truth.DefaultTripRules())
 		var d truth.Diff
 		var stored []cloudapi.Trip
 		last, since := "", time.Now()
 		testenv.Eventually(t, within, v+" trips as the truth's", func() error {
 			var err error
-			if stored, err = c.api.Trips(ctx, v, c.start.Add(-24*time.Hour), time.Now().Add(time.Hour)); err != nil {
+			if stored, err = api.Trips(ctx, v, from, time.Now().Add(time.Hour)); err != nil {
 				return err
 			}
 			now := ""
@@ -280,7 +286,7 @@ func (c *scenarioChain) checkTrips(t *testing.T, lines []truth.Line, within time
 				return fmt.Errorf("%v", d)
 			}
 			return nil
-		}, c.cloud)
+		}, cloud)
 		for _, s := range stored {
 			t.Logf("%s: stored trip %v to %v, %.0f m, open %v (truth: %v)", v, s.Start.Time, s.End.Time, s.DistanceM, s.Open, want)
 		}
@@ -371,7 +377,7 @@ func TestSimScenarioAgainstTheChain(t *testing.T) {
 	c.stop(t)
 }
 
-// TestSimDoneWhen is the "done when": the built-in scenario that
+// TestSimDoneWhen is the tester's loop of the README: the built-in scenario that
 // drives the loop for two hours, loses GPS in the tunnel every lap, unplugs
 // OBD for 10 s and kills the uplink for an hour, run against the real agent
 // (200 times faster than real time); the cloud's data diffed with the truth.

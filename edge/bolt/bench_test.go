@@ -12,7 +12,7 @@ import (
 // BenchmarkOutboxAppend measures durable appends (every commit fsynced) in
 // group commits of 200 records — what the Collector writes per 200 ms flush at
 // 1,000 records/s — against the baseline of one commit, and so one fsync, per
-// record (DESIGN.md §9: ≥ 50×). Both run on the same disk, in the same file
+// record (target ≥ 50×, docs/BENCHMARKS.md). Both run on the same disk, in the same file
 // layout.
 func BenchmarkOutboxAppend(b *testing.B) {
 	const group = 200

@@ -18,7 +18,7 @@
 // # Bounds
 //
 // The file is capped by Options.MaxBytes and the records by Options.MaxAge.
-// Append enforces both in its own transaction (DESIGN.md §4): records
+// Append enforces both in its own transaction (edge/README.md): records
 // appended more than MaxAge ago are dropped; when the stored records' page
 // use passes the budget (see Budget) it first thins old positions — in the
 // oldest quarter of the outbox it deletes every second fix, never leaving
@@ -113,6 +113,13 @@ type Options struct {
 	// shared lock: it fails after LockTimeout while an agent has the file
 	// open, and never creates, repairs or quarantines anything.
 	ReadOnly bool
+	// FSReserve is the room left on the filesystem to everything else in
+	// the data directory (at least 1 % of the filesystem); 0 means
+	// DefaultFSReserve. See "The filesystem's share of the bounds".
+	FSReserve int64
+	// FSCheckEvery is how often Append reads the filesystem's free space
+	// again; 0 means DefaultFSCheckEvery.
+	FSCheckEvery time.Duration
 }
 
 // Budget returns how many bytes of pages the stored records may use under a
@@ -134,8 +141,8 @@ type Outbox struct {
 	path        string
 	streamID    uint64
 	now         func() time.Time
-	maxBytes    int64 // 0: no cap
-	budget      int64 // page use the records may have; 0: no cap
+	maxBytes    int64  // 0: no cap
+	space       *space // the filesystem's share; nil read-only
 	maxAge      time.Duration
 	thinGap     int64 // ms
 	commits     atomic.Uint64
@@ -172,7 +179,14 @@ func Open(path string, opts *Options) (*Outbox, error) {
 	if lock <= 0 {
 		lock = time.Second
 	}
-	lim := limits{maxBytes: opts.MaxBytes, maxAge: opts.MaxAge, thinGap: opts.ThinMaxGap, readOnly: opts.ReadOnly}
+	lim := limits{maxBytes: opts.MaxBytes, maxAge: opts.MaxAge, thinGap: opts.ThinMaxGap, readOnly: opts.ReadOnly,
+		fsReserve: opts.FSReserve, fsEvery: opts.FSCheckEvery}
+	if lim.fsReserve <= 0 {
+		lim.fsReserve = DefaultFSReserve
+	}
+	if lim.fsEvery <= 0 {
+		lim.fsEvery = DefaultFSCheckEvery
+	}
 	if lim.maxBytes == 0 {
 		lim.maxBytes = DefaultMaxBytes
 	}
@@ -213,10 +227,12 @@ func Open(path string, opts *Options) (*Outbox, error) {
 }
 
 type limits struct {
-	maxBytes int64
-	maxAge   time.Duration
-	thinGap  time.Duration
-	readOnly bool
+	maxBytes  int64
+	maxAge    time.Duration
+	thinGap   time.Duration
+	readOnly  bool
+	fsReserve int64
+	fsEvery   time.Duration
 }
 
 // open opens or creates the file. Errors that mean the file is not a usable
@@ -264,8 +280,9 @@ func open(path string, lock time.Duration, rnd io.Reader, now func() time.Time, 
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
 	o = &Outbox{db: db, path: path, now: now, maxBytes: lim.maxBytes, maxAge: lim.maxAge, thinGap: lim.thinGap.Milliseconds()}
-	if lim.maxBytes > 0 {
-		o.budget = Budget(lim.maxBytes)
+	if !lim.readOnly {
+		o.space = &space{path: path, reserve: lim.fsReserve, every: lim.fsEvery}
+		o.space.check(now(), true)
 	}
 	defer func() {
 		// bbolt panics on some damaged pages; such a file is corrupt.
@@ -395,11 +412,20 @@ func (o *Outbox) Append(ctx context.Context, recs []edge.Record) error {
 		return nil
 	}
 	first, err := o.append(recs)
-	if errors.Is(err, bolterrors.ErrMaxSizeReached) {
-		// The backstop: the records' estimate of page use was wrong (a
-		// long-lived reader kept freed pages from being reused). Make room
-		// in a transaction of its own, whose freed pages the retry reuses.
-		if serr := o.db.Update(func(tx *bbolt.Tx) error { return o.shedOldest(tx) }); serr != nil {
+	if noSpace(err) || maxSizeReached(err) {
+		// The backstop: the disk is full (another writer, or the estimate of
+		// page use was wrong), or bbolt's MaxSize is reached (a long-lived
+		// reader kept freed pages from being reused). Make room in a
+		// transaction of its own, whose freed pages the retry reuses; if
+		// even that finds no room, the ballast gives it some.
+		if noSpace(err) {
+			o.space.full()
+		}
+		serr := o.db.Update(func(tx *bbolt.Tx) error { return o.makeRoom(tx, o.budget()) })
+		if noSpace(serr) && o.space.dropBallast() {
+			serr = o.db.Update(func(tx *bbolt.Tx) error { return o.makeRoom(tx, o.budget()) })
+		}
+		if serr != nil {
 			return fmt.Errorf("outbox append %d records: %w (making room: %w)", len(recs), err, serr)
 		}
 		o.commits.Add(1)
@@ -415,9 +441,37 @@ func (o *Outbox) Append(ctx context.Context, recs []edge.Record) error {
 	return nil
 }
 
+// capBytes returns the cap in force: MaxBytes, or what the filesystem can
+// give the file when that is less (0: no cap).
+func (o *Outbox) capBytes() int64 {
+	if o.space == nil {
+		return o.maxBytes
+	}
+	return o.space.limit(o.maxBytes, o.now())
+}
+
+// budget returns the page use the records may have under the cap in force
+// (0: no bound).
+func (o *Outbox) budget() int64 {
+	if c := o.capBytes(); c > 0 {
+		return Budget(c)
+	}
+	return 0
+}
+
 func (o *Outbox) append(recs []edge.Record) (first uint64, err error) {
+	budget := o.budget()
 	now := o.now()
 	appended := now.UnixMilli()
+	var trouble *telemetry.Event
+	if o.space != nil {
+		trouble = o.space.takeEvent()
+	}
+	defer func() {
+		if err != nil && o.space != nil {
+			o.space.putBack(trouble)
+		}
+	}()
 	err = o.db.Update(func(tx *bbolt.Tx) error {
 		b, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
 		b.FillPercent = fillPercent
@@ -435,7 +489,7 @@ func (o *Outbox) append(recs []edge.Record) (first uint64, err error) {
 		}
 		n := uint64(len(recs))
 		st := state{nextSeq: first + n, count: getU64(meta, keyCount) + n, bytes: getU64(meta, keyBytes) + uint64(len(arena))}
-		dropped, err := o.enforce(b, &st, appended)
+		dropped, err := o.enforce(b, &st, appended, budget)
 		if err != nil {
 			return err
 		}
@@ -445,6 +499,11 @@ func (o *Outbox) append(recs []edge.Record) (first uint64, err error) {
 		dropped.add(o.shed) // counted already, reported now
 		if err := o.reportDrops(b, &st, dropped, appended); err != nil {
 			return err
+		}
+		if trouble != nil {
+			if err := o.putEvents(b, &st, []telemetry.Event{*trouble}, appended); err != nil {
+				return err
+			}
 		}
 		return putAll(meta, map[string]uint64{"next_seq": st.nextSeq, "count": st.count, "bytes": st.bytes})
 	})
@@ -552,8 +611,14 @@ func (o *Outbox) Stats(ctx context.Context) (edge.OutboxStats, error) {
 			DroppedOldest:  getU64(meta, keyDroppedOldest),
 			DroppedExpired: getU64(meta, keyDroppedExpired),
 			MaxBytes:       o.maxBytes,
+			CapBytes:       o.maxBytes,
 			Commits:        o.commits.Load(),
 			FileBytes:      fileSize(o.path, tx.Size()),
+		}
+		if o.space != nil {
+			s.CapBytes = o.capBytes()
+			_, s.FSBytes, s.NoSpace = o.space.stats()
+			s.Trouble = o.space.trouble(o.maxBytes)
 		}
 		if k, v := tx.Bucket(bucketRecords).Cursor().First(); k != nil {
 			if _, appended, err := decodeRecord(v, binary.BigEndian.Uint64(k)); err == nil {
@@ -568,14 +633,14 @@ func (o *Outbox) Stats(ctx context.Context) (edge.OutboxStats, error) {
 	return s, nil
 }
 
-// fileSize returns the size of the file on disk (bbolt grows it ahead of the
-// pages in use), or inUse when it cannot be read.
+// fileSize returns the bytes the file takes on disk (bbolt grows it ahead of
+// the pages in use, sparsely: its unwritten tail takes none), or inUse when
+// it cannot be read.
 func fileSize(path string, inUse int64) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return inUse
+	if n := allocated(path); n > 0 {
+		return n
 	}
-	return fi.Size()
+	return inUse
 }
 
 // Newest returns the record of kind with the highest seq among the newest
@@ -593,7 +658,7 @@ func (o *Outbox) Newest(ctx context.Context, kind edge.Kind) (edge.Record, bool,
 		n := 0
 		for k, v := c.Last(); k != nil && n < 100000; k, v = c.Prev() {
 			n++
-			if len(v) < 2 || edge.Kind(v[1]) != kind {
+			if len(v) < 2 || edge.Kind(v[1]&0x0f) != kind {
 				continue
 			}
 			r, _, err := decodeRecord(v, binary.BigEndian.Uint64(k))

@@ -41,8 +41,8 @@ func sample() []edge.Record {
 			AltCm: 5230, SpeedMmps: 13891, CourseCdeg: 4520, Quality: 1, SatsUsed: 9, HDOPc: 90, ErrAltCm: -7,
 			GeoidSepCm: 999, // not in Has: not stored, comes back 0
 		}),
-		edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773600412, PID: 0x010C, Value: 1303.75}),
-		edge.EventRecord(telemetry.Event{UnixMs: 1795773600500, Type: telemetry.EventDTCSet, Code: "P0301", Detail: "é", Value: -3}),
+		edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773600412, PID: 0x010C, Value: 1303.75}).Stamped(time.UnixMilli(1795773600412), edge.TimeGNSS),
+		edge.EventRecord(telemetry.Event{UnixMs: 1795773600500, Type: telemetry.EventDTCSet, Code: "P0301", Detail: "é", Value: -3}).Stamped(time.UnixMilli(1795773600500), edge.TimeUnsynced),
 		edge.PositionRecord(telemetry.Position{UnixMs: -1, LatE7: -900000000, LonE7: 1800000000}),
 	}
 }

@@ -70,7 +70,7 @@ func peek(k, v []byte) (e entry, ok bool) {
 	if len(v) < 2 || v[0] != recordFormat {
 		return e, false
 	}
-	e.kind = edge.Kind(v[1])
+	e.kind = edge.Kind(v[1] & 0x0f)
 	a, n := binary.Uvarint(v[2:])
 	if n <= 0 {
 		return e, false
@@ -84,8 +84,9 @@ func peek(k, v []byte) (e entry, ok bool) {
 }
 
 // enforce applies the age and size bounds to the records bucket, updating
-// st, and returns what it dropped. now is the append time (ms).
-func (o *Outbox) enforce(b *bbolt.Bucket, st *state, now int64) (dropCount, error) {
+// st, and returns what it dropped. now is the append time (ms); budget the
+// page use the records may have (0: no size bound).
+func (o *Outbox) enforce(b *bbolt.Bucket, st *state, now, budget int64) (dropCount, error) {
 	var d dropCount
 	if o.maxAge > 0 {
 		cutoff := now - o.maxAge.Milliseconds()
@@ -104,10 +105,10 @@ func (o *Outbox) enforce(b *bbolt.Bucket, st *state, now int64) (dropCount, erro
 		}
 		d.expired += n
 	}
-	if o.budget <= 0 || st.cost() <= o.budget {
+	if budget <= 0 || st.cost() <= budget {
 		return d, nil
 	}
-	need := uint64(st.cost() - o.budget*9/10)
+	need := uint64(st.cost() - budget*9/10)
 	freed, n, err := o.thin(b, st, need, &d)
 	if err != nil {
 		return d, err
@@ -191,19 +192,27 @@ func (o *Outbox) delete(b *bbolt.Bucket, st *state, gone []entry, d *dropCount) 
 	return uint64(len(gone)), nil
 }
 
-// shedOldest is the MaxSize backstop: it drops the oldest tenth of the
-// records (at least one) in a transaction of its own. The drop is counted
-// now and reported by the next Append's EventRecordsDropped.
-func (o *Outbox) shedOldest(tx *bbolt.Tx) error {
+// makeRoom is the backstop for a commit that found no room (the disk full,
+// bbolt's MaxSize reached): in a transaction of its own, it brings the
+// records within budget as Append would (thin, then drop the oldest) or,
+// when they are within it already, drops the oldest tenth (at least one
+// record). The drop is counted now and reported by the next Append's
+// EventRecordsDropped.
+func (o *Outbox) makeRoom(tx *bbolt.Tx, budget int64) error {
 	b, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
 	b.FillPercent = fillPercent
 	st := state{nextSeq: getU64(meta, keyNextSeq), count: getU64(meta, keyCount), bytes: getU64(meta, keyBytes)}
-	var d dropCount
-	n, err := o.dropOldest(b, &st, uint64(max(st.cost()/10, 1)), &d)
+	d, err := o.enforce(b, &st, o.now().UnixMilli(), budget)
 	if err != nil {
 		return err
 	}
-	d.oldest = n
+	if d.total() == 0 {
+		n, err := o.dropOldest(b, &st, uint64(max(st.cost()/10, 1)), &d)
+		if err != nil {
+			return err
+		}
+		d.oldest = n
+	}
 	if err := st.put(meta, d); err != nil {
 		return err
 	}
@@ -221,13 +230,22 @@ func (o *Outbox) reportDrops(b *bbolt.Bucket, st *state, d dropCount, now int64)
 	ranges := describe(telemetry.MergeRanges(d.ranges))
 	var evs []telemetry.Event
 	if n := d.thinned + d.oldest; n > 0 {
+		full := "outbox full"
+		if o.space != nil && o.space.trouble(o.maxBytes) != "" {
+			full = "outbox full (the filesystem holds less than its cap)"
+		}
 		evs = append(evs, telemetry.Event{UnixMs: now, Type: telemetry.EventRecordsDropped, Code: "max_bytes", Value: int64(n),
-			Detail: fmt.Sprintf("outbox full: thinned %d old positions, dropped %d oldest records; seqs %s", d.thinned, d.oldest, ranges)})
+			Detail: fmt.Sprintf("%s: thinned %d old positions, dropped %d oldest records; seqs %s", full, d.thinned, d.oldest, ranges)})
 	}
 	if d.expired > 0 {
 		evs = append(evs, telemetry.Event{UnixMs: now, Type: telemetry.EventRecordsDropped, Code: "max_age", Value: int64(d.expired),
 			Detail: fmt.Sprintf("older than %v: dropped %d records; seqs %s", o.maxAge, d.expired, ranges)})
 	}
+	return o.putEvents(b, st, evs, now)
+}
+
+// putEvents stores events the outbox makes itself, with the next seqs.
+func (o *Outbox) putEvents(b *bbolt.Bucket, st *state, evs []telemetry.Event, now int64) error {
 	for _, ev := range evs {
 		r := edge.EventRecord(ev)
 		var buf []byte

@@ -15,7 +15,9 @@ const recordFormat = 1
 // encodeRecord appends the stored form of r (format 1) to b:
 //
 //	byte     format (1)
-//	byte     kind (edge.Kind: 1 position, 2 OBD sample, 3 event)
+//	byte     kind (edge.Kind: 1 position, 2 OBD sample, 3 event) in the low
+//	         nibble; the record's edge.TimeSource in the high nibble (0, the
+//	         system clock, in every record written before it existed)
 //	uvarint  appended at, agent clock, ms since the Unix epoch
 //	varint   the record's UnixMs
 //	position: varint LatE7, varint LonE7, uvarint Has, then one varint per
@@ -28,7 +30,7 @@ const recordFormat = 1
 //
 // The seq is the key, not part of the value. A fix costs about 20 bytes.
 func encodeRecord(b []byte, r *edge.Record, appendedMs int64) []byte {
-	b = append(b, recordFormat, byte(r.Kind))
+	b = append(b, recordFormat, byte(r.Kind)|byte(r.Time)<<4)
 	b = binary.AppendUvarint(b, uint64(appendedMs))
 	b = binary.AppendVarint(b, r.UnixMs())
 	switch r.Kind {
@@ -134,7 +136,10 @@ func decodeRecord(v []byte, seq uint64) (edge.Record, int64, error) {
 		return edge.Record{}, 0, fmt.Errorf("%w: stored record %d: format byte", edge.ErrCorrupt, seq)
 	}
 	d := decoder{b: v[2:]}
-	r := edge.Record{Kind: edge.Kind(v[1])}
+	r := edge.Record{Kind: edge.Kind(v[1] & 0x0f), Time: edge.TimeSource(v[1] >> 4)}
+	if r.Time > edge.TimeUnsynced {
+		return edge.Record{}, 0, fmt.Errorf("%w: stored record %d: time source %d", edge.ErrCorrupt, seq, r.Time)
+	}
 	appended := int64(d.uvarint("append time"))
 	unixMs := d.varint("time")
 	switch r.Kind {

@@ -311,10 +311,16 @@ func TestAssemblerRules(t *testing.T) {
 			want:  []gps.Epoch{{}, {}},
 		},
 		{
-			name: "a GSA with fix type 1 vetoes the epoch",
+			name:  "a GSA with fix type 1 between the epoch's timed sentences vetoes it",
+			lines: []string{rmc519, withChecksum("GPGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99"), gga519},
+			want:  []gps.Epoch{{}},
+		},
+		{
+			name: "a GSA after them that contradicts them is a neighbour's: no veto, no mode",
 			lines: []string{rmc519, gga519,
 				withChecksum("GPGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99")},
-			want: []gps.Epoch{{}},
+			want:     []gps.Epoch{{Fix: true, Position: classic}},
+			counters: map[string]uint64{"gps.stale_sentences": 1},
 		},
 		{
 			name: "quality 6 (dead reckoning) is a fix of quality 6",
@@ -362,8 +368,8 @@ func TestAssemblerRules(t *testing.T) {
 			}()}},
 		},
 		{
-			name: "sentences not used, unknown types, other talkers",
-			lines: []string{"$GPXYZ,1*51", withChecksum("IIRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W"),
+			name: "sentences not used, unknown types, satellite sentences of other talkers",
+			lines: []string{"$GPXYZ,1*51", withChecksum("IIGSA,A,3,04,05,,09,12,,,24,,,,,2.5,1.3,2.1"),
 				"$PGRME,15.0,M,45.0,M,25.0,M*1C"},
 			counters: map[string]uint64{"gps.ignored": 3, "gps.fixes": 0},
 		},

@@ -62,7 +62,11 @@ type Source struct {
 	// Assembler rules; zero values are the Assembler's defaults.
 	DateFloor           time.Time
 	MaxSpeed, JumpSlack float64
-	Backoff             edge.Backoff // between reopens; the zero value is 200ms to 5s
+	Talkers             []string // see Assembler.Talkers
+	// Clock, if set, learns the offset of the agent's clock from each
+	// fix's time (see edge.Clock).
+	Clock   *edge.Clock
+	Backoff edge.Backoff // between reopens; the zero value is 200ms to 5s
 	// StableAfter is how long a session must last for the backoff to start
 	// again from its minimum (see edge.DeviceLoop); default 5s.
 	StableAfter time.Duration
@@ -108,10 +112,10 @@ func (s *Source) Run(ctx context.Context, out chan<- edge.Record) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s.setState(func(st *edge.FixState) { *st = edge.FixState{NoFixSince: now()} })
-	asm := &Assembler{Counters: s.Counters, DateFloor: s.DateFloor, MaxSpeed: s.MaxSpeed, JumpSlack: s.JumpSlack}
+	asm := &Assembler{Counters: s.Counters, DateFloor: s.DateFloor, MaxSpeed: s.MaxSpeed, JumpSlack: s.JumpSlack, Talkers: s.Talkers}
 	r := run{s: s, out: out, asm: asm, now: now, log: log}
 	loop := edge.DeviceLoop{Device: s.Device, Name: "gps", Backoff: s.Backoff, Logger: s.Logger,
-		Counters: s.Counters, Now: s.Now, StableAfter: s.StableAfter}
+		Counters: s.Counters, Now: s.Now, Clock: s.Clock, StableAfter: s.StableAfter}
 	return loop.Run(ctx, out, r.session)
 }
 
@@ -147,7 +151,7 @@ func (r *run) session(ctx context.Context, rw io.ReadWriter) error {
 		r.fix = false
 		t := r.now()
 		r.s.setState(func(st *edge.FixState) { st.Mode, st.NoFixSince = telemetry.ModeNoFix, t })
-		if err := edge.Send(ctx, r.out, edge.EventRecord(telemetry.Event{UnixMs: t.UnixMilli(), Type: telemetry.EventGPSFixLost})); err != nil {
+		if err := edge.Send(ctx, r.out, r.event(telemetry.Event{Type: telemetry.EventGPSFixLost}, t)); err != nil {
 			return err
 		}
 	}
@@ -178,7 +182,7 @@ func (r *run) epoch(ctx context.Context, ep Epoch) error {
 			typ = telemetry.EventGPSFixAcquired
 		}
 		if r.known || ep.Fix {
-			if err := edge.Send(ctx, r.out, edge.EventRecord(telemetry.Event{UnixMs: t.UnixMilli(), Type: typ})); err != nil {
+			if err := edge.Send(ctx, r.out, r.event(telemetry.Event{Type: typ}, t)); err != nil {
 				return err
 			}
 		}
@@ -194,6 +198,7 @@ func (r *run) epoch(ctx context.Context, ep Epoch) error {
 		return nil
 	}
 	p := ep.Position
+	r.s.Clock.Observe(time.UnixMilli(p.UnixMs), t)
 	mode := int32(telemetry.Mode2D)
 	switch {
 	case p.Has&telemetry.HasMode != 0:
@@ -216,6 +221,11 @@ func (r *run) epoch(ctx context.Context, ep Epoch) error {
 		}
 	}
 	return nil
+}
+
+// event stamps e, made at t on the agent clock (see edge.Clock).
+func (r *run) event(e telemetry.Event, t time.Time) edge.Record {
+	return edge.EventRecord(e).Stamped(r.s.Clock.Stamp(t))
 }
 
 // hunter counts the bytes read and runs baud detection.

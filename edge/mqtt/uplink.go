@@ -72,6 +72,9 @@ type Config struct {
 
 	// Fix, if set, gives the GNSS fix state for the status report.
 	Fix edge.FixReporter
+	// Report, if set, adds to each status report what other parts of the
+	// agent report (the clock, the outbox's storage, the OBD adapter).
+	Report func(*telemetrypb.Status)
 	// Commands runs a command from down/cmd and returns its result (see
 	// edge.Commander.Run); nil answers every command "not supported". An
 	// error leaves the command unacknowledged, so that it comes again.
@@ -377,6 +380,9 @@ func (u *Uplink) status(ctx context.Context, online bool, at time.Time) ([]byte,
 		if !fs.NoFixSince.IsZero() {
 			s.NoFixSinceUnixMs = fs.NoFixSince.UnixMilli()
 		}
+	}
+	if u.cfg.Report != nil {
+		u.cfg.Report(s)
 	}
 	return telemetry.Encode(s, false)
 }

@@ -228,7 +228,7 @@ func TestBatchesBySizeAndWindow(t *testing.T) {
 	f := newFixture(t)
 	recs := make([]edge.Record, 35)
 	for i := range recs {
-		recs[i] = edge.OBDRecord(telemetry.OBDSample{UnixMs: int64(1795773600000 + i), PID: 0x010D, Value: float64(i)})
+		recs[i] = edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773600000 + int64(i), PID: 0x010D, Value: float64(i)})
 	}
 	f.append(recs...)
 	f.start(mqtt.Config{BatchMaxRecords: 10, HistoryBatchRecords: 10, Inflight: 2, BatchMaxAge: time.Hour, AckTimeout: time.Minute})

@@ -22,14 +22,37 @@ var ErrTimeout = errors.New("adapter timeout")
 // ELM327 (no "ELM" in its identification).
 var ErrNoBanner = errors.New("no ELM327 banner")
 
+// ErrBusFault is wrapped by Connect's error when the protocol search met a
+// bus that cannot be used: CAN ERROR, BUS ERROR, FB ERROR, BUS INIT:
+// ...ERROR, or BUS BUSY twice. The wiring or the bus is wrong: it says
+// nothing of whether the vehicle is there or its engine runs.
+var ErrBusFault = errors.New("OBD bus fault")
+
 // Default timeouts. ATZ restarts the chip (about a second); the first request
 // after ATSP0 may search every protocol for several seconds; other commands
 // answer within a few hundred milliseconds, or the adapter prints NO DATA.
+//
+// An adapter behind a slow link (a Bluetooth clone takes 1 to 3 s per
+// command) needs more: the session measures the adapter's latency, the
+// round trip of its AT commands, and adds twice that to every timeout.
+// A search that has printed SEARCHING... is waited for beyond
+// DefaultSearchTimeout, up to DefaultSearchMax: the adapter is still
+// searching, not gone.
 const (
 	DefaultTimeout       = 2 * time.Second
 	DefaultResetTimeout  = 5 * time.Second
 	DefaultSearchTimeout = 15 * time.Second
+	DefaultSearchMax     = 90 * time.Second
 )
+
+// NoSupplyVolts: an ATRV reading below it says the adapter is not powered
+// from the vehicle (OBD pin 16), as one fed from its USB or Bluetooth side
+// reads 0.0V; it is no reading of the vehicle's battery.
+const NoSupplyVolts = 1.0
+
+// latencyWindow is how many of the latest AT round trips the latency is
+// the largest of.
+const latencyWindow = 4
 
 // maxReply bounds the bytes kept while waiting for a prompt, so that an
 // adapter spewing garbage without a prompt cannot grow memory.
@@ -57,6 +80,7 @@ type Session struct {
 	Timeout       time.Duration // per command; DefaultTimeout if 0
 	ResetTimeout  time.Duration // for ATZ; DefaultResetTimeout if 0
 	SearchTimeout time.Duration // for the first request after ATSP0; DefaultSearchTimeout if 0
+	SearchMax     time.Duration // a search printing SEARCHING... may go on to this; DefaultSearchMax if 0
 	Counters      *edge.Counters
 	Now           func() time.Time // the time replies arrive; nil means time.Now
 
@@ -66,6 +90,10 @@ type Session struct {
 
 	info   Info
 	search []string // the lines of the protocol search's 0100, for discovery
+
+	rtts    [latencyWindow]time.Duration // latest AT round trips
+	nRTT    int
+	latency time.Duration // the largest of them; the ATZ round trip before any
 }
 
 // NewSession starts reading rw. counters may be nil.
@@ -101,21 +129,30 @@ func (s *Session) Close() { close(s.done) }
 // Info returns what Init and Connect learnt.
 func (s *Session) Info() Info { return s.info }
 
+// Latency returns the adapter's latency: the largest round trip of its
+// latest AT commands (the ATZ one before any other), 0 before Init.
+func (s *Session) Latency() time.Duration { return s.latency }
+
 // Command sends cmd and a CR, reads up to the prompt, and returns the parsed
 // reply with the time the prompt arrived. Whatever the adapter sent before the
-// command (a late reply, a stale prompt) is discarded first.
+// command (a late reply, a stale prompt) is discarded first. The adapter's
+// latency (twice it) is added to timeout.
 func (s *Session) Command(ctx context.Context, cmd string, timeout time.Duration) (Reply, time.Time, error) {
-	return s.command(ctx, cmd, timeout, nil)
+	return s.command(ctx, cmd, s.scaled(timeout), nil, 0)
 }
 
-// command is Command; accept, if not nil, decides whether a prompted reply is
-// the answer to cmd: one it refuses is a stale reply that was on its way, and
-// reading goes on until the next prompt or the timeout.
-func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration, accept func(Reply, error) bool) (Reply, time.Time, error) {
+// command is Command with timeout as given; accept, if not nil, decides
+// whether a prompted reply is the answer to cmd: one it refuses is a stale
+// reply that was on its way, and reading goes on until the next prompt or
+// the timeout. With searchMax > 0, a reply that has printed SEARCHING... when
+// the timeout comes is waited for on, up to searchMax in all
+// (obd.search_waits).
+func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration, accept func(Reply, error) bool, searchMax time.Duration) (Reply, time.Time, error) {
 	s.inc("commands")
 	if err := s.drain(); err != nil {
 		return Reply{}, time.Time{}, err
 	}
+	sent := time.Now()
 	if _, err := io.WriteString(s.rw, cmd+"\r"); err != nil {
 		return Reply{}, time.Time{}, fmt.Errorf("write %s: %w", cmd, err)
 	}
@@ -127,8 +164,14 @@ func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration
 		case <-ctx.Done():
 			return Reply{}, time.Time{}, ctx.Err()
 		case <-t.C:
+			if left := searchMax - time.Since(sent); left > 0 && bytes.Contains(bytes.ToUpper(raw), []byte("SEARCHING")) {
+				// Still searching: the adapter is alive and working.
+				s.inc("search_waits")
+				t.Reset(min(left, timeout))
+				continue
+			}
 			s.inc("errors.timeout")
-			return Reply{}, time.Time{}, fmt.Errorf("%s: %w after %v (got %q)", cmd, ErrTimeout, timeout, raw)
+			return Reply{}, time.Time{}, fmt.Errorf("%s: %w after %v (got %q)", cmd, ErrTimeout, time.Since(sent).Round(time.Millisecond), raw)
 		case b, ok := <-s.chunks:
 			if !ok {
 				return Reply{}, time.Time{}, fmt.Errorf("read reply to %s: %w", cmd, s.readErr())
@@ -156,6 +199,7 @@ func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration
 				if r.Searching {
 					s.inc("searching")
 				}
+				s.measure(cmd, time.Since(sent))
 				if err != nil {
 					s.countErr(err)
 					return Reply{}, at, fmt.Errorf("%s: %w", cmd, err)
@@ -165,6 +209,31 @@ func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration
 		}
 	}
 }
+
+// measure takes the round trip of an answered AT command into the
+// latency: ATZ's (which includes the chip's restart) until others come.
+func (s *Session) measure(cmd string, rtt time.Duration) {
+	if !strings.HasPrefix(cmd, "AT") {
+		return
+	}
+	if cmd == "ATZ" {
+		if s.nRTT == 0 {
+			s.latency = rtt
+		}
+		return
+	}
+	s.rtts[s.nRTT%latencyWindow] = rtt
+	s.nRTT++
+	s.latency = 0
+	for _, d := range s.rtts[:min(s.nRTT, latencyWindow)] {
+		s.latency = max(s.latency, d)
+	}
+}
+
+// scaled adds the adapter's latency, twice, to a timeout: once for the
+// command to arrive and the answer to come back, once for the jitter of a
+// slow link.
+func (s *Session) scaled(d time.Duration) time.Duration { return d + 2*s.latency }
 
 // countDropped counts what ParseReply threw away: bytes that are not
 // printable ASCII, and lines marked <DATA ERROR.
@@ -217,7 +286,7 @@ func (s *Session) Resync(ctx context.Context) error {
 			return true
 		}
 		return slices.ContainsFunc(r.Lines, looksLikeVersion)
-	})
+	}, 0)
 	var ae *AdapterError
 	if err == nil || errors.As(err, &ae) {
 		return nil // the answer to ATI came: in step again
@@ -235,6 +304,7 @@ func (s *Session) Resync(ctx context.Context) error {
 // ELM327 answered.
 func (s *Session) Init(ctx context.Context) (Info, error) {
 	s.info, s.search = Info{}, nil
+	s.nRTT, s.latency = 0, 0
 	banner := ""
 	hasBanner := func(r Reply, _ error) bool {
 		for _, l := range r.Lines {
@@ -246,8 +316,9 @@ func (s *Session) Init(ctx context.Context) (Info, error) {
 		return false
 	}
 	var err error
-	for range 2 {
-		if _, _, err = s.command(ctx, "ATZ", or(s.ResetTimeout, DefaultResetTimeout), hasBanner); !errors.Is(err, ErrTimeout) {
+	for i := range 2 {
+		// The second try waits twice as long: a slow link.
+		if _, _, err = s.command(ctx, "ATZ", (1+time.Duration(i))*or(s.ResetTimeout, DefaultResetTimeout), hasBanner, 0); !errors.Is(err, ErrTimeout) {
 			break
 		}
 	}
@@ -274,7 +345,7 @@ func (s *Session) Init(ctx context.Context) (Info, error) {
 		}
 	}
 	s.info = Info{Adapter: banner, Format: Format{Headers: headers}}
-	if r, _, err := s.Command(ctx, "ATI", s.timeout()); err == nil && len(r.Lines) > 0 && looksLikeVersion(r.Lines[0]) {
+	if r, _, err := s.command(ctx, "ATI", s.timeout(), nil, 0); err == nil && len(r.Lines) > 0 && looksLikeVersion(r.Lines[0]) {
 		s.info.Adapter = r.Lines[0]
 	} else if err != nil && !errors.Is(err, ErrAdapter) {
 		return Info{}, err
@@ -285,7 +356,7 @@ func (s *Session) Init(ctx context.Context) (Info, error) {
 // ok sends a setting and reports whether the adapter answered OK; an error
 // reply is a false, a timeout or a failed device an error.
 func (s *Session) ok(ctx context.Context, cmd string) (bool, error) {
-	r, _, err := s.Command(ctx, cmd, s.timeout())
+	r, _, err := s.command(ctx, cmd, s.timeout(), nil, 0)
 	if errors.Is(err, ErrAdapter) {
 		return false, nil
 	}
@@ -300,9 +371,10 @@ func looksLikeVersion(l string) bool {
 	return strings.Contains(u, "ELM") || strings.Contains(u, "STN") || strings.Contains(u, "V1") || strings.Contains(u, "V2")
 }
 
-// Voltage reads the supply voltage at the OBD connector (ATRV: "12.6V").
+// Voltage reads the supply voltage at the OBD connector (ATRV: "12.6V"). A
+// reading below NoSupplyVolts is returned as it is: see SupplyMissing.
 func (s *Session) Voltage(ctx context.Context) (float64, error) {
-	r, _, err := s.Command(ctx, "ATRV", s.timeout())
+	r, _, err := s.command(ctx, "ATRV", s.timeout(), nil, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -316,24 +388,47 @@ func (s *Session) Voltage(ctx context.Context) (float64, error) {
 	return v, nil
 }
 
+// SupplyMissing reports whether an ATRV reading says the adapter is not
+// powered from the vehicle.
+func SupplyMissing(volts float64) bool { return volts < NoSupplyVolts }
+
 // Connect makes the adapter find the vehicle: 0100 with the search timeout
-// (the automatic protocol search prints SEARCHING... first), then the
-// protocol it settled on (ATDPN, ATDP). It returns an *AdapterError when no
-// ECU answered (UNABLE TO CONNECT, NO DATA: the ignition is off, or no
-// vehicle), leaving the protocol unknown.
+// (the automatic protocol search prints SEARCHING... first; while it does,
+// the session waits up to SearchMax), then the protocol it settled on
+// (ATDPN, ATDP). It returns an *AdapterError when no ECU answered (UNABLE
+// TO CONNECT, NO DATA: the ignition is off, or no vehicle), wrapped in
+// ErrBusFault when the bus cannot be used (see ErrBusFault), leaving the
+// protocol unknown. An ATDPN or ATDP that is not answered in time leaves
+// the protocol unknown (obd.unknown_protocol) and the session goes on.
 func (s *Session) Connect(ctx context.Context) error {
-	r, _, err := s.Command(ctx, "0100", or(s.SearchTimeout, DefaultSearchTimeout))
+	var r Reply
+	var err error
+	for try := range 2 {
+		r, _, err = s.command(ctx, "0100", s.scaled(or(s.SearchTimeout, DefaultSearchTimeout)), nil, or(s.SearchMax, DefaultSearchMax))
+		if !busBusy(err) || try == 1 {
+			break
+		}
+		s.inc("retries")
+	}
+	if busFault(err) {
+		s.inc("bus_faults")
+		return fmt.Errorf("%w: %w", ErrBusFault, err)
+	}
 	if err != nil {
 		return err
 	}
 	s.search = r.Lines
 	p := uint64(ProtoUnknown)
-	r, _, err = s.Command(ctx, "ATDPN", s.timeout())
+	r, _, err = s.command(ctx, "ATDPN", s.timeout(), nil, 0)
 	switch {
 	case err == nil:
 		n, perr := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(r.Lines[0]), "A"), 16, 8)
 		if perr == nil && ProtocolName(byte(n)) != "" {
 			p = n
+		}
+	case errors.Is(err, ErrTimeout):
+		if err := s.Resync(ctx); err != nil {
+			return fmt.Errorf("protocol: %w", err)
 		}
 	case !errors.Is(err, ErrAdapter):
 		return fmt.Errorf("protocol: %w", err)
@@ -343,21 +438,43 @@ func (s *Session) Connect(ctx context.Context) error {
 	}
 	s.info.Format.Protocol = byte(p)
 	s.info.Protocol = ProtocolName(byte(p))
-	if r, _, err := s.Command(ctx, "ATDP", s.timeout()); err == nil {
+	r, _, err = s.command(ctx, "ATDP", s.timeout(), nil, 0)
+	switch {
+	case err == nil:
 		if name := strings.TrimPrefix(r.Lines[0], "AUTO, "); strings.Contains(name, "(") || strings.Contains(name, "J1850") || strings.Contains(name, "9141") {
 			s.info.Protocol = name
 		}
-	} else if !errors.Is(err, ErrAdapter) {
+	case errors.Is(err, ErrTimeout):
+		return s.Resync(ctx)
+	case !errors.Is(err, ErrAdapter):
 		return err
 	}
 	return nil
+}
+
+// busFault reports whether err is a reply that says the bus cannot be used.
+func busFault(err error) bool {
+	var ae *AdapterError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.Code {
+	case "can_error", "bus_error", "fb_error", "bus_init", "bus_busy":
+		return true
+	}
+	return false
+}
+
+func busBusy(err error) bool {
+	var ae *AdapterError
+	return errors.As(err, &ae) && ae.Code == "bus_busy"
 }
 
 // Request sends an OBD request (hex) and returns the messages of its reply,
 // in the session's format. Lines it could not use are counted as
 // obd.dropped_lines; when none was usable the error is theirs.
 func (s *Session) Request(ctx context.Context, cmd string) ([]Message, time.Time, error) {
-	r, at, err := s.Command(ctx, cmd, s.timeout())
+	r, at, err := s.command(ctx, cmd, s.timeout(), nil, 0)
 	if err != nil {
 		return nil, at, err
 	}
@@ -492,7 +609,7 @@ func (s *Session) VIN(ctx context.Context) (string, error) {
 	return vin, nil
 }
 
-func (s *Session) timeout() time.Duration { return or(s.Timeout, DefaultTimeout) }
+func (s *Session) timeout() time.Duration { return s.scaled(or(s.Timeout, DefaultTimeout)) }
 
 func (s *Session) now() time.Time {
 	if s.Now != nil {

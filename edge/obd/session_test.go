@@ -248,6 +248,14 @@ func TestTranscripts(t *testing.T) {
 			},
 		},
 		{
+			// Item 8: ATDPN not answered in time leaves the protocol
+			// unknown; the session carries on.
+			file: "atdpn_silent.txt", pids: []byte{0x0C},
+			want: []string{"sample 010C 1000", "event IGNITION_ON obd rpm 1000"},
+			counters: map[string]uint64{"obd.samples": 1, "obd.errors.timeout": 4, "obd.resyncs": 3,
+				"obd.unknown_protocol": 1, "obd.searching": 1},
+		},
+		{
 			file: "silent_adapter.txt", pids: []byte{0x0C},
 			want:     []string{"sample 010C 1000", "event IGNITION_ON obd rpm 1000"},
 			counters: map[string]uint64{"obd.samples": 1, "obd.errors.timeout": 3, "obd.resyncs": 2},

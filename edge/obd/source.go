@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fleetgate/fleetgate/edge"
@@ -65,8 +66,14 @@ type Source struct {
 	Logger     *slog.Logger
 	Counters   *edge.Counters
 	Now        func() time.Time // the agent clock, for records; nil means time.Now
+	// Clock, if set, stamps the records (see edge.Clock); nil: the
+	// system clock.
+	Clock *edge.Clock
 
 	cmd commands // SetPIDs and ReadDTCs, on their way to the poller
+
+	mu    sync.Mutex
+	state edge.AdapterState
 
 	// What the Source knows across sessions; only Run's goroutine uses it.
 	ign  Ignition
@@ -74,7 +81,19 @@ type Source struct {
 	dtcs map[byte][]string // last codes read, by mode
 }
 
-var _ edge.Source = (*Source)(nil)
+var (
+	_ edge.Source          = (*Source)(nil)
+	_ edge.AdapterReporter = (*Source)(nil)
+)
+
+// AdapterState returns what the Source knows of the adapter and the bus:
+// whether the last protocol search found a vehicle, none, or a faulty bus,
+// and whether the adapter reads no supply voltage. Safe for concurrent use.
+func (s *Source) AdapterState() edge.AdapterState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
 
 // Run reads until ctx is done and returns ctx.Err(). It returns early for a
 // PID it cannot decode or an interval that is not positive, or an open error
@@ -87,7 +106,7 @@ func (s *Source) Run(ctx context.Context, out chan<- edge.Record) error {
 	s.ign = Ignition{OnVoltage: s.OnVoltage, OffAfter: s.OffAfter}
 	s.dtcs = map[byte][]string{}
 	s.cmd.init()
-	loop := edge.DeviceLoop{Device: s.Device, Name: "obd", Backoff: s.Backoff, Logger: s.Logger, Counters: s.Counters, Now: s.Now}
+	loop := edge.DeviceLoop{Device: s.Device, Name: "obd", Backoff: s.Backoff, Logger: s.Logger, Counters: s.Counters, Now: s.Now, Clock: s.Clock}
 	return loop.Run(ctx, out, func(ctx context.Context, rw io.ReadWriter) error { return s.session(ctx, rw, out, polls) })
 }
 
@@ -242,12 +261,22 @@ func (p *poller) connect(ctx context.Context, ev *Evidence) error {
 		if ActionFor(err) == Reinit {
 			return p.settle(ctx, err, false)
 		}
+		var ae *AdapterError
+		errors.As(err, &ae)
+		if errors.Is(err, ErrBusFault) {
+			// The wiring or the bus: it says nothing of the engine.
+			p.log.Warn("OBD bus fault at the protocol search: check the wiring and the bus", "reply", ae.Text)
+			return p.vehicle(ctx, edge.VehicleBusFault, ae.Text)
+		}
 		p.log.Debug("no vehicle answered the protocol search", "err", err)
 		ev.Silent = true
-		return nil
+		return p.vehicle(ctx, edge.VehicleNone, ae.Text)
 	}
 	p.connected = true
 	ev.Answered = true
+	if err := p.vehicle(ctx, edge.VehicleAnswered, ""); err != nil {
+		return err
+	}
 	info := p.sess.Info()
 	p.multi = info.Format.CAN()
 	supported, err := p.sess.Supported(ctx)
@@ -309,6 +338,11 @@ func (p *poller) round(ctx context.Context) error {
 		if err := p.observe(ctx, ev); err != nil {
 			return err
 		}
+	}
+	if ev.Answered && !p.connected {
+		// An ECU answers after a search that found none or met a faulty
+		// bus: find the protocol and the PIDs now.
+		return p.connect(ctx, &Evidence{})
 	}
 	if ev.Answered && !time.Now().Before(p.infoAt) {
 		return p.vehicleInfo(ctx)
@@ -439,7 +473,7 @@ func (p *poller) emit(ctx context.Context, pids []byte, vals map[byte][]Value, a
 		if pid == 0x0C {
 			ev.HasRPM, ev.RPM = true, vs[0].Value
 		}
-		rec := edge.OBDRecord(telemetry.OBDSample{UnixMs: at.UnixMilli(), PID: 0x0100 | uint16(pid), Value: vs[0].Value})
+		rec := edge.OBDRecord(telemetry.OBDSample{PID: 0x0100 | uint16(pid), Value: vs[0].Value}).Stamped(p.src.Clock.Stamp(at))
 		if err := edge.Send(ctx, p.out, rec); err != nil {
 			return err
 		}
@@ -448,17 +482,58 @@ func (p *poller) emit(ctx context.Context, pids []byte, vals map[byte][]Value, a
 	return nil
 }
 
-// markSilent notes in ev that a request got no answer from any ECU.
+// markSilent notes in ev that a request got no answer from any ECU. A bus
+// fault (CAN ERROR, BUS ERROR, ...) is not silence: the bus cannot carry an
+// answer, whether the engine runs or not.
 func markSilent(ev *Evidence, err error) {
 	var ae *AdapterError
 	if errors.Is(err, ErrTimeout) {
 		ev.Silent = true
 	} else if errors.As(err, &ae) {
 		switch ae.Code {
-		case "no_data", "unable_to_connect", "can_error", "bus_init", "bus_error", "fb_error":
+		case "no_data", "unable_to_connect":
 			ev.Silent = true
 		}
 	}
+}
+
+// vehicle records what the protocol search found and sends an
+// EventOBDAdapter when it changed (not for a vehicle found at the first
+// look).
+func (p *poller) vehicle(ctx context.Context, state, detail string) error {
+	s := p.src
+	s.mu.Lock()
+	st := s.state
+	changed := st.Vehicle != state || (state != edge.VehicleAnswered && st.Detail != detail)
+	if changed {
+		s.state.Vehicle, s.state.Detail, s.state.Since = state, detail, s.now()
+	}
+	s.mu.Unlock()
+	if !changed || st.Vehicle == "" && state == edge.VehicleAnswered {
+		return nil // a vehicle found at the first look is no news
+	}
+	return p.event(ctx, telemetry.Event{Type: telemetry.EventOBDAdapter, Code: state, Detail: detail})
+}
+
+// supply records whether the adapter reads a supply voltage and sends an
+// EventOBDAdapter ("supply_missing", "supply_ok") when it changed.
+func (p *poller) supply(ctx context.Context, volts float64) error {
+	s := p.src
+	missing := SupplyMissing(volts)
+	s.mu.Lock()
+	changed := s.state.SupplyMissing != missing
+	s.state.SupplyMissing = missing
+	s.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	code := "supply_ok"
+	if missing {
+		code = "supply_missing"
+		s.inc("no_supply")
+		p.log.Warn("the adapter reads no supply voltage: it is not powered from the vehicle (OBD pin 16)", "volts", volts)
+	}
+	return p.event(ctx, telemetry.Event{Type: telemetry.EventOBDAdapter, Code: code, Detail: fmt.Sprintf("ATRV %.1fV", volts)})
 }
 
 // settle does what err calls for (ActionFor) and returns an error only when
@@ -523,7 +598,12 @@ func (p *poller) voltage(ctx context.Context, ev *Evidence) error {
 	if err != nil {
 		return p.settle(ctx, err, false)
 	}
-	ev.HasVolts, ev.Volts = true, v
+	if err := p.supply(ctx, v); err != nil {
+		return err
+	}
+	if !SupplyMissing(v) {
+		ev.HasVolts, ev.Volts = true, v // 0.0V is no reading of the battery
+	}
 	return nil
 }
 
@@ -696,8 +776,7 @@ func (p *poller) sawVIN(ctx context.Context, vin string) error {
 }
 
 func (p *poller) event(ctx context.Context, e telemetry.Event) error {
-	e.UnixMs = p.src.now().UnixMilli()
-	return edge.Send(ctx, p.out, edge.EventRecord(e))
+	return edge.Send(ctx, p.out, edge.EventRecord(e).Stamped(p.src.Clock.Stamp(p.src.now())))
 }
 
 // waitNext sleeps until the next PID is due (or the next voltage reading,

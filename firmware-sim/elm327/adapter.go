@@ -81,14 +81,32 @@ func WithProtocol(p byte) Option {
 	}
 }
 
+// WithLatency makes every reply wait d before it is written, as a slow link
+// does (a Bluetooth clone takes 1 to 3 s per command); Serve only. It adds
+// to the profile's Delay.
+func WithLatency(d time.Duration) Option { return func(a *Adapter) { a.latency = d } }
+
+// WithSearchTime makes the automatic protocol search last d: SEARCHING... is
+// written at once, the rest of the reply d later (Serve only). A real search
+// through the slow protocols takes tens of seconds on some clones.
+func WithSearchTime(d time.Duration) Option { return func(a *Adapter) { a.searchTime = d } }
+
+// WithoutSupply makes ATRV read 0.0V: an adapter powered from its USB or
+// Bluetooth side whose OBD pin 16 (battery) is not connected.
+func WithoutSupply() Option { return func(a *Adapter) { a.noSupply = true } }
+
 // Adapter is the emulated ELM327. One client talks to it at a time, like the
 // serial line of the real chip: Input and Serve are not safe for concurrent
 // use; SetFault, SetDTCs and FaultsServed are, with them and each other.
 type Adapter struct {
-	ecu     ECU
-	profile Profile
-	vin     string
-	vehicle byte // the protocol the vehicle speaks
+	ecu        ECU
+	profile    Profile
+	vin        string
+	vehicle    byte // the protocol the vehicle speaks
+	latency    time.Duration
+	searchTime time.Duration
+	noSupply   bool
+	searched   bool // the command being run printed SEARCHING... for a real search
 
 	echo, linefeeds, spaces, headers bool
 	caf, cfc, dlc, responses         bool
@@ -219,14 +237,35 @@ func (a *Adapter) codes(kind int) []string {
 // adapter sends back, with the samples those bytes carry. Input never fails:
 // garbage gets "?" or nothing.
 func (a *Adapter) Input(p []byte) (out []byte, samples []Sample) {
-	var b strings.Builder
+	for _, r := range a.input(p) {
+		out = append(out, r.out...)
+		samples = append(samples, r.samples...)
+	}
+	return out, samples
+}
+
+// reply is what one command line gets: its bytes, the samples they carry,
+// and where a long protocol search pauses them (-1: nowhere).
+type reply struct {
+	out     []byte
+	samples []Sample
+	search  int
+}
+
+// input runs the command lines completed by p, one reply each.
+func (a *Adapter) input(p []byte) []reply {
+	var out []reply
 	for _, c := range p {
 		switch {
 		case c == '\r':
 			raw := string(a.line)
 			overflow := a.overflow
 			a.line, a.overflow = a.line[:0], false
-			samples = append(samples, a.command(&b, raw, overflow)...)
+			var b strings.Builder
+			r := reply{search: -1}
+			r.samples = a.command(&b, raw, overflow, &r.search)
+			r.out = []byte(b.String())
+			out = append(out, r)
 		case c < 0x20 || c >= 0x7F:
 			// Line feeds, NULs and other control or non-ASCII bytes are ignored.
 		case len(a.line) >= maxLine:
@@ -235,7 +274,7 @@ func (a *Adapter) Input(p []byte) (out []byte, samples []Sample) {
 			a.line = append(a.line, c)
 		}
 	}
-	return []byte(b.String()), samples
+	return out
 }
 
 func (a *Adapter) eol() string {
@@ -245,8 +284,9 @@ func (a *Adapter) eol() string {
 	return "\r"
 }
 
-// command runs one command line and writes its echo, reply and prompt.
-func (a *Adapter) command(b *strings.Builder, raw string, overflow bool) []Sample {
+// command runs one command line and writes its echo, reply and prompt; a
+// real protocol search sets *search to where SEARCHING... ends.
+func (a *Adapter) command(b *strings.Builder, raw string, overflow bool, search *int) []Sample {
 	cmd := strings.ToUpper(strings.ReplaceAll(raw, " ", ""))
 	if cmd == "" && !overflow && a.last != "" {
 		cmd = a.last
@@ -283,10 +323,14 @@ func (a *Adapter) command(b *strings.Builder, raw string, overflow bool) []Sampl
 	if cmd != "" {
 		a.last = cmd
 	}
-	for _, l := range lines {
+	for i, l := range lines {
 		b.WriteString(l)
 		b.WriteString(a.eol())
+		if i == 0 && a.searched && l == "SEARCHING..." {
+			*search = b.Len()
+		}
 	}
+	a.searched = false
 	if fault == FaultNoPrompt {
 		return nil
 	}
@@ -353,29 +397,35 @@ func (a *Adapter) garbage() string {
 // write error otherwise.
 func (a *Adapter) Serve(ctx context.Context, rw io.ReadWriter, onSample func(Sample)) error {
 	buf := make([]byte, 512)
+	write := func(p []byte, wait time.Duration) error {
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		if _, err := rw.Write(p); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("elm327: write reply: %w", err)
+		}
+		return nil
+	}
 	for {
 		n, err := rw.Read(buf)
-		if n > 0 {
-			out, samples := a.Input(buf[:n])
-			if len(out) > 0 {
-				if d := a.profile.Delay; d > 0 {
-					t := time.NewTimer(d)
-					select {
-					case <-ctx.Done():
-						t.Stop()
-						return ctx.Err()
-					case <-t.C:
+		for _, r := range a.input(buf[:n]) {
+			if len(r.out) > 0 {
+				out, wait := r.out, a.profile.Delay+a.latency
+				if r.search >= 0 && a.searchTime > 0 {
+					if err := write(out[:r.search], wait); err != nil {
+						return err
 					}
+					out, wait = out[r.search:], a.searchTime
 				}
-				if _, werr := rw.Write(out); werr != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					return fmt.Errorf("elm327: write reply: %w", werr)
+				if err := write(out, wait); err != nil {
+					return err
 				}
 			}
 			if onSample != nil {
-				for _, s := range samples {
+				for _, s := range r.samples {
 					onSample(s)
 				}
 			}
@@ -389,5 +439,20 @@ func (a *Adapter) Serve(ctx context.Context, rw io.ReadWriter, onSample func(Sam
 		if err != nil {
 			return fmt.Errorf("elm327: read: %w", err)
 		}
+	}
+}
+
+// sleep waits d, or until ctx is done (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

@@ -49,6 +49,9 @@ func (a *Adapter) at(c string) []string {
 		}
 		return []string{fmt.Sprintf("%X", a.protocol)}
 	case "RV":
+		if a.noSupply {
+			return []string{"0.0V"}
+		}
 		return []string{fmt.Sprintf("%.1fV", a.ecu.State().BatteryV)}
 	case "IGN":
 		if a.ecu.State().EngineOn {

@@ -46,6 +46,7 @@ func (a *Adapter) obd(cmd string, secondECU bool) ([]string, []Sample) {
 	if searching {
 		lines = append(lines, "SEARCHING...")
 		p = a.vehicle
+		a.searched = true
 	}
 	switch {
 	case p == a.vehicle:

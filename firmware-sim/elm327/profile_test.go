@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fleetgate/fleetgate/firmware-sim/elm327"
 )
@@ -280,5 +281,61 @@ func TestATCommands(t *testing.T) {
 	}
 	if n := len(elm327.ATCommands); n < 25 {
 		t.Errorf("%d AT commands", n)
+	}
+}
+
+// WithLatency holds every reply for its latency; WithSearchTime writes
+// SEARCHING... at once and the rest of the search's reply that much later;
+// WithoutSupply reads 0.0V. (Lower bounds only: a reply is never early.)
+func TestLatencySearchTimeAndSupply(t *testing.T) {
+	const latency, search = 60 * time.Millisecond, 250 * time.Millisecond
+	a, _ := newRunning(elm327.WithLatency(latency), elm327.WithSearchTime(search), elm327.WithoutSupply())
+	client, server := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, server, nil) }()
+	defer func() {
+		cancel()
+		client.Close()
+		if err := <-done; err != nil && err != context.Canceled {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	buf := make([]byte, 512)
+	// read returns the next write of the adapter and how long it took.
+	read := func(cmd string) (string, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		if cmd != "" {
+			if _, err := client.Write([]byte(cmd + "\r")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := client.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n]), time.Since(start)
+	}
+	for _, cmd := range []string{"ATE0", "ATRV"} {
+		got, took := read(cmd)
+		if took < latency {
+			t.Errorf("%s answered after %v, before the latency of %v", cmd, took, latency)
+		}
+		if cmd == "ATRV" && got != "0.0V\r\r>" {
+			t.Errorf("ATRV → %q, want 0.0V", got)
+		}
+	}
+	got, took := read("0100")
+	if got != "SEARCHING...\r" || took < latency {
+		t.Errorf("0100: first %q after %v, want SEARCHING... after the latency", got, took)
+	}
+	got, took = read("")
+	if !strings.HasPrefix(got, "41 00 ") || !strings.HasSuffix(got, ">") || took < search {
+		t.Errorf("0100: then %q after %v, want the answer after the search time %v", got, took, search)
+	}
+	// Found: the next request does not search again.
+	if got, _ := read("010D"); !strings.HasPrefix(got, "41 0D") {
+		t.Errorf("010D → %q", got)
 	}
 }

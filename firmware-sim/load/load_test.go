@@ -183,8 +183,8 @@ func TestOutbox(t *testing.T) {
 }
 
 // BenchmarkLoad runs 1,000 virtual agents at 1 Hz against a private broker
-// and reports the rate achieved and the CPU it took (DESIGN.md: "1,000
-// virtual vehicles at 1 Hz for a minute using under one core").
+// and reports the rate achieved and the CPU it took, in seconds per second
+// and as a percentage of one core (target: under one core, 100 %).
 func BenchmarkLoad(b *testing.B) {
 	const d = time.Minute
 	url := testenv.StartMosquitto(b, testenv.MosquittoOptions{}).URL()
@@ -200,6 +200,7 @@ func BenchmarkLoad(b *testing.B) {
 		b.ReportMetric(res.Rate(), "msgs/s")
 		b.ReportMetric(res.TickRate(), "ticks/s")
 		b.ReportMetric(res.CPUPerSecond(), "cpu-s/s")
+		b.ReportMetric(100*res.CPUPerSecond(), "%CPU")
 		b.ReportMetric(float64(res.Connected), "agents-connected")
 		b.ReportMetric(res.Elapsed.Seconds(), "s-wall")
 	}

@@ -2,9 +2,11 @@
 // object per line for every fix and OBD sample the simulator put on the wire,
 // with the values the wire carried, every fault it injected, the trip
 // boundaries (the engine started and stopped, halts begun and ended), and
-// one line per vehicle when its drive ends. CompareFixes, CompareOBD and
-// CompareTrips diff it with what the cloud's API returned, for
-// firmware-sim diff and the end-to-end tests.
+// one line per vehicle when its drive ends (the fix, obd, trip boundary and
+// end lines are a stable format, firmware-sim/README.md "Ground truth":
+// fields are only ever added). CompareFixes, CompareOBD and CompareTrips
+// diff it with what the cloud's API returned, for firmware-sim diff and the
+// end-to-end tests.
 package truth
 
 import (

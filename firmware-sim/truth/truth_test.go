@@ -15,7 +15,8 @@ import (
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 )
 
-// The three example lines of CONTRACTS.md, byte for byte.
+// The three example lines of firmware-sim/README.md ("Ground truth"), byte
+// for byte.
 const contractExample = `{"type":"fix","vehicle":"veh-001","time":"2026-11-27T10:00:00.000Z","lat":43.7384166667,"lon":7.4246333333,"alt_m":52.3,"speed_mps":13.891,"course_deg":45.2,"quality":1,"sats":9,"hdop":0.9}
 {"type":"obd","vehicle":"veh-001","time":"2026-11-27T10:00:00.412Z","pid":"0C","mode":"01","value":1303.75,"unit":"rpm","reply":"41 0C 14 5F"}
 {"type":"end","vehicle":"veh-001","time":"2026-11-27T10:05:00.000Z"}

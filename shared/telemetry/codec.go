@@ -33,7 +33,7 @@ const knownFlags = FlagZstd
 var (
 	// One encoder, in its lower-memory mode: by default there is one per
 	// core, ~1.3 MiB each, idle most of the time on a gateway whose whole
-	// budget is 20 MB (DESIGN.md §9). A batch encodes in tens of
+	// budget is 20 MB (docs/BENCHMARKS.md). A batch encodes in tens of
 	// microseconds, so callers that share it hardly wait.
 	zenc = sync.OnceValue(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false),

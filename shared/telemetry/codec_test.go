@@ -322,3 +322,43 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The time-source ranges of a batch, on the wire as the schema says: field 6
+// (gnss_time) and 7 (unsynced_time), each a SeqRange message; written by
+// hand from the protobuf encoding rules.
+func TestBatchTimeSourceRanges(t *testing.T) {
+	b := &telemetry.Batch{
+		GNSSTime:     []telemetry.SeqRange{{First: 5, Last: 7}},
+		UnsyncedTime: []telemetry.SeqRange{{First: 1, Last: 1}, {First: 3, Last: 300}},
+	}
+	got, err := proto.Marshal(telemetry.BatchToProto(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{
+		0x32, 0x04, 0x08, 0x05, 0x10, 0x07, // 6: {first: 5, last: 7}
+		0x3a, 0x04, 0x08, 0x01, 0x10, 0x01, // 7: {first: 1, last: 1}
+		0x3a, 0x05, 0x08, 0x03, 0x10, 0xac, 0x02, // 7: {first: 3, last: 300}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("wire % x\nwant % x", got, want)
+	}
+	p, err := telemetry.EncodeBatch(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := telemetry.DecodeBatch(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(b, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	var rs []telemetry.SeqRange
+	for _, s := range []uint64{4, 5, 6, 9, 10, 12} {
+		rs = telemetry.AddSeq(rs, s)
+	}
+	if diff := cmp.Diff([]telemetry.SeqRange{{First: 4, Last: 6}, {First: 9, Last: 10}, {First: 12, Last: 12}}, rs); diff != "" {
+		t.Errorf("AddSeq (-want +got):\n%s", diff)
+	}
+}

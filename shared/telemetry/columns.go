@@ -201,6 +201,7 @@ func BatchToProto(b *Batch) *telemetrypb.Batch {
 			Seq: e.Seq, UnixMs: e.UnixMs, Type: e.Type, Code: e.Code, Detail: e.Detail, Value: e.Value,
 		})
 	}
+	out.GnssTime, out.UnsyncedTime = rangesToProto(b.GNSSTime), rangesToProto(b.UnsyncedTime)
 	return out
 }
 
@@ -303,6 +304,15 @@ func BatchFromProto(pb *telemetrypb.Batch) (*Batch, error) {
 	}
 	for _, e := range pb.Events {
 		b.Events = append(b.Events, Event{Seq: e.Seq, UnixMs: e.UnixMs, Type: e.Type, Code: e.Code, Detail: e.Detail, Value: e.Value})
+	}
+	if len(pb.GnssTime)+len(pb.UnsyncedTime) > MaxRows {
+		return nil, fmt.Errorf("%d time-source ranges exceed %d", len(pb.GnssTime)+len(pb.UnsyncedTime), MaxRows)
+	}
+	if len(pb.GnssTime) > 0 {
+		b.GNSSTime = rangesFromProto(pb.GnssTime)
+	}
+	if len(pb.UnsyncedTime) > 0 {
+		b.UnsyncedTime = rangesFromProto(pb.UnsyncedTime)
 	}
 	return b, nil
 }

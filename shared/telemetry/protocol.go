@@ -18,4 +18,13 @@ package telemetry
 //     CommandResult. Flags: 0x01 = zstd-compressed body.
 //   - 1 (2026-11-27): EVENT_TYPE_GPS_JUMP (15) added. A new enum value, not a new
 //     version: older decoders read it as an unknown event type.
+//   - 1 (2026-12-04): for gateways without a real-time clock, full disks and
+//     adapters that are not talking to a vehicle: Batch.gnss_time (6) and
+//     Batch.unsynced_time (7), the seq ranges of records the agent stamped from
+//     GNSS time or with an unsynchronised clock; Status.clock_source (16),
+//     clock_offset_ms (17), outbox_trouble (18), obd_state (19);
+//     EVENT_TYPE_CLOCK_SOURCE (16), EVENT_TYPE_OBD_ADAPTER (17),
+//     EVENT_TYPE_OUTBOX_TROUBLE (18). New fields and enum values, not a new
+//     version: older decoders skip the fields and read the events as unknown
+//     types.
 const Version = 1

@@ -106,6 +106,9 @@ const (
 	EventDeviceConnected    = telemetrypb.EventType_EVENT_TYPE_DEVICE_CONNECTED
 	EventDeviceDisconnected = telemetrypb.EventType_EVENT_TYPE_DEVICE_DISCONNECTED
 	EventGPSJump            = telemetrypb.EventType_EVENT_TYPE_GPS_JUMP
+	EventClockSource        = telemetrypb.EventType_EVENT_TYPE_CLOCK_SOURCE
+	EventOBDAdapter         = telemetrypb.EventType_EVENT_TYPE_OBD_ADAPTER
+	EventOutboxTrouble      = telemetrypb.EventType_EVENT_TYPE_OUTBOX_TROUBLE
 )
 
 // Event is something that happened on the vehicle or in the agent.
@@ -125,6 +128,13 @@ type Batch struct {
 	Positions []Position
 	OBD       []OBDSample
 	Events    []Event
+	// GNSSTime are the seqs of the records the agent stamped itself whose
+	// time is its system clock corrected from GNSS time (the system clock
+	// was not synchronised or was off); UnsyncedTime those stamped with an
+	// unsynchronised system clock and nothing to correct it. Positions carry
+	// the receiver's time and are in neither.
+	GNSSTime     []SeqRange
+	UnsyncedTime []SeqRange
 }
 
 // Len returns the number of records in the batch.

@@ -34,6 +34,16 @@ func RangesOf(seqs []uint64) []SeqRange {
 	return out
 }
 
+// AddSeq adds seq to rs, a list of ranges built in ascending seq order:
+// it extends the last range when seq follows it, else appends a new one.
+func AddSeq(rs []SeqRange, seq uint64) []SeqRange {
+	if n := len(rs); n > 0 && rs[n-1].Last+1 == seq {
+		rs[n-1].Last = seq
+		return rs
+	}
+	return append(rs, SeqRange{seq, seq})
+}
+
 // MergeRanges returns the sorted union of rs, with overlapping and adjacent ranges
 // merged. Ranges with First > Last are ignored.
 func MergeRanges(rs []SeqRange) []SeqRange {

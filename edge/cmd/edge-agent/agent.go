@@ -20,6 +20,7 @@ import (
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/edge/serial"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
+	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
 
 // OutboxFile is the outbox's name inside data_dir.
@@ -29,12 +30,27 @@ const OutboxFile = "outbox.db"
 // HTTP endpoint.
 const HTTPAddrFile = "agent.http"
 
+// system is what the agent asks of the machine it runs on; tests inject
+// their own.
+type system struct {
+	Now    func() time.Time     // the system clock
+	Synced func() (bool, error) // the kernel's say on whether it is synchronised
+}
+
+// realSystem is the machine's clock and kernel.
+var realSystem = system{Now: time.Now, Synced: kernelSynced}
+
 // runAgent wires the agent from cfg and runs it until ctx is done: sources →
 // collector (group commit) → bbolt outbox → MQTT uplink, plus the HTTP
 // endpoint. A failing source is logged by its loop and retried; the agent
 // stops only when ctx is done or a part cannot go on (the outbox fails, a
 // listener cannot bind).
 func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
+	return runAgentOn(ctx, cfg, log, realSystem)
+}
+
+// runAgentOn is runAgent on sys.
+func runAgentOn(ctx context.Context, cfg Config, log *slog.Logger, sys system) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
@@ -49,14 +65,19 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("outbox file was corrupt; moved aside and started a new one", "moved_to", q)
 	}
 	counters := new(edge.Counters)
+	var clock *edge.Clock
+	if cfg.Clock.FromGNSS() {
+		clock = &edge.Clock{Now: sys.Now, Synced: sys.Synced, MaxSkew: cfg.Clock.MaxSkew, Counters: counters}
+	}
 	tlsConf, err := cfg.TLS()
 	if err != nil {
 		return err
 	}
-	sources, err := buildSources(cfg, log, counters)
+	sources, err := buildSources(cfg, log, counters, clock)
 	if err != nil {
 		return err
 	}
+	adapter, _ := sources["obd"].(edge.AdapterReporter)
 	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands")}
 	if s, ok := sources["obd"].(edge.PIDSetter); ok {
 		commander.PIDs = s
@@ -80,6 +101,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Backoff:         edge.Backoff{Min: cfg.Uplink.BackoffMin, Max: cfg.Uplink.BackoffMax},
 		AgentVersion:    version,
 		Fix:             fix,
+		Report:          func(s *telemetrypb.Status) { report(s, clock, outbox, adapter) },
 		Commands:        commander.Run,
 	}, outbox, log.With("part", "uplink"), counters)
 	if err != nil {
@@ -94,13 +116,14 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		"stream_id", fmt.Sprintf("%016x", st.StreamID), "next_seq", st.NextSeq, "outbox_depth", st.Depth)
 
 	records := make(chan edge.Record, 1024)
-	records <- edge.EventRecord(telemetry.Event{UnixMs: time.Now().UnixMilli(), Type: telemetry.EventAgentStarted, Detail: version})
+	records <- edge.EventRecord(telemetry.Event{Type: telemetry.EventAgentStarted, Detail: version}).Stamped(clock.Stamp(sys.Now()))
 	collector := &edge.Collector{
 		Outbox:        outbox,
 		FlushInterval: cfg.Outbox.FlushInterval,
 		MaxRecords:    cfg.Uplink.BatchMaxRecords,
 		Logger:        log.With("part", "collector"),
 		Counters:      counters,
+		Clock:         clock,
 		OnCommit:      func([]edge.Record) { up.Notify() },
 	}
 
@@ -145,7 +168,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return fmt.Errorf("http address file: %w", err)
 		}
 		defer os.Remove(addrFile)
-		srv := &http.Server{Handler: newHTTPHandler(outbox, up, counters), ReadHeaderTimeout: 5 * time.Second}
+		h := &agentState{outbox: outbox, up: up, counters: counters, clock: clock, collector: collector, adapter: adapter, now: sys.Now}
+		srv := &http.Server{Handler: newHTTPHandler(h), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http: %w", err)
@@ -167,25 +191,44 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 // buildSources makes the GPS source and, with obd.port set, the OBD one.
-func buildSources(cfg Config, log *slog.Logger, counters *edge.Counters) (map[string]edge.Source, error) {
+func buildSources(cfg Config, log *slog.Logger, counters *edge.Counters, clock *edge.Clock) (map[string]edge.Source, error) {
 	backoff := edge.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}
 	dev, err := serial.Parse(cfg.GPS.Port)
 	if err != nil {
 		return nil, fmt.Errorf("gps.port: %w", err)
 	}
 	out := map[string]edge.Source{
-		"gps": &gps.Source{Device: dev, Bauds: cfg.GPS.Bauds, Backoff: backoff, Logger: log.With("part", "gps"), Counters: counters},
+		"gps": &gps.Source{Device: dev, Bauds: cfg.GPS.Bauds, Talkers: cfg.GPS.Talkers, Clock: clock, Backoff: backoff,
+			Logger: log.With("part", "gps"), Counters: counters},
 	}
 	if cfg.OBD.Port != "" {
 		dev, err := serial.Parse(cfg.OBD.Port)
 		if err != nil {
 			return nil, fmt.Errorf("obd.port: %w", err)
 		}
-		src := &obd.Source{Device: dev, Backoff: backoff, Logger: log.With("part", "obd"), Counters: counters}
+		src := &obd.Source{Device: dev, Backoff: backoff, Logger: log.With("part", "obd"), Counters: counters, Clock: clock}
 		if err := cfg.OBD.Apply(src); err != nil {
 			return nil, err
 		}
 		out["obd"] = src
 	}
 	return out, nil
+}
+
+// report adds the clock's state, the outbox's trouble and the OBD adapter's
+// state to a status report.
+func report(s *telemetrypb.Status, clock *edge.Clock, outbox edge.Outbox, adapter edge.AdapterReporter) {
+	if clock != nil {
+		cs := clock.State()
+		s.ClockSource = uint32(cs.Source) + 1
+		if cs.OffsetKnown {
+			s.ClockOffsetMs = cs.Offset.Milliseconds()
+		}
+	}
+	if st, err := outbox.Stats(context.Background()); err == nil {
+		s.OutboxTrouble = st.Trouble
+	}
+	if adapter != nil {
+		s.ObdState = adapter.AdapterState().String()
+	}
 }

@@ -18,12 +18,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/edge/serial"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-// Config is the agent's configuration file (CONTRACTS.md, "edge-agent").
+// Config is the agent's configuration file (edge/README.md#configuration).
 // Durations are Go durations ("200ms"); sizes are bytes or "256MiB"; devices
 // are URLs (see edge/serial).
 type Config struct {
@@ -34,6 +35,7 @@ type Config struct {
 	MQTT      MQTTConfig   `yaml:"mqtt"`
 	Outbox    OutboxConfig `yaml:"outbox"`
 	Uplink    UplinkConfig `yaml:"uplink"`
+	Clock     ClockConfig  `yaml:"clock"`
 	HTTP      HTTPConfig   `yaml:"http"`
 	Log       LogConfig    `yaml:"log"`
 }
@@ -45,7 +47,24 @@ type GPSConfig struct {
 	// empty: the port URL's rate if it names one, else serial.DefaultBauds
 	// (9600, 4800, 38400, 115200).
 	Bauds []int `yaml:"bauds"`
+	// Talkers, if set, are the only NMEA talker ids used ("GP", "GN",
+	// "IN", ...); empty: position sentences from any talker, satellite
+	// sentences from satellite talkers (see edge/gps's Assembler).
+	Talkers []string `yaml:"talkers"`
 }
+
+// ClockConfig is how the agent stamps the records it times itself (OBD
+// samples, events): see edge.Clock.
+type ClockConfig struct {
+	// GNSS: while the kernel says the system clock is not synchronised, or
+	// it is more than MaxSkew off GNSS time, stamp from GNSS time.
+	GNSS    *bool         `yaml:"gnss"`
+	MaxSkew time.Duration `yaml:"max_skew"`
+}
+
+// FromGNSS reports whether the clock section lets the agent stamp from
+// GNSS time (the default).
+func (c ClockConfig) FromGNSS() bool { return c.GNSS == nil || *c.GNSS }
 
 // OBDConfig names the ELM327 adapter and what to poll; no port, no OBD.
 //
@@ -65,6 +84,9 @@ type OBDConfig struct {
 	DTCs        *bool                    `yaml:"dtcs"`         // read trouble codes; true
 	VIN         *bool                    `yaml:"vin"`          // read the VIN; true
 }
+
+// talkerID is an NMEA talker id.
+var talkerID = regexp.MustCompile(`^[A-Z]{2}$`)
 
 // obdKeys are the keys of the obd section.
 var obdKeys = []string{"port", "pids", "interval", "timeout", "off_interval", "dtc_interval", "dtcs", "vin"}
@@ -223,8 +245,9 @@ func DefaultConfig() Config {
 		Outbox: OutboxConfig{FlushInterval: 200 * time.Millisecond, MaxBytes: 256 << 20, MaxAge: 720 * time.Hour},
 		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: 500 * time.Millisecond, Inflight: 8, AckTimeout: 30 * time.Second,
 			StatusInterval: time.Minute, BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second},
-		HTTP: HTTPConfig{Listen: "127.0.0.1:9100"},
-		Log:  LogConfig{Level: "info", Format: "text"},
+		Clock: ClockConfig{MaxSkew: edge.DefaultMaxSkew},
+		HTTP:  HTTPConfig{Listen: "127.0.0.1:9100"},
+		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -305,6 +328,14 @@ func (c *Config) Validate() error {
 		if b < serial.MinBaud || b > serial.MaxBaud || slices.Contains(c.GPS.Bauds[:i], b) {
 			return bad(fmt.Sprintf("gps.bauds[%d]", i), "%d: want a baud rate (%d to %d), each once", b, serial.MinBaud, serial.MaxBaud)
 		}
+	}
+	for i, tk := range c.GPS.Talkers {
+		if !talkerID.MatchString(tk) || slices.Contains(c.GPS.Talkers[:i], tk) {
+			return bad(fmt.Sprintf("gps.talkers[%d]", i), "%q: want a talker id, two upper-case letters (GP, GN, IN, ...), each once", tk)
+		}
+	}
+	if c.Clock.MaxSkew <= 0 {
+		return bad("clock.max_skew", "%v: must be positive", c.Clock.MaxSkew)
 	}
 	if c.OBD.Port != "" {
 		if _, err := serial.Parse(c.OBD.Port); err != nil {

@@ -49,15 +49,16 @@ func TestFullConfig(t *testing.T) {
 	want := Config{
 		VehicleID: "veh-001",
 		DataDir:   "/tmp/fleetgate-test",
-		GPS:       GPSConfig{Port: "/tmp/sim/veh-001-gps"},
+		GPS:       GPSConfig{Port: "/tmp/sim/veh-001-gps", Talkers: []string{"GN", "IN"}},
 		OBD:       OBDConfig{Port: "serial:///tmp/sim/veh-001-obd?baud=38400", PIDs: []string{"0C", "0D", "05", "42"}, Interval: 500 * time.Millisecond},
 		MQTT: MQTTConfig{URL: "ssl://broker.example:8883", Namespace: "fleet/v1", ClientID: "custom-client", KeepAlive: 2 * time.Minute,
 			TLS: TLSConfig{CA: "/etc/fleetgate/ca.pem", Cert: "/etc/fleetgate/veh-001.pem", Key: "/etc/fleetgate/veh-001.key"}},
 		Outbox: OutboxConfig{FlushInterval: 100 * time.Millisecond, MaxBytes: 64 << 20, MaxAge: 240 * time.Hour},
 		Uplink: UplinkConfig{BatchMaxRecords: 300, BatchMaxAge: 2 * time.Second, Inflight: 4, AckTimeout: 45 * time.Second,
 			StatusInterval: 30 * time.Second, BackoffMin: time.Second, BackoffMax: time.Minute},
-		HTTP: HTTPConfig{Listen: "127.0.0.1:9200"},
-		Log:  LogConfig{Level: "debug", Format: "json"},
+		Clock: ClockConfig{GNSS: new(bool), MaxSkew: 5 * time.Second},
+		HTTP:  HTTPConfig{Listen: "127.0.0.1:9200"},
+		Log:   LogConfig{Level: "debug", Format: "json"},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -137,6 +138,9 @@ var badConfigs = func() []struct{ yaml, field string } {
 		{base + "uplink:\n  ack_timeout: 0s\n", "uplink.ack_timeout:"},
 		{base + "uplink:\n  status_interval: 0s\n", "uplink.status_interval:"},
 		{base + "uplink:\n  backoff_min: 2s\n  backoff_max: 1s\n", "uplink.backoff_max:"},
+		{base + "  talkers: [GP, gn]\n", "gps.talkers[1]:"},
+		{base + "  talkers: [IN, IN]\n", "gps.talkers[1]:"},
+		{base + "clock:\n  max_skew: 0s\n", "clock.max_skew:"},
 		{base + "http:\n  listen: 9100\n", "http.listen:"},
 		{base + "log:\n  level: verbose\n", "log.level:"},
 		{base + "log:\n  format: xml\n", "log.format:"},

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -54,6 +55,8 @@ func elmServer(t *testing.T, replies map[string]string) string {
 	return "tcp://" + l.Addr().String()
 }
 
+var latencyField = regexp.MustCompile(`"latency_ms":\d+`)
+
 var smallCar = map[string]string{
 	"ATZ": "\r\rELM327 v1.5", "ATH1": "?", "ATI": "ELM327 v1.5", "ATRV": "13.1V",
 	// 0D 0C 05 2F: 0000 1000 | 0001 1000 | 0 | 0000 0000; 2F in the next range.
@@ -70,11 +73,12 @@ func TestOBDProbe(t *testing.T) {
 	if code := run(context.Background(), []string{"obd-probe", "--port", url, "--samples", "1"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	want := `{"adapter":"ELM327 v1.5","protocol":"ISO 15765-4 (CAN 11/500)","voltage_v":13.1,"vin":"WP0ZZZ99ZTS390000",` +
-		`"supported_pids":["05","0C","0D","2F"],"dtcs":["P0301"],"samples":[` +
+	want := `{"adapter":"ELM327 v1.5","latency_ms":0,"protocol":"ISO 15765-4 (CAN 11/500)","voltage_v":13.1,"vehicle":"answered",` +
+		`"vin":"WP0ZZZ99ZTS390000","supported_pids":["05","0C","0D","2F"],"dtcs":["P0301"],"samples":[` +
 		`{"pid":"05","name":"coolant_temp","value":83,"unit":"°C"},{"pid":"0C","name":"engine_rpm","value":1303.75,"unit":"rpm"},` +
-		`{"pid":"0D","name":"vehicle_speed","value":50,"unit":"km/h"},{"pid":"2F","error":"NO DATA"}]}` + "\n"
-	if stdout.String() != want {
+		`{"pid":"0D","name":"vehicle_speed","value":50,"unit":"km/h"},{"pid":"2F","error":"NO DATA"}],"errors":[]}` + "\n"
+	// The latency is measured: any number of milliseconds.
+	if got := latencyField.ReplaceAllString(stdout.String(), `"latency_ms":0`); got != want {
 		t.Errorf("stdout\n%s\nwant\n%s", stdout.String(), want)
 	}
 	var r obd.Report
@@ -96,6 +100,8 @@ func TestOBDProbeFailures(t *testing.T) {
 		{"bad samples", []string{"obd-probe", "--port", "/dev/null", "--samples", "0"}, 2, false, "usage"},
 		{"bad URL", []string{"obd-probe", "--port", "udp://x:1"}, 2, false, "--port"},
 		{"ignition off", []string{"obd-probe", "--port", elmServer(t, off)}, 1, true, "no vehicle answered"},
+		{"bad PID", []string{"obd-probe", "--port", "/dev/null", "--pids", "0C,XY"}, 2, false, "--pids"},
+		{"no device", []string{"obd-probe", "--port", "tcp://127.0.0.1:1"}, 1, true, "connect"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,8 +112,16 @@ func TestOBDProbeFailures(t *testing.T) {
 			}
 			if tt.stdout {
 				var r obd.Report
-				if err := json.Unmarshal(stdout.Bytes(), &r); err != nil || r.Adapter != "ELM327 v1.5" || r.VoltageV == nil || *r.VoltageV != 12.2 {
+				err := json.Unmarshal(stdout.Bytes(), &r)
+				if err != nil || len(r.Errors) != 1 {
 					t.Errorf("report %s: %v", stdout.String(), err)
+				}
+				if tt.name == "ignition off" && (r.Adapter != "ELM327 v1.5" || r.VoltageV == nil || *r.VoltageV != 12.2 ||
+					r.Vehicle != obd.VehicleNone || r.Errors[0].Step != "search") {
+					t.Errorf("report %s", stdout.String())
+				}
+				if tt.name == "no device" && (r.Adapter != "" || r.Vehicle != obd.VehicleUnknown || r.Errors[0].Step != "open") {
+					t.Errorf("report %s", stdout.String())
 				}
 			}
 		})

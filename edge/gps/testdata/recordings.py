@@ -301,6 +301,169 @@ def trimble():
     write("trimble_bd990.nmea", out)
 
 
+# --- Quirks of real receivers and relays, each a class the decoder must
+# handle. Written in the style of the recordings above, but for the
+# behaviour, not for one make's manual.
+
+# A receiver that writes its magnetic variation without the E/W indicator,
+# so that the FAA mode sits where the direction belongs (the RMC the issue
+# quotes), a geoid separation with its unit glued on, and satellite numbers
+# with a constellation letter in front in its GSA.
+def sloppy_fields():
+    out = []
+    trk = Track(48.117300, 11.516667, 0.26, 54.7)
+    t0 = datetime.datetime(2026, 3, 2, 10, 15, 0)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 12, 1, 4, 3):
+        out += [nmea("GPRMC,%s,A,%s,%s,%s,%s,0.50,54.70,%s,0,A" % (hh, la, ns, lo, ew, ddmmyy(t))),
+                nmea("GPGGA,%s,%s,%s,%s,%s,1,08,0.9,%.1f,M,47.9M,M,," % (hh, la, ns, lo, ew, 545.4 + 0.1 * i)),
+                nmea("GPGSA,A,3,G04,G05,G09,G12,G24,G25,G29,G31,,,,,1.8,0.9,1.5")]
+    write("sloppy_fields.nmea", out)
+
+
+# An integrated navigation system (talker IN), then an ECDIS (talker EC),
+# relaying the position of a receiver whose own GSV still comes through as
+# GP; the relays write whole seconds and no GSA.
+def relayed_talkers():
+    out = []
+    trk = Track(48.117300, 11.516667, 2.7, 77.3)
+    t0 = datetime.datetime(2026, 3, 2, 10, 15, 1)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 10, 1, 4, 0):
+        tk = "IN" if i < 6 else "EC"
+        out += [nmea("%sRMC,%s,A,%s,%s,%s,%s,%.1f,77.3,%s,2.1,E" % (tk, hh, la, ns, lo, ew, knots(trk.speed), ddmmyy(t))),
+                nmea("%sGGA,%s,%s,%s,%s,%s,2,10,0.9,267.9,M,,,," % (tk, hh, la, ns, lo, ew)),
+                nmea("IIHDT,77.9,T"),
+                nmea("GPGSV,3,1,10,04,36,029,42,05,46,314,43,09,44,020,43,12,21,321,39")]
+    write("relayed_talkers.nmea", out)
+
+
+# A receiver that stamps its GLL a few milliseconds after the GGA and RMC of
+# the same epoch, and sends the GLL first.
+def gll_ms_late():
+    out = []
+    trk = Track(48.117300, 11.516667, 6.0, 90.0)
+    t0 = datetime.datetime(2026, 3, 2, 10, 15, 4)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 10, 1, 4, 3):
+        gll_t = hms(t + datetime.timedelta(milliseconds=5), 3)
+        out += [nmea("GPGLL,%s,%s,%s,%s,%s,A,A" % (la, ns, lo, ew, gll_t)),
+                nmea("GPRMC,%s,A,%s,%s,%s,%s,%.2f,90.00,%s,,,A" % (hh, la, ns, lo, ew, knots(trk.speed), ddmmyy(t))),
+                nmea("GPGGA,%s,%s,%s,%s,%s,1,09,1.0,512.3,M,47.9,M,," % (hh, la, ns, lo, ew)),
+                nmea("GPGSA,A,3,04,05,09,12,24,25,29,31,02,,,,1.8,1.0,1.5")]
+    write("gll_ms_late.nmea", out)
+
+
+# A receiver that stamps its GLL with the next second, in the middle of the
+# cycle: RMC and GGA of 10:15:20 with a GLL of 10:15:21 between them.
+def gll_second_late():
+    out = []
+    trk = Track(48.117300, 11.516667, 12.0, 0.0)
+    t0 = datetime.datetime(2026, 3, 2, 10, 15, 20)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 12, 1, 4, 2):
+        gll_t = hms(t + datetime.timedelta(seconds=1), 2)
+        out += [nmea("GPRMC,%s,A,%s,%s,%s,%s,%.2f,0.00,%s,,,A" % (hh, la, ns, lo, ew, knots(trk.speed), ddmmyy(t))),
+                nmea("GPGLL,%s,%s,%s,%s,%s,A,A" % (la, ns, lo, ew, gll_t)),
+                nmea("GPGGA,%s,%s,%s,%s,%s,1,09,1.0,512.3,M,47.9,M,," % (hh, la, ns, lo, ew)),
+                nmea("GPGSA,A,3,04,05,09,12,24,25,29,31,02,,,,1.8,1.0,1.5")]
+    write("gll_second_late.nmea", out)
+
+
+# GGA qualities that are no fix from the sky: quality 1 with no satellite
+# used while acquiring, then fixes, then the receiver switched to its
+# simulator (8) and to a manually entered position (7); one epoch whose RMC
+# repeats the position of the epoch before while the GGA has moved on.
+def unusable_qualities():
+    out = []
+    trk = Track(48.117300, 11.516667, 10.0, 0.0)
+    t0 = datetime.datetime(2026, 3, 2, 10, 15, 3)
+    prev = None
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 14, 1, 4, 3):
+        q, sats = (1, "00") if i < 3 else (8, "09") if 8 <= i < 10 else (7, "00") if i == 10 else (1, "09")
+        rla, rns, rlo, rew = prev if i == 6 else (la, ns, lo, ew)
+        out += [nmea("GPRMC,%s,A,%s,%s,%s,%s,%.2f,0.00,%s,,,%s" % (hh, rla, rns, rlo, rew, knots(trk.speed), ddmmyy(t), "A")),
+                nmea("GPGGA,%s,%s,%s,%s,%s,%d,%s,1.0,512.3,M,47.9,M,," % (hh, la, ns, lo, ew, q, sats))]
+        prev = (la, ns, lo, ew)
+    write("unusable_qualities.nmea", out)
+
+
+# A receiver that sends its satellite status before the position of each
+# cycle (GSA GSV RMC GGA), recorded from the middle of a cycle: the first
+# complete line is an RMC. Its HDOP changes every second; it loses the fix
+# for two seconds.
+def gsa_first_midcycle():
+    out = ["3,0.9,1.5*33\r\n"]  # the tail of a GSA line
+    trk = Track(48.117300, 11.516667, 10.0, 0.0)
+    t0 = datetime.datetime(2026, 3, 2, 10, 15, 40)
+    cycles = []
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 16, 1, 4, 3):
+        lost = i in (9, 10)
+        hdop = 0.8 + 0.1 * (i % 5)
+        fix, pdop, vdop = (2, 2.4 + 0.1 * i, 2.0) if i < 4 else (3, 1.4 + 0.1 * i, 1.2)
+        if lost:
+            c = [nmea("GPGSA,A,1,,,,,,,,,,,,,99.9,99.9,99.9"), nmea("GPGSV,1,1,02,04,36,029,,05,46,314,"),
+                 nmea("GPRMC,%s,V,,,,,,,%s,,,N" % (hh, ddmmyy(t))), nmea("GPGGA,%s,,,,,0,00,99.9,,M,,M,," % hh)]
+        else:
+            c = [nmea("GPGSA,A,%d,04,05,09,12,24,25,29,,,,,,%.1f,%.1f,%.1f" % (fix, pdop, hdop, vdop)),
+                 nmea("GPGSV,2,1,07,04,36,029,42,05,46,314,43,09,44,020,43,12,21,321,39"),
+                 nmea("GPGSV,2,2,07,24,33,087,35,25,25,239,31,29,11,296,28"),
+                 nmea("GPRMC,%s,A,%s,%s,%s,%s,%.2f,0.00,%s,,,A" % (hh, la, ns, lo, ew, knots(trk.speed), ddmmyy(t))),
+                 nmea("GPGGA,%s,%s,%s,%s,%s,1,07,%.1f,%s,M,47.9,M,," % (hh, la, ns, lo, ew, hdop, "" if fix == 2 else "512.3"))]
+        cycles.append(c)
+    out += cycles[0][2:]  # recording starts after the first cycle's satellites
+    for c in cycles[1:]:
+        out += c
+    write("gsa_first_midcycle.nmea", out)
+
+
+# A receiver that sends RMC GGA GSA each second, recorded from its start-up:
+# the first cycle's GSA is hit by line noise (bad checksum), so the first
+# epoch seen ends with its GGA. PDOP changes every second.
+def gsa_lost_first():
+    out = []
+    trk = Track(48.117300, 11.516667, 10.0, 90.0)
+    t0 = datetime.datetime(2026, 3, 2, 10, 16, 0)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 12, 1, 4, 3):
+        fix = 2 if i in (5, 6) else 3
+        gsa_line = nmea("GPGSA,A,%d,04,05,09,12,24,25,29,,,,,,%.1f,0.9,1.2" % (fix, 1.5 + 0.1 * i))
+        if i == 0:
+            gsa_line = gsa_line.replace("GSA,A", "GSA,Q", 1)
+        out += [nmea("GPRMC,%s,A,%s,%s,%s,%s,%.2f,90.00,%s,,,A" % (hh, la, ns, lo, ew, knots(trk.speed), ddmmyy(t))),
+                nmea("GPGGA,%s,%s,%s,%s,%s,1,07,0.9,%s,M,47.9,M,," % (hh, la, ns, lo, ew, "" if fix == 2 else "512.3")),
+                gsa_line]
+    write("gsa_lost_first.nmea", out)
+
+
+# A receiver with no RMC (GGA and ZDA only) that stamps its ZDA half a second
+# ahead of the GGA it sends after it, recorded across midnight.
+def zda_ahead():
+    out = []
+    trk = Track(48.117300, 11.516667, 10.0, 90.0)
+    t0 = datetime.datetime(2026, 3, 2, 23, 59, 54)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 12, 1, 4, 3):
+        z = t + datetime.timedelta(milliseconds=500)
+        out += [nmea("GPZDA,%s,%02d,%02d,%04d,00,00" % (hms(z, 3), z.day, z.month, z.year)),
+                nmea("GPGGA,%s,%s,%s,%s,%s,1,09,1.0,512.3,M,47.9,M,," % (hh, la, ns, lo, ew)),
+                nmea("GPGSA,A,3,04,05,09,12,24,25,29,31,02,,,,1.8,1.0,1.5")]
+    write("zda_ahead.nmea", out)
+
+
+# NMEA 4.11 GSV with signal ids, hex: GPS L1 C/A (1) and L5 (7), Galileo E1
+# (7) and E5b (2), BeiDou B1I (1) and B2I (B).
+def signal_ids():
+    out = []
+    trk = Track(43.738416, 7.424633, 5.0, 45.0)
+    t0 = datetime.datetime(2026, 3, 2, 10, 17, 0)
+    for i, t, la, ns, lo, ew, hh in epochs(trk, t0, 6, 1, 5, 2):
+        out += [nmea("GNRMC,%s,A,%s,%s,%s,%s,%.3f,45.00,%s,,,A,V" % (hh, la, ns, lo, ew, knots(trk.speed), ddmmyy(t))),
+                nmea("GNGGA,%s,%s,%s,%s,%s,1,14,0.70,52.31,M,48.12,M,," % (hh, la, ns, lo, ew)),
+                nmea("GPGSV,2,1,05,02,56,302,45,05,66,097,47,13,37,055,43,15,23,166,41,1"),
+                nmea("GPGSV,2,2,05,18,41,226,44,1"),
+                nmea("GPGSV,1,1,02,05,66,097,40,13,37,055,38,7"),
+                nmea("GAGSV,1,1,03,02,61,222,44,11,26,145,38,36,43,071,41,7"),
+                nmea("GAGSV,1,1,04,02,61,222,41,11,26,145,35,36,43,071,39,12,10,300,,2"),
+                nmea("GBGSV,1,1,02,06,48,188,39,14,33,101,36,1"),
+                nmea("GBGSV,1,1,03,06,48,188,37,14,33,101,35,21,15,250,,B")]
+    write("signal_ids.nmea", out)
+
+
 if __name__ == "__main__":
     ublox_m8()
     sirf()
@@ -309,3 +472,12 @@ if __name__ == "__main__":
     garmin()
     f9p()
     trimble()
+    sloppy_fields()
+    relayed_talkers()
+    gll_ms_late()
+    gll_second_late()
+    unusable_qualities()
+    gsa_first_midcycle()
+    gsa_lost_first()
+    zda_ahead()
+    signal_ids()

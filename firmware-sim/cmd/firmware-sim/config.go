@@ -13,7 +13,7 @@ import (
 	"github.com/fleetgate/fleetgate/firmware-sim/scenario"
 )
 
-// Config is what `firmware-sim run` is told (CONTRACTS.md): flags, and
+// Config is what `firmware-sim run` is told (firmware-sim/README.md): flags, and
 // optionally a scenario whose settings the flags given explicitly override.
 type Config struct {
 	Vehicles int

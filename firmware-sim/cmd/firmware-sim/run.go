@@ -36,7 +36,7 @@ type port interface {
 	Close() error
 }
 
-// faultSetter is the ELM327 emulator's fault hook (CONTRACTS.md): the next n
+// faultSetter is the ELM327 emulator's fault hook: the next n
 // OBD requests (n ≤ 0: until SetFault("", 0)) get reply instead of data.
 type faultSetter interface {
 	SetFault(reply string, n int)

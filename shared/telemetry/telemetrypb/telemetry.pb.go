@@ -47,6 +47,12 @@ const (
 	EventType_EVENT_TYPE_DEVICE_CONNECTED    EventType = 13 // code: the device name
 	EventType_EVENT_TYPE_DEVICE_DISCONNECTED EventType = 14 // code: the device name, detail: why
 	EventType_EVENT_TYPE_GPS_JUMP            EventType = 15 // value: the jump in metres, detail: distance and time
+	EventType_EVENT_TYPE_CLOCK_SOURCE        EventType = 16 // code: where the agent's own stamps now come from
+	// ("system", "gnss", "unsynced"); value: GNSS minus
+	// system clock in ms, when known
+	EventType_EVENT_TYPE_OBD_ADAPTER EventType = 17 // code: the adapter's state ("ok", "bus_fault",
+	// "no_supply", "no_vehicle"); detail: the evidence
+	EventType_EVENT_TYPE_OUTBOX_TROUBLE EventType = 18 // code: "filesystem_full", "cap_lowered" or "ok";
 )
 
 // Enum value maps for EventType.
@@ -68,6 +74,9 @@ var (
 		13: "EVENT_TYPE_DEVICE_CONNECTED",
 		14: "EVENT_TYPE_DEVICE_DISCONNECTED",
 		15: "EVENT_TYPE_GPS_JUMP",
+		16: "EVENT_TYPE_CLOCK_SOURCE",
+		17: "EVENT_TYPE_OBD_ADAPTER",
+		18: "EVENT_TYPE_OUTBOX_TROUBLE",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":         0,
@@ -86,6 +95,9 @@ var (
 		"EVENT_TYPE_DEVICE_CONNECTED":    13,
 		"EVENT_TYPE_DEVICE_DISCONNECTED": 14,
 		"EVENT_TYPE_GPS_JUMP":            15,
+		"EVENT_TYPE_CLOCK_SOURCE":        16,
+		"EVENT_TYPE_OBD_ADAPTER":         17,
+		"EVENT_TYPE_OUTBOX_TROUBLE":      18,
 	}
 )
 
@@ -587,12 +599,19 @@ func (x *Event) GetValue() int64 {
 // Batch is what an agent publishes on fleet/v1/{id}/up/batch. Every record carries
 // (stream_id, seq); with the vehicle id that is its identity.
 type Batch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VehicleId     string                 `protobuf:"bytes,1,opt,name=vehicle_id,json=vehicleId,proto3" json:"vehicle_id,omitempty"`
-	StreamId      uint64                 `protobuf:"fixed64,2,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
-	Positions     *Positions             `protobuf:"bytes,3,opt,name=positions,proto3" json:"positions,omitempty"`
-	Obd           *ObdSamples            `protobuf:"bytes,4,opt,name=obd,proto3" json:"obd,omitempty"`
-	Events        []*Event               `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	VehicleId string                 `protobuf:"bytes,1,opt,name=vehicle_id,json=vehicleId,proto3" json:"vehicle_id,omitempty"`
+	StreamId  uint64                 `protobuf:"fixed64,2,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	Positions *Positions             `protobuf:"bytes,3,opt,name=positions,proto3" json:"positions,omitempty"`
+	Obd       *ObdSamples            `protobuf:"bytes,4,opt,name=obd,proto3" json:"obd,omitempty"`
+	Events    []*Event               `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
+	// Records the agent stamped itself (OBD samples, events) whose time is
+	// its system clock corrected from GNSS time, because the system clock was
+	// not synchronised or was more than a few seconds off.
+	GnssTime []*SeqRange `protobuf:"bytes,6,rep,name=gnss_time,json=gnssTime,proto3" json:"gnss_time,omitempty"`
+	// Records the agent stamped with a system clock that was not synchronised,
+	// with no GNSS time yet to correct it: their time may be hours or days off.
+	UnsyncedTime  []*SeqRange `protobuf:"bytes,7,rep,name=unsynced_time,json=unsyncedTime,proto3" json:"unsynced_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -658,6 +677,20 @@ func (x *Batch) GetObd() *ObdSamples {
 func (x *Batch) GetEvents() []*Event {
 	if x != nil {
 		return x.Events
+	}
+	return nil
+}
+
+func (x *Batch) GetGnssTime() []*SeqRange {
+	if x != nil {
+		return x.GnssTime
+	}
+	return nil
+}
+
+func (x *Batch) GetUnsyncedTime() []*SeqRange {
+	if x != nil {
+		return x.UnsyncedTime
 	}
 	return nil
 }
@@ -815,8 +848,14 @@ type Status struct {
 	RttMs             int64                  `protobuf:"varint,13,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`                                                                    // publish to ack round trip, last measured
 	Counters          map[string]uint64      `protobuf:"bytes,14,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // serial and source counters, e.g. gps.bad_checksum
 	UptimeMs          int64                  `protobuf:"varint,15,opt,name=uptime_ms,json=uptimeMs,proto3" json:"uptime_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Where the agent's own stamps come from: 0 unknown, 1 the system clock
+	// (synchronised), 2 GNSS time, 3 an unsynchronised system clock.
+	ClockSource   uint32 `protobuf:"varint,16,opt,name=clock_source,json=clockSource,proto3" json:"clock_source,omitempty"`
+	ClockOffsetMs int64  `protobuf:"varint,17,opt,name=clock_offset_ms,json=clockOffsetMs,proto3" json:"clock_offset_ms,omitempty"` // GNSS time minus the system clock; 0 unknown
+	OutboxTrouble string `protobuf:"bytes,18,opt,name=outbox_trouble,json=outboxTrouble,proto3" json:"outbox_trouble,omitempty"`    // empty while the outbox is fine; else what is wrong
+	ObdState      string `protobuf:"bytes,19,opt,name=obd_state,json=obdState,proto3" json:"obd_state,omitempty"`                   // "ok", "bus_fault: CAN ERROR", "no_supply", "no_vehicle", ...
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
@@ -952,6 +991,34 @@ func (x *Status) GetUptimeMs() int64 {
 		return x.UptimeMs
 	}
 	return 0
+}
+
+func (x *Status) GetClockSource() uint32 {
+	if x != nil {
+		return x.ClockSource
+	}
+	return 0
+}
+
+func (x *Status) GetClockOffsetMs() int64 {
+	if x != nil {
+		return x.ClockOffsetMs
+	}
+	return 0
+}
+
+func (x *Status) GetOutboxTrouble() string {
+	if x != nil {
+		return x.OutboxTrouble
+	}
+	return ""
+}
+
+func (x *Status) GetObdState() string {
+	if x != nil {
+		return x.ObdState
+	}
+	return ""
 }
 
 // Command is what the cloud publishes on fleet/v1/{id}/down/cmd. The agent runs a
@@ -1158,14 +1225,16 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\x0e2!.fleetgate.telemetry.v1.EventTypeR\x04type\x12\x12\n" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x14\n" +
-	"\x05value\x18\x06 \x01(\x03R\x05value\"\xf1\x01\n" +
+	"\x05value\x18\x06 \x01(\x03R\x05value\"\xf7\x02\n" +
 	"\x05Batch\x12\x1d\n" +
 	"\n" +
 	"vehicle_id\x18\x01 \x01(\tR\tvehicleId\x12\x1b\n" +
 	"\tstream_id\x18\x02 \x01(\x06R\bstreamId\x12?\n" +
 	"\tpositions\x18\x03 \x01(\v2!.fleetgate.telemetry.v1.PositionsR\tpositions\x124\n" +
 	"\x03obd\x18\x04 \x01(\v2\".fleetgate.telemetry.v1.ObdSamplesR\x03obd\x125\n" +
-	"\x06events\x18\x05 \x03(\v2\x1d.fleetgate.telemetry.v1.EventR\x06events\"4\n" +
+	"\x06events\x18\x05 \x03(\v2\x1d.fleetgate.telemetry.v1.EventR\x06events\x12=\n" +
+	"\tgnss_time\x18\x06 \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\bgnssTime\x12E\n" +
+	"\runsynced_time\x18\a \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\funsyncedTime\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x04R\x04last\"\xd7\x01\n" +
@@ -1175,7 +1244,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\tstream_id\x18\x02 \x01(\x06R\bstreamId\x12>\n" +
 	"\tcommitted\x18\x03 \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\tcommitted\x12<\n" +
 	"\brejected\x18\x04 \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\brejected\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xcc\x04\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xdb\x05\n" +
 	"\x06Status\x12\x1d\n" +
 	"\n" +
 	"vehicle_id\x18\x01 \x01(\tR\tvehicleId\x12\x16\n" +
@@ -1193,7 +1262,11 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x14no_fix_since_unix_ms\x18\f \x01(\x03R\x10noFixSinceUnixMs\x12\x15\n" +
 	"\x06rtt_ms\x18\r \x01(\x03R\x05rttMs\x12H\n" +
 	"\bcounters\x18\x0e \x03(\v2,.fleetgate.telemetry.v1.Status.CountersEntryR\bcounters\x12\x1b\n" +
-	"\tuptime_ms\x18\x0f \x01(\x03R\buptimeMs\x1a;\n" +
+	"\tuptime_ms\x18\x0f \x01(\x03R\buptimeMs\x12!\n" +
+	"\fclock_source\x18\x10 \x01(\rR\vclockSource\x12&\n" +
+	"\x0fclock_offset_ms\x18\x11 \x01(\x03R\rclockOffsetMs\x12%\n" +
+	"\x0eoutbox_trouble\x18\x12 \x01(\tR\routboxTrouble\x12\x1b\n" +
+	"\tobd_state\x18\x13 \x01(\tR\bobdState\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xaf\x01\n" +
@@ -1209,7 +1282,7 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x17\n" +
 	"\aunix_ms\x18\x04 \x01(\x03R\x06unixMs\x12\x12\n" +
-	"\x04dtcs\x18\x05 \x03(\tR\x04dtcs*\xe1\x03\n" +
+	"\x04dtcs\x18\x05 \x03(\tR\x04dtcs*\xb9\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_TYPE_AGENT_STARTED\x10\x01\x12\x1a\n" +
@@ -1227,7 +1300,10 @@ const file_telemetry_proto_rawDesc = "" +
 	"\x15EVENT_TYPE_CLOCK_JUMP\x10\f\x12\x1f\n" +
 	"\x1bEVENT_TYPE_DEVICE_CONNECTED\x10\r\x12\"\n" +
 	"\x1eEVENT_TYPE_DEVICE_DISCONNECTED\x10\x0e\x12\x17\n" +
-	"\x13EVENT_TYPE_GPS_JUMP\x10\x0f*\xa8\x01\n" +
+	"\x13EVENT_TYPE_GPS_JUMP\x10\x0f\x12\x1b\n" +
+	"\x17EVENT_TYPE_CLOCK_SOURCE\x10\x10\x12\x1a\n" +
+	"\x16EVENT_TYPE_OBD_ADAPTER\x10\x11\x12\x1d\n" +
+	"\x19EVENT_TYPE_OUTBOX_TROUBLE\x10\x12*\xa8\x01\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12$\n" +
 	" COMMAND_TYPE_SET_REPORT_INTERVAL\x10\x01\x12\x19\n" +
@@ -1289,15 +1365,17 @@ var file_telemetry_proto_depIdxs = []int32{
 	3,  // 21: fleetgate.telemetry.v1.Batch.positions:type_name -> fleetgate.telemetry.v1.Positions
 	4,  // 22: fleetgate.telemetry.v1.Batch.obd:type_name -> fleetgate.telemetry.v1.ObdSamples
 	5,  // 23: fleetgate.telemetry.v1.Batch.events:type_name -> fleetgate.telemetry.v1.Event
-	7,  // 24: fleetgate.telemetry.v1.Ack.committed:type_name -> fleetgate.telemetry.v1.SeqRange
-	7,  // 25: fleetgate.telemetry.v1.Ack.rejected:type_name -> fleetgate.telemetry.v1.SeqRange
-	12, // 26: fleetgate.telemetry.v1.Status.counters:type_name -> fleetgate.telemetry.v1.Status.CountersEntry
-	1,  // 27: fleetgate.telemetry.v1.Command.type:type_name -> fleetgate.telemetry.v1.CommandType
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	7,  // 24: fleetgate.telemetry.v1.Batch.gnss_time:type_name -> fleetgate.telemetry.v1.SeqRange
+	7,  // 25: fleetgate.telemetry.v1.Batch.unsynced_time:type_name -> fleetgate.telemetry.v1.SeqRange
+	7,  // 26: fleetgate.telemetry.v1.Ack.committed:type_name -> fleetgate.telemetry.v1.SeqRange
+	7,  // 27: fleetgate.telemetry.v1.Ack.rejected:type_name -> fleetgate.telemetry.v1.SeqRange
+	12, // 28: fleetgate.telemetry.v1.Status.counters:type_name -> fleetgate.telemetry.v1.Status.CountersEntry
+	1,  // 29: fleetgate.telemetry.v1.Command.type:type_name -> fleetgate.telemetry.v1.CommandType
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_telemetry_proto_init() }
