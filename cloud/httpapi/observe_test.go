@@ -64,10 +64,10 @@ func TestObserverSeesRouteAndStatus(t *testing.T) {
 	defer mu.Unlock()
 	want := []string{
 		"GET /health OK",
-		"GET /api/v1/vehicles/{id} Service Unavailable", // no token store to check a token with
+		"GET /api/v1/vehicles/{id} Service Unavailable", // no token store: nobody can be authenticated
 		"GET /api/v1/vehicles/{id} Service Unavailable",
 		"unmatched Not Found",
-		"unmatched Method Not Allowed", // no route for the method
+		"unmatched Method Not Allowed", // the path's route is for GET
 	}
 	if len(seen) != len(want) {
 		t.Fatalf("observed %q", seen)

@@ -293,10 +293,33 @@ func (s *Server) json(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"error":{"code":"EINTERNAL","message":"internal error"}}`, http.StatusInternalServerError)
 		return
 	}
+	s.writeJSON(w, status, b)
+}
+
+// writeJSON writes the JSON document b and a line feed.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// withoutCause returns err's message without the error it wraps: for a
+// cloud error made as "what failed: %w", what failed; "not reachable" for
+// any other error.
+func withoutCause(err error) string {
+	var e *cloud.Error
+	if !errors.As(err, &e) {
+		return "not reachable"
+	}
+	if e.Err == nil {
+		return e.Message
+	}
+	msg, found := strings.CutSuffix(e.Message, e.Err.Error())
+	if !found {
+		return "not reachable"
+	}
+	return strings.TrimSuffix(strings.TrimSpace(msg), ":")
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
@@ -310,8 +333,9 @@ type readyBody struct {
 }
 
 // ready asks every Check at once, each within ReadyTimeout: 200 when all
-// answer, else 503 naming those that did not. The checks' errors go to the
-// log only: they may name database users, hosts and databases.
+// answer, else 503 naming those that did not and why, in the server's own
+// words: the underlying errors (a driver's, which may name the database's
+// user, host and name) go to the log only.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	results := make([]error, len(s.Ready))
 	var wg sync.WaitGroup
@@ -328,7 +352,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	for i, c := range s.Ready {
 		if results[i] != nil {
 			s.Logger.Warn("not ready", "check", c.Name, "err", results[i])
-			body.Checks[c.Name] = "unavailable"
+			body.Checks[c.Name] = "unavailable: " + withoutCause(results[i])
 			down = append(down, c.Name)
 			continue
 		}

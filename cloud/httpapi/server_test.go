@@ -388,12 +388,13 @@ func TestTimeWithUnescapedPlus(t *testing.T) {
 // or database name (those are in the log).
 func TestNotReady(t *testing.T) {
 	f := newFixture(t)
-	broken := postgres.NewDB("postgres://secretuser@127.0.0.1:1/secretdb?sslmode=disable&connect_timeout=1")
+	bad := "postgres://secretuser@127.0.0.1:1/secretdb?sslmode=disable&connect_timeout=1"
 	f.s.Ready = []httpapi.Check{
 		{Name: "PostgreSQL", Pinger: f.db},
 		{Name: "Redis", Pinger: redis.NewLiveState("redis://127.0.0.1:1/0", "x:")}, // never opened
-		{Name: "archive", Pinger: cloud.PingFunc(func(ctx context.Context) error {
-			return fmt.Errorf("connect to user=secretuser database=secretdb host=10.1.2.3: %w", broken.Ping(ctx))
+		{Name: "archive", Pinger: cloud.PingFunc(func(ctx context.Context) error { return postgres.Reachable(ctx, bad) })},
+		{Name: "other", Pinger: cloud.PingFunc(func(context.Context) error {
+			return fmt.Errorf("connect to user=secretuser database=secretdb host=10.1.2.3")
 		})},
 	}
 	r := newClient(t, f.ts, "").get("/ready")
@@ -401,8 +402,9 @@ func TestNotReady(t *testing.T) {
 		t.Fatalf("%s", r)
 	}
 	checks := r.body["checks"].(map[string]any)
-	if checks["PostgreSQL"] != "ok" || checks["Redis"] != "unavailable" || r.errorCode() != "EUNAVAILABLE" ||
-		!strings.HasPrefix(r.errorMessage(), "not reachable: Redis, archive") {
+	if checks["PostgreSQL"] != "ok" || checks["Redis"] != "unavailable: Redis: not open" || checks["archive"] != "unavailable: connect" ||
+		checks["other"] != "unavailable: not reachable" || r.errorCode() != "EUNAVAILABLE" ||
+		!strings.HasPrefix(r.errorMessage(), "not reachable: Redis, archive, other") {
 		t.Errorf("body %s", r.raw)
 	}
 	for _, secret := range []string{"secretuser", "secretdb", "10.1.2.3", "127.0.0.1"} {

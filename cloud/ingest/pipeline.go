@@ -420,8 +420,13 @@ func (h *health) err() error {
 	if !h.back {
 		return nil
 	}
-	return cloud.Errorf(cloud.EUNAVAILABLE, "ingest stepped back: commits failing since %s: %s",
-		h.since.UTC().Format(time.RFC3339), errMessage(h.lastErr))
+	if h.lastErr == nil {
+		return cloud.Errorf(cloud.EUNAVAILABLE, "ingest stepped back: commits failing since %s", h.since.UTC().Format(time.RFC3339))
+	}
+	// The cause is wrapped, so that /ready can show the reason without it
+	// (it may name the database's user, host and name).
+	return cloud.Errorf(cloud.EUNAVAILABLE, "ingest stepped back: commits failing since %s: %w",
+		h.since.UTC().Format(time.RFC3339), h.lastErr)
 }
 
 // steppedBack reports whether the pipeline has stepped back now.
@@ -429,13 +434,6 @@ func (h *health) steppedBack() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.back
-}
-
-func errMessage(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	return err.Error()
 }
 
 // logEvery reports whether attempt is 1, 2, 4, 8, ...: an outage logs a

@@ -35,11 +35,11 @@ func (db *DB) FindEvents(ctx context.Context, f cloud.EventFilter) ([]*cloud.Eve
 	return findPage(ctx, db, p, "find events", sql, args, scan, (*cloud.Event).Cursor)
 }
 
-// currentCodes selects, for the vehicles of $1, each trouble code whose
-// latest set or cleared event (in record order) set it.
+// currentCodes selects, for the vehicles from $1 to $2 (by id), each
+// trouble code whose latest set or cleared event (in record order) set it.
 const currentCodes = `SELECT vehicle_id, code, time FROM (
 	SELECT DISTINCT ON (vehicle_id, code) vehicle_id, code, time, type FROM events
-	WHERE vehicle_id = ANY($1) AND type IN (4, 5)
+	WHERE vehicle_id BETWEEN $1 AND $2 AND type IN (4, 5)
 	ORDER BY vehicle_id, code, time DESC, stream_id DESC, seq DESC) latest
 WHERE type = 4 ORDER BY vehicle_id, code`
 

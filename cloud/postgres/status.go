@@ -98,9 +98,11 @@ func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time, applied 
 	return nil
 }
 
-const selectStatus = `SELECT vehicle_id, online, time, online_since, agent_version, stream_id, next_seq, outbox_depth,
-	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at
-FROM device_status`
+// statusCols are device_status's columns as statusRow scans them.
+const statusCols = `vehicle_id, online, time, online_since, agent_version, stream_id, next_seq, outbox_depth,
+	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at`
+
+const selectStatus = "SELECT " + statusCols + " FROM device_status"
 
 // FindStatus returns a vehicle's status, or ENOTFOUND.
 func (db *DB) FindStatus(ctx context.Context, vehicleID string) (*cloud.DeviceStatus, error) {
@@ -132,17 +134,34 @@ func (db *DB) FindStatusHistory(ctx context.Context, f cloud.StatusFilter) ([]*c
 }
 
 func scanStatus(row pgx.CollectableRow) (*cloud.DeviceStatus, error) {
-	var (
-		s                                cloud.DeviceStatus
-		since, noFix                     *time.Time
-		stream, next, depth, bytes, drop *int64
-		age, rtt, uptime                 *int64
-		fix                              *int32
-		counters                         []byte
-	)
-	if err := row.Scan(&s.VehicleID, &s.Online, &s.Time, &since, &s.AgentVersion, &stream, &next, &depth, &bytes,
-		&age, &drop, &fix, &noFix, &rtt, &counters, &uptime, &s.ReceivedAt); err != nil {
+	var st statusRow
+	if err := row.Scan(st.targets()...); err != nil {
 		return nil, err
+	}
+	return st.status()
+}
+
+// statusRow holds the columns of selectStatus as scanned, each nullable (a
+// LEFT JOIN may have no status).
+type statusRow struct {
+	vehicle, version                 *string
+	online                           *bool
+	at, since, noFix, received       *time.Time
+	stream, next, depth, bytes, drop *int64
+	age, rtt, uptime                 *int64
+	fix                              *int32
+	counters                         []byte
+}
+
+func (r *statusRow) targets() []any {
+	return []any{&r.vehicle, &r.online, &r.at, &r.since, &r.version, &r.stream, &r.next, &r.depth, &r.bytes,
+		&r.age, &r.drop, &r.fix, &r.noFix, &r.rtt, &r.counters, &r.uptime, &r.received}
+}
+
+// status returns the scanned status, nil when there was none.
+func (r *statusRow) status() (*cloud.DeviceStatus, error) {
+	if r.vehicle == nil || r.online == nil || r.at == nil || r.received == nil {
+		return nil, nil
 	}
 	u := func(p *int64) uint64 {
 		if p == nil {
@@ -151,20 +170,20 @@ func scanStatus(row pgx.CollectableRow) (*cloud.DeviceStatus, error) {
 		return uint64(*p)
 	}
 	ms := func(p *int64) time.Duration { return time.Duration(u(p)) * time.Millisecond }
-	s.StreamID, s.NextSeq, s.OutboxDepth, s.OutboxBytes, s.Dropped = u(stream), u(next), u(depth), u(bytes), u(drop)
-	s.OldestUnsentAge, s.RTT, s.Uptime = ms(age), ms(rtt), ms(uptime)
-	if fix != nil {
-		s.FixMode = int(*fix)
+	s := &cloud.DeviceStatus{VehicleID: *r.vehicle, Online: *r.online, Time: r.at.UTC(), ReceivedAt: r.received.UTC()}
+	if r.version != nil {
+		s.AgentVersion = *r.version
 	}
-	if since != nil {
-		s.OnlineSince = since.UTC()
+	s.StreamID, s.NextSeq, s.OutboxDepth, s.OutboxBytes, s.Dropped = u(r.stream), u(r.next), u(r.depth), u(r.bytes), u(r.drop)
+	s.OldestUnsentAge, s.RTT, s.Uptime = ms(r.age), ms(r.rtt), ms(r.uptime)
+	if r.fix != nil {
+		s.FixMode = int(*r.fix)
 	}
-	if noFix != nil {
-		s.NoFixSince = noFix.UTC()
+	s.OnlineSince, s.NoFixSince = utc(r.since), utc(r.noFix)
+	if len(r.counters) > 0 {
+		if err := json.Unmarshal(r.counters, &s.Counters); err != nil {
+			return nil, err
+		}
 	}
-	s.Time, s.ReceivedAt = s.Time.UTC(), s.ReceivedAt.UTC()
-	if err := json.Unmarshal(counters, &s.Counters); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return s, nil
 }

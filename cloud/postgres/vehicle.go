@@ -13,8 +13,19 @@ import (
 	"github.com/fleetgate/fleetgate/cloud"
 )
 
-const selectVehicles = `SELECT v.id, v.first_seen, v.last_seen, v.pos_stream_id, v.pos_seq, v.pos_time,
-	v.pos_lat_e7, v.pos_lon_e7, v.pos_speed_mmps, v.pos_course_cdeg FROM vehicles v`
+// selectVehicles reads vehicles with their status (scanVehicle).
+var selectVehicles = `SELECT v.id, v.first_seen, v.last_seen, v.pos_stream_id, v.pos_seq, v.pos_time,
+	v.pos_lat_e7, v.pos_lon_e7, v.pos_speed_mmps, v.pos_course_cdeg, ` + prefixed("s.", statusCols) + `
+FROM vehicles v LEFT JOIN device_status s ON s.vehicle_id = v.id`
+
+// prefixed puts p before each of the comma-separated cols.
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
 
 // FindVehicleByID returns the vehicle with its latest fix, status and
 // trouble codes, or an error with code ENOTFOUND.
@@ -60,7 +71,7 @@ func (db *DB) FindVehicles(ctx context.Context, f cloud.VehicleFilter) ([]*cloud
 		where = append(where, fmt.Sprintf("v.id = ANY($%d)", arg(f.IDs)))
 	}
 	if f.Online != nil {
-		where = append(where, fmt.Sprintf("coalesce((SELECT online FROM device_status s WHERE s.vehicle_id = v.id), false) = $%d", arg(*f.Online)))
+		where = append(where, fmt.Sprintf("coalesce(s.online, false) = $%d", arg(*f.Online)))
 	}
 	if b := f.BBox; b != nil {
 		lat := fmt.Sprintf("v.pos_lat_e7 BETWEEN $%d AND $%d", arg(e7Ceil(b.MinLat)), arg(e7Floor(b.MaxLat)))
@@ -100,36 +111,31 @@ func (db *DB) FindVehicles(ctx context.Context, f cloud.VehicleFilter) ([]*cloud
 	return vs, more, nil
 }
 
-// addDetails adds their status and trouble codes to vs, in one round trip.
+// addDetails adds their trouble codes to vs (sorted by id): those of the
+// ids from the first to the last, which is quicker than a list of ids.
 func (db *DB) addDetails(ctx context.Context, vs []*cloud.Vehicle) error {
 	if len(vs) == 0 {
 		return nil
 	}
-	ids := make([]string, len(vs))
 	byID := make(map[string]*cloud.Vehicle, len(vs))
-	for i, v := range vs {
-		ids[i], byID[v.ID] = v.ID, v
+	for _, v := range vs {
+		byID[v.ID] = v
 	}
-	b := &pgx.Batch{}
-	b.Queue(selectStatus+" WHERE vehicle_id = ANY($1)", ids).Query(func(rows pgx.Rows) error {
-		all, err := pgx.CollectRows(rows, scanStatus)
-		for _, s := range all {
-			byID[s.VehicleID].Device = s
-		}
-		return err
-	})
-	b.Queue(currentCodes, ids).Query(func(rows pgx.Rows) error {
-		var id string
-		var tc cloud.TroubleCode
-		_, err := pgx.ForEachRow(rows, []any{&id, &tc.Code, &tc.Since}, func() error {
+	rows, err := db.pool.Query(ctx, currentCodes, vs[0].ID, vs[len(vs)-1].ID)
+	if err != nil {
+		return classify("find trouble codes", err)
+	}
+	var id string
+	var tc cloud.TroubleCode
+	_, err = pgx.ForEachRow(rows, []any{&id, &tc.Code, &tc.Since}, func() error {
+		if v, ok := byID[id]; ok {
 			tc.Since = tc.Since.UTC()
-			byID[id].TroubleCodes = append(byID[id].TroubleCodes, tc)
-			return nil
-		})
-		return err
+			v.TroubleCodes = append(v.TroubleCodes, tc)
+		}
+		return nil
 	})
-	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
-		return classify("find vehicles' status and trouble codes", err)
+	if err != nil {
+		return classify("find trouble codes", err)
 	}
 	return nil
 }
@@ -144,8 +150,9 @@ func scanVehicle(row pgx.CollectableRow) (*cloud.Vehicle, error) {
 		t             *time.Time
 		lat, lon      *int32
 		speed, course *int32
+		st            statusRow
 	)
-	if err := row.Scan(&v.ID, &v.FirstSeen, &v.LastSeen, &stream, &seq, &t, &lat, &lon, &speed, &course); err != nil {
+	if err := row.Scan(append([]any{&v.ID, &v.FirstSeen, &v.LastSeen, &stream, &seq, &t, &lat, &lon, &speed, &course}, st.targets()...)...); err != nil {
 		return nil, err
 	}
 	v.FirstSeen, v.LastSeen = v.FirstSeen.UTC(), v.LastSeen.UTC()
@@ -155,7 +162,9 @@ func scanVehicle(row pgx.CollectableRow) (*cloud.Vehicle, error) {
 			Lat: e7(*lat), Lon: e7(*lon), SpeedMPS: scaled(speed, 1000), CourseDeg: scaled(course, 100),
 		}
 	}
-	return &v, nil
+	var err error
+	v.Device, err = st.status()
+	return &v, err
 }
 
 // vehicleExists returns ENOTFOUND for an unknown vehicle.

@@ -220,6 +220,9 @@ func (s *LiveState) Replay(ctx context.Context, after string) ([]cloud.LiveUpdat
 	return out, complete, nil
 }
 
+// stateFields are the fields of a vehicle's hash that LatestStates reads.
+var stateFields = []string{"time", "stream_id", "seq", "lat", "lon", "updated_at", "speed_mps", "course_deg"}
+
 // LatestStates returns the stored state of each of ids that has one, in one
 // round trip; see cloud.LiveReader.
 func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]*cloud.VehicleState, error) {
@@ -229,15 +232,22 @@ func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]
 	}
 	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
-			p.HGetAll(ctx, s.VehicleKey(id))
+			p.HMGet(ctx, s.VehicleKey(id), stateFields...)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live states from Redis: %w", err)
 	}
+	h := make(map[string]string, len(stateFields))
 	for i, c := range cmds {
-		h := c.(*redis.MapStringStringCmd).Val()
+		vals := c.(*redis.SliceCmd).Val()
+		clear(h)
+		for j, v := range vals {
+			if s, ok := v.(string); ok {
+				h[stateFields[j]] = s
+			}
+		}
 		if len(h) == 0 {
 			continue
 		}

@@ -258,6 +258,9 @@ func (c *Cloud) Start() {
 	c.runs++
 	c.Proc = testenv.StartProcess(c.t, c.dir, fmt.Sprintf("cloud-%s-%d", c.ClientID, c.runs), c.bin, c.env, "run")
 	e2e.WaitReady(c.t, 60*time.Second, c.API, c.Proc)
+	if c.API.Token == "" {
+		c.API.Token = e2e.Token(c.t, c.Proc)
+	}
 }
 
 // Kill kills the replica with SIGKILL and waits for it to be gone.
