@@ -424,7 +424,7 @@ func TestDiffComparesTrips(t *testing.T) {
 		{ID: 2, VehicleID: "veh-t", Start: at(20.15), End: at(30), DistanceM: 5950},
 	}}
 	api := httpapi.NewServer(":0")
-	api.Vehicles, api.Positions, api.OBD, api.Trips = s, s, s, trips
+	api.Vehicles, api.Positions, api.OBD, api.Trips, api.Tokens = s, s, s, trips, tokens{}
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 	// The fixes and samples of drive are not in this truth: compare trips only.
