@@ -97,6 +97,17 @@ func TestTripEndpoints(t *testing.T) {
 	if got := body["trips"].([]any); len(got) != 1 || got[0].(map[string]any)["id"] != trips[1]["id"] || body["next"] != nil {
 		t.Errorf("second page: %s", raw)
 	}
+	// Pages of one over a window that starts inside the first trip: its
+	// cursor points before the window, and the next page still follows.
+	st, body, raw = getJSON(ts, "/api/v1/vehicles/veh-003/trips?from=2026-11-27T09:05:00Z&limit=1")
+	next, _ = body["next"].(string)
+	if st != http.StatusOK || next == "" {
+		t.Fatalf("first page from inside the first trip: %d %s", st, raw)
+	}
+	st, body, raw = getJSON(ts, "/api/v1/vehicles/veh-003/trips?from=2026-11-27T09:05:00Z&limit=1&after="+next)
+	if got, _ := body["trips"].([]any); st != http.StatusOK || len(got) != 1 || got[0].(map[string]any)["id"] != trips[1]["id"] {
+		t.Errorf("second page from inside the first trip: %d %s", st, raw)
+	}
 	// A window that only overlaps the end of the first trip still has it.
 	_, body, _ = getJSON(ts, "/api/v1/vehicles/veh-003/trips?from=2026-11-27T09:05:00Z&to=2026-11-27T09:30:00Z")
 	if got := body["trips"].([]any); len(got) != 1 {
