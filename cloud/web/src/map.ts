@@ -24,7 +24,10 @@ export function newMap(el: HTMLElement): { map: L.Map; renderer: L.Canvas } {
   const map = L.map(el, { preferCanvas: true, renderer, zoomControl: true, zoomAnimation: false, attributionControl: tileURL !== "", worldCopyJump: true }).setView(home, 13);
   if (tileURL) {
     map.attributionControl.setPrefix(false);
-    L.tileLayer(tileURL, { maxZoom: 19, attribution: tileAttribution }).addTo(map);
+    // A tile server out of reach leaves the plain background behind the markers.
+    L.tileLayer(tileURL, { maxZoom: 19, attribution: tileAttribution })
+      .on("tileerror", () => el.classList.add("plain"))
+      .addTo(map);
   } else {
     el.classList.add("plain");
   }
