@@ -1,13 +1,20 @@
 package e2e_test
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/color"
+	pngenc "image/png"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,4 +343,59 @@ func TestDashboard(t *testing.T) {
 		return testenv.True(strings.Contains(role, "viewer"))
 	})
 	b.Screenshot("viewer")
+}
+
+// TestDashboardTiles: with MAP_TILE_URL set, the page loads its tiles from
+// that server, which the Content-Security-Policy lets through (a refused
+// image would be a console error and fail the test), and shows the
+// configured attribution.
+func TestDashboardTiles(t *testing.T) {
+	var tiles atomic.Int64
+	tile := image.NewRGBA(image.Rect(0, 0, 256, 256))
+	for y := range 256 {
+		for x := range 256 {
+			tile.Set(x, y, color.RGBA{R: 200, G: 220, B: 200 + uint8(x/16), A: 255})
+		}
+	}
+	var png bytes.Buffer
+	if err := pngenc.Encode(&png, tile); err != nil {
+		t.Fatal(err)
+	}
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tiles.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(png.Bytes())
+	}))
+	defer server.Close()
+
+	dir, bin, db := t.TempDir(), testenv.Binaries(t), testenv.Postgres(t)
+	redisURL, prefix := testenv.Redis(t)
+	mqttURL, ns := testenv.MQTT(t)
+	port := testenv.FreePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	cloud := testenv.StartProcess(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
+		"DATABASE_URL=" + db, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
+		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-tiles-cloud-" + testenv.ID(),
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"MAP_TILE_URL=" + server.URL + "/{z}/{x}/{y}.png", "MAP_TILE_ATTRIBUTION=Test tiles",
+	}, "run")
+	e2e.WaitReady(t, 30*time.Second, cloudapi.Client{Base: base}, cloud)
+	token := e2e.Token(t, cloud)
+
+	b := browser.Start(t, browser.Options{})
+	e2e.SignIn(t, b, base, token, 0)
+	b.Until(30*time.Second, "map tiles from the tile server", func() error {
+		n, err := b.NodeCount("img.leaflet-tile-loaded")
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("no tile loaded (%d requests to the tile server)", tiles.Load())
+		}
+		return nil
+	})
+	if s, err := b.Text(".leaflet-control-attribution"); err != nil || !strings.Contains(s, "Test tiles") {
+		t.Errorf("attribution %q (%v)", s, err)
+	}
+	b.Screenshot("tiles")
 }
