@@ -13,6 +13,8 @@ import { VehicleTable } from "./table";
 
 /** Vehicles up to which every marker carries its id as a label. */
 const labelUpTo = 25;
+/** Vehicles above which markers are small dots without an outline. */
+const manyAt = 200;
 /** How far back the selected vehicle's track starts. */
 const trackMinutes = 15;
 
@@ -64,6 +66,9 @@ export class FleetView {
   }
 
   private apply(c: Change): void {
+    if (!this.store.isLoaded) {
+      return; // the whole list first: then every marker knows the fleet's size
+    }
     const ids = c.reloaded ? this.store.vehicles.keys() : c.changed.values();
     for (const id of ids) {
       this.placeMarker(id);
@@ -131,7 +136,7 @@ export class FleetView {
     const colour = colours[health(v)];
     let m = this.markers.get(id);
     if (!m) {
-      m = L.circleMarker(ll, { renderer: this.renderer, radius: 6, weight: 2, color: "#ffffff", fillColor: colour, fillOpacity: 1 });
+      m = L.circleMarker(ll, { renderer: this.renderer, fillColor: colour, fillOpacity: 1, ...this.markerStyle(false) });
       m.on("click", () => this.select(id, true));
       if (this.store.vehicles.size <= labelUpTo) {
         m.bindTooltip(id, { permanent: true, direction: "right", offset: [8, 0], className: "vlabel" });
@@ -151,16 +156,31 @@ export class FleetView {
     }
   }
 
+  /**
+   * markerStyle is a marker's outline: none for a large fleet (a canvas
+   * redraw of a thousand markers costs half as much without strokes), a
+   * dark ring for the selected vehicle.
+   */
+  private markerStyle(selected: boolean): L.CircleMarkerOptions {
+    if (selected) {
+      return { radius: 9, stroke: true, color: "#111827", weight: 3 };
+    }
+    if (this.store.vehicles.size > manyAt) {
+      return { radius: 4, stroke: false };
+    }
+    return { radius: 6, stroke: true, color: "#ffffff", weight: 2 };
+  }
+
   select(id: string, fromMap: boolean): void {
     const prev = this.markers.get(this.selected);
-    prev?.setStyle({ radius: 6, color: "#ffffff", weight: 2 } as L.CircleMarkerOptions);
+    prev?.setStyle(this.markerStyle(false));
     this.selected = id;
     this.table.select(id, fromMap);
     this.track?.remove();
     this.track = null;
     const m = this.markers.get(id);
     if (m) {
-      m.setStyle({ radius: 9, color: "#111827", weight: 3 } as L.CircleMarkerOptions);
+      m.setStyle(this.markerStyle(true));
       m.bringToFront();
       if (!fromMap) {
         this.map.panTo(m.getLatLng());

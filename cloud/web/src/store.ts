@@ -18,6 +18,9 @@ export interface Change {
 
 type Listener = (c: Change) => void;
 
+/** The most vehicles whose updates one animation frame applies (12,000 a second at 60 fps). */
+const perFrame = 200;
+
 export class Store {
   readonly vehicles = new Map<string, Vehicle>();
   private listeners = new Set<Listener>();
@@ -116,7 +119,16 @@ export class Store {
     const c: Change = { moved: new Set(), changed: new Set(), reloaded: false, events: this.pendingEvents };
     this.pendingEvents = [];
     const now = new Date().toISOString();
+    // At most perFrame vehicles a frame: a burst (the stream catching up,
+    // a thousand fixes in one chunk) is spread over a few frames instead of
+    // one long task; the newest fix of a vehicle still waiting replaces
+    // the one it had.
+    let n = 0;
     for (const [id, p] of this.pendingPos) {
+      if (n++ === perFrame) {
+        break;
+      }
+      this.pendingPos.delete(id);
       const v = this.vehicle(id);
       if (!v.position || v.position.time <= p.time) {
         v.position = p;
@@ -127,8 +139,12 @@ export class Store {
       }
       c.changed.add(id);
     }
-    this.pendingPos.clear();
+    n = 0;
     for (const [id, d] of this.pendingDev) {
+      if (n++ === perFrame) {
+        break;
+      }
+      this.pendingDev.delete(id);
       const v = this.vehicle(id);
       if (!v.device || v.device.time <= d.time) {
         v.device = d;
@@ -142,7 +158,9 @@ export class Store {
         c.changed.add(id);
       }
     }
-    this.pendingDev.clear();
+    if (this.pendingPos.size || this.pendingDev.size) {
+      this.schedule();
+    }
     for (const { vehicle_id, event } of c.events) {
       const v = this.vehicle(vehicle_id);
       if (event.type === "dtc_set" && event.code && !v.trouble_codes.some((t) => t.code === event.code)) {
