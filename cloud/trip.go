@@ -540,6 +540,16 @@ func levelDrop(ss []*OBDSample, start, end time.Time) (float64, bool) {
 	return a - b, true
 }
 
+// DistanceM returns the great-circle distance in metres between two
+// WGS-84 points (haversine, mean Earth radius).
+func DistanceM(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371008.8
+	rad := math.Pi / 180
+	dLat, dLon := (lat2-lat1)*rad, (lon2-lon1)*rad
+	a := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
 // TripChangeKind says what a recompute did to a trip.
 type TripChangeKind string
 

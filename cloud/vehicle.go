@@ -2,7 +2,6 @@ package cloud
 
 import (
 	"context"
-	"math"
 	"time"
 )
 
@@ -48,18 +47,6 @@ func (b BBox) Contains(lat, lon float64) bool {
 type Circle struct {
 	Lat, Lon float64
 	RadiusM  float64
-}
-
-// earthRadiusM is the mean radius that Redis's GEO commands use too.
-const earthRadiusM = 6372797.560856
-
-// DistanceM returns the great-circle distance in metres between two points
-// (haversine, the formula of Redis's GEO commands).
-func DistanceM(lat1, lon1, lat2, lon2 float64) float64 {
-	rad := math.Pi / 180
-	dLat, dLon := (lat2-lat1)*rad, (lon2-lon1)*rad
-	a := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
-	return 2 * earthRadiusM * math.Asin(math.Sqrt(min(1, a)))
 }
 
 // VehicleFilter selects vehicles, ordered by id, starting after After when

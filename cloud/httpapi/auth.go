@@ -79,13 +79,13 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return nil, cloud.Errorf(cloud.EUNAUTHORIZED, "the Authorization header must be: Bearer <token>")
+			return nil, cloud.Errorf(cloud.EUNAUTHORIZED, "the Authorization header must be Bearer and a token: Authorization: Bearer fgt_…")
 		}
 		secret = strings.TrimSpace(tok)
 	} else if c, err := r.Cookie(SessionCookie); err == nil {
 		secret, cookie = c.Value, true
 	} else {
-		return nil, cloud.Errorf(cloud.EUNAUTHORIZED, "this endpoint needs a token: send Authorization: Bearer <token> (cloud-server token create makes one)")
+		return nil, cloud.Errorf(cloud.EUNAUTHORIZED, "this endpoint needs a token: send Authorization: Bearer fgt_… (cloud-server token create makes one)")
 	}
 	t, err := s.lookup(r.Context(), secret)
 	if err != nil {

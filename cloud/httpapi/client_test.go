@@ -39,12 +39,12 @@ func init() {
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 }
 
-// loadSpec fetches /openapi.json from ts (the document a client sees),
-// validates it as OpenAPI and makes its router.
-func loadSpec(t *testing.T, ts *httptest.Server) *spec {
+// loadSpec fetches /openapi.json from the server at base (the document a
+// client sees), validates it as OpenAPI and makes its router.
+func loadSpec(t *testing.T, base string) *spec {
 	t.Helper()
 	specOnce.Do(func() {
-		resp, err := http.Get(ts.URL + "/openapi.json")
+		resp, err := http.Get(base + "/openapi.json")
 		if err != nil {
 			specErr = err
 			return
@@ -86,7 +86,7 @@ func loadSpec(t *testing.T, ts *httptest.Server) *spec {
 // a test to reach the server, so no response escapes validation.
 type client struct {
 	t      *testing.T
-	ts     *httptest.Server
+	base   string // the server's URL
 	spec   *spec
 	hc     *http.Client
 	token  string
@@ -96,8 +96,13 @@ type client struct {
 // newClient returns a client of ts with token ("" for none) and its own
 // cookie jar.
 func newClient(t *testing.T, ts *httptest.Server, token string) *client {
+	return clientOf(t, ts.URL, token)
+}
+
+// clientOf returns a client of the server at base.
+func clientOf(t *testing.T, base, token string) *client {
 	jar, _ := cookiejar.New(nil)
-	return &client{t: t, ts: ts, spec: loadSpec(t, ts), hc: &http.Client{Jar: jar}, token: token, header: http.Header{}}
+	return &client{t: t, base: base, spec: loadSpec(t, base), hc: &http.Client{Jar: jar}, token: token, header: http.Header{}}
 }
 
 // response is what the server answered.
@@ -127,7 +132,7 @@ func (r *response) errorMessage() string {
 // "Name: value" strings and returns the validated response.
 func (c *client) do(method, path, body string, headers ...string) *response {
 	c.t.Helper()
-	req, err := http.NewRequest(method, c.ts.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -233,7 +238,7 @@ func (c *client) stream(path string, headers ...string) (*response, *bufio.Reade
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c.t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.ts.URL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -31,6 +31,16 @@ type window struct {
 // a range longer than cloud.MaxWindow, or a cursor of another list or
 // outside the range, among them. scope names the list for its cursors.
 func (s *Server) parseWindow(r *http.Request, scope string, extra ...string) (window, error) {
+	return s.window(r, scope, true, extra)
+}
+
+// parseOverlapWindow is parseWindow for lists of things that overlap the
+// range (trips): their cursor may point before it.
+func (s *Server) parseOverlapWindow(r *http.Request, scope string, extra ...string) (window, error) {
+	return s.window(r, scope, false, extra)
+}
+
+func (s *Server) window(r *http.Request, scope string, afterInside bool, extra []string) (window, error) {
 	var w window
 	var err error
 	if w.id, err = vehicleID(r); err != nil {
@@ -63,7 +73,7 @@ func (s *Server) parseWindow(r *http.Request, scope string, extra ...string) (wi
 	if w.limit, w.after, err = parsePage(q, w.scope); err != nil {
 		return w, err
 	}
-	if w.after != nil && (w.after.Time.Before(w.from) || !w.after.Time.Before(w.to)) {
+	if afterInside && w.after != nil && (w.after.Time.Before(w.from) || !w.after.Time.Before(w.to)) {
 		return w, cloud.Errorf(cloud.EINVALID, "invalid cursor %q: it points outside from %s to %s; use the \"next\" value of a page of this range",
 			q.Get("after"), w.from.Format(timeFormat), w.to.Format(timeFormat))
 	}

@@ -84,6 +84,9 @@ type (
 		Info struct {
 			Title, Version, Description string
 		}
+		Tags []struct {
+			Name, Description string
+		}
 		Paths      map[string]map[string]*apiOp
 		Components struct {
 			Schemas    map[string]*apiSchema
@@ -155,10 +158,21 @@ func renderDocs(docJSON []byte) ([]byte, error) {
 			}
 		}
 	}
+	// In the order of the document's tags, then by path.
+	tagRank := func(o entry) int {
+		for i, t := range d.Tags {
+			if len(o.op.Tags) > 0 && o.op.Tags[0] == t.Name {
+				return i
+			}
+		}
+		return len(d.Tags)
+	}
+	slices.SortStableFunc(ops, func(a, b entry) int { return tagRank(a) - tagRank(b) })
 	for _, o := range ops {
 		p(`<li><a href="#%s"><span class="m %s">%s</span> %s</a></li>`, e(o.op.OperationID), o.method, strings.ToUpper(o.method), e(o.path))
 	}
 	p(`<li><a href="#schemas">Schemas</a></li></ul></nav><main>`)
+	var pending []string // inline response bodies, shown after an operation's table
 	p(`<h1>%s <small>version %s</small></h1>%s`, e(d.Info.Title), e(d.Info.Version), markdown(d.Info.Description))
 	for _, o := range ops {
 		op := o.op
@@ -201,13 +215,25 @@ func renderDocs(docJSON []byte) ([]byte, error) {
 			if resp == nil {
 				continue
 			}
-			var bodies []string
+			var bodies, inlined []string
 			for _, ct := range slices.Sorted(mapKeys(resp.Content)) {
-				bodies = append(bodies, "<code>"+e(ct)+"</code> "+typeHTML(resp.Content[ct].Schema))
+				sc := resp.Content[ct].Schema
+				typ := typeHTML(sc)
+				if sc != nil && sc.Ref == "" && len(sc.Properties) > 0 {
+					typ = "object (below)"
+					inlined = append(inlined, `<h4>`+e(st)+` <code>`+e(ct)+`</code></h4>`+schemaHTML(sc))
+				}
+				bodies = append(bodies, "<code>"+e(ct)+"</code> "+typ)
 			}
 			p(`<tr><td>%s</td><td>%s</td><td>%s</td></tr>`, e(st), inline(resp.Description), strings.Join(bodies, "<br>"))
+			pending = append(pending, inlined...)
 		}
-		p(`</table></section>`)
+		p(`</table>`)
+		for _, in := range pending {
+			p(`%s`, in)
+		}
+		pending = pending[:0]
+		p(`</section>`)
 	}
 	p(`<section id="schemas"><h2>Schemas</h2>`)
 	for _, name := range slices.Sorted(mapKeys(d.Components.Schemas)) {

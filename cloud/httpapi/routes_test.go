@@ -15,7 +15,7 @@ import (
 // route: the two cannot drift apart.
 func TestRoutesMatchTheDocument(t *testing.T) {
 	f := newFixture(t, func(s *httpapi.Server) { s.Metrics = http.NotFoundHandler() })
-	spec := loadSpec(t, f.ts)
+	spec := loadSpec(t, f.ts.URL)
 	registered := map[string]cloud.Role{}
 	for _, rt := range f.s.Routes() {
 		registered[rt.Pattern] = rt.Role

@@ -65,7 +65,7 @@ type Server struct {
 	Sender      Sender
 	DeadLetters cloud.DeadLetterService
 	Tokens      cloud.TokenService
-	Trips       cloud.TripService
+	Trips       cloud.TripService // serves the trip endpoints (nil: 503)
 	// Live gives the latest positions and the geographic filters from the
 	// live store (Redis); nil, or when it fails, they come from PostgreSQL
 	// and the answer says so.

@@ -434,14 +434,11 @@ func TestRunServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	testenv.Eventually(t, 10*time.Second, "/health", func() error {
-		resp, err := http.Get("http://" + s.Addr + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return testenv.True(resp.StatusCode == 200)
-	})
+	testenv.Eventually(t, 10*time.Second, "listening", func() error { return testenv.True(s.ListenAddr() != nil) })
+	c := clientOf(t, "http://"+s.Addr, "")
+	if r := c.get("/health"); r.status != 200 {
+		t.Errorf("/health: %s", r)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)

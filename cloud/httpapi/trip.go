@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/fleetgate/fleetgate/cloud"
@@ -63,18 +62,7 @@ func toTripJSON(t *cloud.Trip) tripJSON {
 // trips serves a page of a vehicle's trips overlapping the window, with
 // the history endpoints' parameters (the cursor orders by start).
 func (s *Server) trips(w http.ResponseWriter, r *http.Request) {
-	// A trip that began before the window is in it, so the cursor after it
-	// may point before from: the window is read without the cursor, and
-	// the cursor without the window's range check.
-	q := r.URL.Query()
-	after := q.Get("after")
-	q.Del("after")
-	rw := r.Clone(r.Context())
-	rw.URL.RawQuery = q.Encode()
-	win, err := s.parseWindow(rw, "trips")
-	if err == nil && after != "" {
-		_, win.after, err = parsePage(url.Values{"after": {after}}, win.scope)
-	}
+	win, err := s.parseOverlapWindow(r, "trips")
 	if err == nil && s.Trips == nil {
 		err = cloud.Errorf(cloud.EUNAVAILABLE, "trips are not served by this server")
 	}

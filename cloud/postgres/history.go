@@ -135,21 +135,21 @@ func (s *positionScanner) scan(row pgx.Row) (*cloud.Position, error) {
 	return pos, nil
 }
 
+// scanPosition returns a scanner of selectPositionCols into a new position
+// of vehicle for each row.
+func scanPosition(vehicle string) pgx.RowToFunc[*cloud.Position] {
+	return func(row pgx.CollectableRow) (*cloud.Position, error) {
+		s := positionScanner{pos: cloud.Position{VehicleID: vehicle}}
+		return s.scan(row)
+	}
+}
+
 // FindPositions returns one page of a vehicle's positions; see
 // cloud.PositionService.
 func (db *DB) FindPositions(ctx context.Context, f cloud.PositionFilter) ([]*cloud.Position, *cloud.Cursor, error) {
 	p := page{vehicleID: f.VehicleID, from: f.From, to: f.To, after: f.After, limit: f.Limit}
 	sql, args := p.query(selectPositionCols, "positions")
 	return findPage(ctx, db, p, "find positions", sql, args, scanPosition(f.VehicleID), (*cloud.Position).Cursor)
-}
-
-// scanPosition returns a scanner of selectPositionCols into a new position
-// of vehicle per row.
-func scanPosition(vehicle string) pgx.RowToFunc[*cloud.Position] {
-	return func(row pgx.CollectableRow) (*cloud.Position, error) {
-		s := positionScanner{pos: cloud.Position{VehicleID: vehicle}}
-		return s.scan(row)
-	}
 }
 
 // EachPosition calls fn with every position of f's window, in order, as the

@@ -9,7 +9,7 @@ import (
 )
 
 // partitioned lists the tables partitioned by month on their time column.
-var partitioned = []string{"positions", "obd_samples"}
+var partitioned = []string{"positions", "obd_samples", "device_status_history"}
 
 // partitionLockTimeout bounds how long partition maintenance waits for a
 // table lock (ingest's inserts hold one briefly).

@@ -20,7 +20,7 @@ type Retention struct {
 	Events       time.Duration // by record time
 	DeadLetters  time.Duration // by arrival
 	Commands     time.Duration // by creation
-	DeviceStatus time.Duration // by arrival of the vehicle's latest status
+	DeviceStatus time.Duration // by arrival of the vehicle's latest status; its history by report time, whole partitions
 	Trips        time.Duration // by end
 }
 
@@ -80,7 +80,7 @@ func (db *DB) ApplyRetention(ctx context.Context, r Retention) (RetentionResult,
 	for _, p := range []struct {
 		table string
 		keep  time.Duration
-	}{{"positions", r.Positions}, {"obd_samples", r.OBD}} {
+	}{{"positions", r.Positions}, {"obd_samples", r.OBD}, {"device_status_history", r.DeviceStatus}} {
 		if p.keep <= 0 {
 			continue
 		}

@@ -49,7 +49,7 @@ func (db *DB) FindVehicleByID(ctx context.Context, id string) (*cloud.Vehicle, e
 
 // haversine is cloud.DistanceM in SQL, from the vehicle's latest fix to
 // ($%[1]d, $%[2]d).
-const haversine = `2 * 6372797.560856 * asin(sqrt(least(1,
+const haversine = `2 * 6371008.8 * asin(sqrt(least(1,
 	power(sin(radians(v.pos_lat_e7 / 1e7 - $%[1]d) / 2), 2) +
 	cos(radians($%[1]d)) * cos(radians(v.pos_lat_e7 / 1e7)) * power(sin(radians(v.pos_lon_e7 / 1e7 - $%[2]d) / 2), 2))))`
 

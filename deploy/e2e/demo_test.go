@@ -55,7 +55,6 @@ func TestDemo(t *testing.T) {
 	cloudID := "e2e-demo-cloud-" + testenv.ID()
 	t.Cleanup(func() { forgetDemo(t, mqttURL, ns, cloudID, idPrefix) })
 
-	demoDir, dbURL := t.TempDir(), testenv.Postgres(t)
 	cmd := exec.Command("make", "--no-print-directory", "demo", "BIN="+bin)
 	cmd.Dir = testenv.ModuleRoot(t)
 	// The make running these tests, if any, passes nothing on to this one.
@@ -64,6 +63,7 @@ func TestDemo(t *testing.T) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	demoDir, dbURL := t.TempDir(), testenv.Postgres(t)
 	cmd.Env = append(cmd.Env, "DEMO_DIR="+demoDir, "DATABASE_URL="+dbURL,
 		"REDIS_URL="+redisURL, "REDIS_PREFIX="+prefix, "MQTT_URL="+mqttURL, "MQTT_NAMESPACE="+ns, "MQTT_CLIENT_ID="+cloudID,
 		"LISTEN_ADDR=127.0.0.1:"+strconv.Itoa(port), "ID_PREFIX="+idPrefix, "METRICS_PORT_BASE="+strconv.Itoa(testenv.FreePort(t)))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,7 +219,17 @@ func (c Client) OBD(ctx context.Context, vehicle string, from, to time.Time) ([]
 // the pagination cursor, in the API's order (start, id). An unknown vehicle
 // is an *Error with Code ENOTFOUND.
 func (c Client) Trips(ctx context.Context, vehicle string, from, to time.Time) ([]Trip, error) {
-	return pages(ctx, c, vehicle, "trips", from, to, func(p *page[Trip]) []Trip { return p.Trips })
+	ts, err := pages(ctx, c, vehicle, "trips", from, to, func(p *page[Trip]) []Trip { return p.Trips })
+	if err != nil {
+		return nil, err
+	}
+	// A trip across the edge of two parts of a long range is in both.
+	seen := map[int64]bool{}
+	return slices.DeleteFunc(ts, func(t Trip) bool {
+		dup := seen[t.ID]
+		seen[t.ID] = true
+		return dup
+	}), nil
 }
 
 // page is one answer of a paginated history endpoint.

@@ -181,13 +181,12 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	disp.Logger = logger.With("component", "dispatch")
 	hub := httpapi.NewHub(live)
 	hub.Logger = logger.With("component", "live")
-	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 
+	jobs := newJobs(cfg, db, logger) // trips, map matching, retention: jobs.go
 	api := httpapi.NewServer(cfg.ListenAddr)
 	api.Vehicles, api.Positions, api.OBD, api.Events, api.Statuses = db, db, db, db, db
 	api.Commands, api.Sender, api.DeadLetters, api.Tokens = db, disp, db, db
-	api.Trips = db
-	api.Live, api.Hub, api.Slots = live, hub, live
+	api.Live, api.Hub, api.Slots, api.Trips = live, hub, live, db
 	api.CORSOrigins, api.SecureCookie, api.SessionMaxAge = apiCfg.CORSOrigins, apiCfg.SecureCookie, apiCfg.SessionMaxAge
 	api.RequestTimeout, api.RateLimit, api.RateBurst = apiCfg.RequestTimeout, rate.Limit(apiCfg.RateLimit), apiCfg.RateBurst
 	api.MaxStreams = apiCfg.MaxStreams

@@ -23,8 +23,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/fleetgate/fleetgate/cloud"
 )
 
 // GapSplit is the timestamp jump above which a trace is split.
@@ -318,8 +316,11 @@ func (s *Server) match(req Request) map[string]any {
 	return map[string]any{"code": "Ok", "tracepoints": tracepoints, "matchings": matchings}
 }
 
-// haversine returns the distance in metres between two [lon, lat] points,
-// with the Earth radius OSRM uses (cloud.DistanceM's).
+// haversine returns the distance in metres between two [lon, lat] points.
 func haversine(a, b [2]float64) float64 {
-	return cloud.DistanceM(a[1], a[0], b[1], b[0])
+	const r = 6371008.8
+	rad := math.Pi / 180
+	dLat, dLon := (b[1]-a[1])*rad, (b[0]-a[0])*rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a[1]*rad)*math.Cos(b[1]*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
 }
