@@ -1,4 +1,6 @@
--- Fleetgate cloud schema, version 5: what the operator API needs.
+-- Fleetgate cloud schema, version 7: what the operator API needs. (It was
+-- planned as version 5; version 6 landed first, and a database already at 6
+-- would never apply a 5.)
 --
 -- API tokens are stored only as the SHA-256 of their secret (256 random
 -- bits: a fast hash is safe for them), with a name unique among the tokens
