@@ -29,6 +29,7 @@ export class FleetView {
   private card: HTMLElement;
   private fitted = false;
   private timer = 0;
+  private destroyed = false; // async work finishing later must leave the removed map alone
   private lastList = 0;
   private listTimer = 0;
 
@@ -59,6 +60,7 @@ export class FleetView {
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.unsubscribe();
     clearInterval(this.timer);
     clearTimeout(this.listTimer);
@@ -196,7 +198,7 @@ export class FleetView {
     const from = new Date(to.getTime() - trackMinutes * 60_000);
     try {
       const page = await get<{ positions: HistoryPosition[] }>(vehiclePath(id) + "/positions" + query({ from: from.toISOString(), to: to.toISOString(), limit: 5000 }));
-      if (this.selected !== id) {
+      if (this.destroyed || this.selected !== id) {
         return;
       }
       const pts: L.LatLngTuple[] = page.positions.map((p) => [p.lat, p.lon]);

@@ -79,6 +79,7 @@ export class ReplayView {
   private playing = false;
   private frame = 0;
   private last = 0;
+  private destroyed = false; // async work finishing later must leave the removed map alone
 
   constructor(
     private vehicle: string,
@@ -104,6 +105,9 @@ export class ReplayView {
       setText(this.msg, "Trip: " + (e instanceof Error ? e.message : String(e)));
       return;
     }
+    if (this.destroyed) {
+      return;
+    }
     const trip = d.trip;
     const from = trip.start.time;
     const to = new Date(Date.parse(trip.end.time) + 1).toISOString();
@@ -111,6 +115,9 @@ export class ReplayView {
       pages<HistoryPosition>(vehiclePath(this.vehicle) + "/positions", { from, to, limit: 10000 }, "positions", 200000),
       pages<OBDSample>(vehiclePath(this.vehicle) + "/obd", { from, to, pid: "0C", limit: 10000 }, "samples", 200000).catch(() => [] as OBDSample[]),
     ]);
+    if (this.destroyed) {
+      return;
+    }
     this.ts = ps.map((p) => Date.parse(p.time) / 1000);
     this.lls = ps.map((p) => [p.lon, p.lat]);
     this.speeds = ps.map((p) => (p.speed_mps === undefined ? null : p.speed_mps * 3.6));
@@ -179,6 +186,8 @@ export class ReplayView {
   }
 
   destroy(): void {
+    this.destroyed = true;
+    this.playing = false;
     cancelAnimationFrame(this.frame);
     this.u?.destroy();
     this.map?.remove();

@@ -44,6 +44,7 @@ export class VehicleView {
   private windowS = 3600;
   private lastDevice: Device | undefined;
   private trackFitted = false;
+  private destroyed = false; // async work finishing later must leave the removed map and charts alone
   private unsubscribe: () => void;
   private timer: number;
   private refresher: number;
@@ -116,6 +117,7 @@ export class VehicleView {
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.unsubscribe();
     clearInterval(this.timer);
     clearInterval(this.refresher);
@@ -195,6 +197,9 @@ export class VehicleView {
     const from = new Date(to.getTime() - 3600_000);
     try {
       const ps = await pages<HistoryPosition>(vehiclePath(this.id) + "/positions", { from: from.toISOString(), to: to.toISOString(), limit: 10000 }, "positions", 10000);
+      if (this.destroyed) {
+        return;
+      }
       const pts: L.LatLngTuple[] = ps.map((p) => [p.lat, p.lon]);
       this.track?.setLatLngs(pts);
       if (pts.length > 1 && this.map) {
@@ -266,6 +271,9 @@ export class VehicleView {
     this.charts = [];
     try {
       const ds = await pages<Device>(vehiclePath(this.id) + "/device-history", { from: from.toISOString(), to: to.toISOString(), limit: 10000 }, "statuses", 50000);
+      if (this.destroyed) {
+        return;
+      }
       this.history = { t: [], depth: [], unsent: [], offline: [] };
       for (const d of ds) {
         if (d.online) {
