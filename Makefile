@@ -34,6 +34,10 @@ build: ## build the three programs into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./edge/cmd/edge-agent ./cloud/cmd/cloud-server ./firmware-sim/cmd/firmware-sim
 
+.PHONY: web
+web: ## rebuild the dashboard bundle cloud/web/dist (committed; Go embeds it) from its sources: npm ci, type check, esbuild
+	cd cloud/web && npm ci --no-audit --no-fund && npm run --silent check && npm run --silent build
+
 .PHONY: demo
 demo: setup build ## three simulated vehicles, three agents and the cloud on localhost; API on :8000; Ctrl-C stops
 	BIN=$(BIN) ./deploy/demo.sh

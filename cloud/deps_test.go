@@ -30,6 +30,8 @@ func TestDependencies(t *testing.T) {
 			Why: "cloud/redis is the only importer of the Redis client"},
 		{From: "cloud/...", Except: []string{"cloud/mqtt"}, Direct: true, Deny: []string{"github.com/eclipse/paho.mqtt.golang/..."},
 			Why: "cloud/mqtt is the only importer of paho"},
+		{From: "cloud/web", Deny: []string{"cloud/..."},
+			Why: "the dashboard's bundle is served on its own; httpapi mounts it as a handler and the page reads the API"},
 		{From: "cloud/...", Except: []string{"cloud/osrm"}, Direct: true, Deny: []string{"github.com/sony/gobreaker/..."},
 			Why: "cloud/osrm is the only importer of the circuit breaker"},
 		{From: "cloud/...", Deny: []string{"go.etcd.io/bbolt/...", "go.bug.st/serial/..."},

@@ -86,6 +86,8 @@ obd:
 mqtt:
   url: ${MQTT_URL:-tcp://127.0.0.1:1883}
   namespace: $MQTT_NAMESPACE
+uplink:
+  status_interval: 10s # device health every 10 s, for the dashboard's charts
 http:
   listen: 127.0.0.1:$((METRICS_PORT_BASE + i))
 YAML
@@ -100,6 +102,7 @@ done
 
 say "$VEHICLES vehicles driving through Monaco; agents' metrics on 127.0.0.1:$((METRICS_PORT_BASE + 1))..$((METRICS_PORT_BASE + VEHICLES))"
 say "token: $TOKEN (admin; revoked when the demo stops; also in $DEMO_DIR/token)"
+say "dashboard: http://localhost:$API_PORT/  (sign in with the token)"
 say "API:   curl -H \"Authorization: Bearer $TOKEN\" localhost:$API_PORT/api/v1/vehicles"
 say "live:  curl -N -H \"Authorization: Bearer $TOKEN\" localhost:$API_PORT/api/v1/live"
 say "docs:  http://localhost:$API_PORT/docs"

@@ -45,11 +45,13 @@ can_be_root() { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; }
 # command → Debian package. What the tests call: the database, cache and
 # broker with their clients, gpsd's gpsdecode (the independent NMEA decoder),
 # openssl (test certificates), systemd-analyze and systemd-sysusers (the unit
-# checks), make and curl (the demo).
+# checks), make and curl (the demo), Chromium (the dashboard's browser tests
+# and benchmark).
 tools=(
   psql:postgresql-client pg_ctlcluster:postgresql redis-server:redis-server
   mosquitto:mosquitto mosquitto_sub:mosquitto-clients gpsdecode:gpsd-clients
   openssl:openssl systemd-analyze:systemd systemd-sysusers:systemd make:make curl:curl
+  chromium:chromium
 )
 ((lint)) && tools+=(shellcheck:shellcheck caddy:caddy)
 ((arm)) && tools+=(qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static)

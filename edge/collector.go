@@ -11,9 +11,13 @@ import (
 )
 
 // Collector is the group commit: it gathers the records of every source from
-// one channel and appends them to the Outbox in one transaction every
-// FlushInterval, or as soon as MaxRecords are waiting, so that the agent pays
-// one fsync per commit instead of one per record.
+// one channel and appends them to the Outbox in one transaction, so that the
+// agent pays one fsync per commit instead of one per record. Commits come at
+// most once every FlushInterval: a record arriving after a quieter spell is
+// committed at once (with whatever else is already waiting), one arriving
+// sooner waits until FlushInterval has passed since the last commit, and
+// MaxRecords waiting are committed at once. A record thus waits at most
+// FlushInterval, and at low rates not at all.
 type Collector struct {
 	Outbox        Outbox
 	FlushInterval time.Duration // default 200ms
@@ -67,17 +71,26 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	// The timer is armed while records wait for the next commit slot.
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false
+	var last time.Time // when the last commit was tried
 	var pending []Record
 	var lastErr error  // of the last failed append; nil while appends succeed
 	var dropped uint64 // records dropped since appends failed, not reported yet
 	// flush appends what is pending. A failure keeps the records pending for
 	// the next try; it is counted, and logged when it starts and ends.
 	flush := func(ctx context.Context) {
+		if armed {
+			timer.Stop()
+			armed = false
+		}
 		if len(pending) == 0 {
 			return
 		}
+		last = time.Now()
 		batch := pending
 		if dropped > 0 {
 			batch = append([]Record{EventRecord(telemetry.Event{Type: telemetry.EventRecordsDropped, Code: "append_failed",
@@ -107,6 +120,32 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 			c.OnCommit(pending)
 		}
 		pending = nil
+	}
+	// schedule commits now when the last one is FlushInterval old (after
+	// taking what else is already waiting in in), or arms the timer.
+	schedule := func(ctx context.Context) {
+		if armed || len(pending) == 0 {
+			return
+		}
+		if wait := interval - time.Since(last); wait > 0 {
+			timer.Reset(wait)
+			armed = true
+			return
+		}
+		for len(pending) < maxRecs {
+			select {
+			case r := <-in:
+				pending = append(pending, r)
+				continue
+			default:
+			}
+			break
+		}
+		flush(ctx)
+		if len(pending) > 0 { // the append failed: try again in an interval
+			timer.Reset(interval)
+			armed = true
+		}
 	}
 	for {
 		select {
@@ -139,8 +178,10 @@ func (c *Collector) Run(ctx context.Context, in <-chan Record) error {
 					c.Counters.Add("collector.dropped", uint64(n))
 				}
 			}
-		case <-tick.C:
-			flush(ctx)
+			schedule(ctx)
+		case <-timer.C:
+			armed = false
+			schedule(ctx)
 		}
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/bolt"
+	"github.com/fleetgate/fleetgate/edge/memory"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
@@ -49,6 +52,12 @@ func TestCollectorGroupCommit(t *testing.T) {
 	for i := range 250 {
 		in <- edge.PositionRecord(telemetry.Position{UnixMs: int64(i)})
 	}
+	// The first record finds the outbox idle and goes at once (with any
+	// other already waiting); the others wait for the next commit slot (an
+	// hour away) or for 100 to be waiting.
+	if n := <-committed; n < 1 || n > 50 {
+		t.Errorf("a first commit of %d records, want the few waiting", n)
+	}
 	for range 2 {
 		if n := <-committed; n != 100 {
 			t.Errorf("a commit of %d records, want 100", n)
@@ -59,8 +68,8 @@ func TestCollectorGroupCommit(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 	st := depth(t, o)
-	if st.Depth != 250 || st.Commits != 3 {
-		t.Errorf("after shutdown: depth %d in %d commits, want 250 in 3", st.Depth, st.Commits)
+	if st.Depth != 250 || st.Commits != 4 {
+		t.Errorf("after shutdown: depth %d in %d commits, want 250 in 4", st.Depth, st.Commits)
 	}
 	recs, err := o.Unsent(context.Background(), 0, 1000)
 	if err != nil {
@@ -87,6 +96,46 @@ func TestCollectorFlushesOnInterval(t *testing.T) {
 	if st := depth(t, o); st.Commits > 5 {
 		t.Errorf("%d commits for 5 records", st.Commits)
 	}
+}
+
+// TestCollectorCommitPace: a record after a quiet spell is committed at
+// once, with what else is already waiting; one sooner waits until the last
+// commit is FlushInterval old; never more than one commit an interval.
+func TestCollectorCommitPace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := memory.NewOutbox(1, 0)
+		var commits []time.Duration // when, since the start
+		var sizes []int
+		start := time.Now()
+		c := edge.Collector{Outbox: o, FlushInterval: 200 * time.Millisecond,
+			OnCommit: func(r []edge.Record) { commits, sizes = append(commits, time.Since(start)), append(sizes, len(r)) }}
+		ctx, cancel := context.WithCancel(context.Background())
+		in := make(chan edge.Record, 100)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx, in) }()
+		send := func(n int) {
+			for range n {
+				in <- edge.OBDRecord(telemetry.OBDSample{PID: 0x010C})
+			}
+		}
+		send(8) // an OBD reply's samples, in one go: committed at 0
+		synctest.Wait()
+		time.Sleep(50 * time.Millisecond)
+		send(1) // 50 ms after a commit: waits until 200 ms
+		time.Sleep(100 * time.Millisecond)
+		send(1) // joins it
+		time.Sleep(850 * time.Millisecond)
+		send(1) // at 1 s, long after the last commit: at once
+		synctest.Wait()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v", err)
+		}
+		want := []time.Duration{0, 200 * time.Millisecond, time.Second}
+		if !slices.Equal(commits, want) || !slices.Equal(sizes, []int{8, 2, 1}) {
+			t.Errorf("commits at %v of %v records; want at %v of [8 2 1]", commits, sizes, want)
+		}
+	})
 }
 
 func TestCollectorHoldsRecordsWhileOutboxFails(t *testing.T) {

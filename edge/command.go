@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,18 @@ type CommandLog interface {
 	// SaveCommandResult stores the result of command id, kept until a day
 	// after expires.
 	SaveCommandResult(ctx context.Context, id string, expires time.Time, res *telemetrypb.CommandResult) error
+}
+
+// Settings keeps small named values durably, so that they survive a
+// restart: the report interval the cloud commanded. edge/bolt keeps them in
+// the outbox file. Methods are safe for concurrent use.
+type Settings interface {
+	// Setting returns the value saved under name, and false when there is
+	// none.
+	Setting(ctx context.Context, name string) ([]byte, bool, error)
+	// SaveSetting stores value under name, durably, in place of what was
+	// there.
+	SaveSetting(ctx context.Context, name string, value []byte) error
 }
 
 // PIDSetter is implemented by an OBD source that can change the PIDs it
@@ -46,11 +59,15 @@ var ErrNotSupported = errors.New("not supported")
 type Commander struct {
 	Log CommandLog
 	// SetReportInterval changes how long the uplink lets a partial batch
-	// wait when it is caught up (uplink.batch_max_age) until the agent
-	// restarts.
+	// wait at least (uplink.min_batch_age).
 	SetReportInterval func(time.Duration) error
-	PIDs              PIDSetter
-	DTCs              DTCReader
+	// Settings, if set, keeps a commanded report interval, with
+	// ConfiguredReportInterval (the configuration's, which it overrides), so
+	// that RestoreReportInterval applies it again after a restart.
+	Settings                 Settings
+	ConfiguredReportInterval time.Duration
+	PIDs                     PIDSetter
+	DTCs                     DTCReader
 	// ReportStatus publishes a status report now.
 	ReportStatus func(ctx context.Context) error
 	Logger       *slog.Logger
@@ -62,6 +79,38 @@ const (
 	MinReportInterval = 100 * time.Millisecond
 	MaxReportInterval = time.Hour
 )
+
+// reportIntervalSetting names the commanded report interval in Settings:
+// 16 bytes, the interval and the configured interval it overrode, each in
+// nanoseconds, big-endian.
+const reportIntervalSetting = "report_interval"
+
+// RestoreReportInterval applies the report interval last commanded, kept in
+// Settings, and returns it with true. A command outlives restarts but not a
+// change of the configuration: when ConfiguredReportInterval differs from
+// the one the command overrode, the configuration is the newer intent and
+// nothing is applied. It returns false when nothing is applied, and an error
+// when Settings fails or SetReportInterval refuses the stored value.
+func (c *Commander) RestoreReportInterval(ctx context.Context) (time.Duration, bool, error) {
+	if c.Settings == nil || c.SetReportInterval == nil {
+		return 0, false, nil
+	}
+	v, ok, err := c.Settings.Setting(ctx, reportIntervalSetting)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if len(v) != 16 {
+		return 0, false, fmt.Errorf("stored report interval: %w: %d bytes", ErrCorrupt, len(v))
+	}
+	d, configured := time.Duration(binary.BigEndian.Uint64(v)), time.Duration(binary.BigEndian.Uint64(v[8:]))
+	if configured != c.ConfiguredReportInterval {
+		return 0, false, nil
+	}
+	if err := c.SetReportInterval(d); err != nil {
+		return 0, false, fmt.Errorf("stored report interval: %w", err)
+	}
+	return d, true, nil
+}
 
 // Run runs cmd unless it expired or already ran, and returns its result:
 // for a repeated id, the stored result of the first run. The result is
@@ -112,6 +161,13 @@ func (c *Commander) exec(ctx context.Context, cmd *telemetrypb.Command, res *tel
 		}
 		if c.SetReportInterval == nil {
 			return fmt.Errorf("set report interval: %w", ErrNotSupported)
+		}
+		if c.Settings != nil {
+			v := binary.BigEndian.AppendUint64(nil, uint64(d))
+			v = binary.BigEndian.AppendUint64(v, uint64(c.ConfiguredReportInterval))
+			if err := c.Settings.SaveSetting(ctx, reportIntervalSetting, v); err != nil {
+				return fmt.Errorf("set report interval: %w", err)
+			}
 		}
 		return c.SetReportInterval(d)
 	case telemetrypb.CommandType_COMMAND_TYPE_SET_PIDS:

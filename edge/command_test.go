@@ -3,11 +3,14 @@ package edge_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/bolt"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
 
@@ -65,5 +68,51 @@ func TestCommander(t *testing.T) {
 	}
 	if interval != 5*time.Second || statuses != 1 || len(pids.got) != 2 || pids.got[0] != 0x0C || pids.got[1] != 0x0D {
 		t.Errorf("effects: interval %v, %d status reports, PIDs %x", interval, statuses, pids.got)
+	}
+}
+
+// A commanded report interval is kept in the outbox file and applied again
+// after a restart, unless the configuration changed since the command.
+func TestReportIntervalSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	var applied []time.Duration
+	commander := func(o *bolt.Outbox, configured time.Duration) *edge.Commander {
+		return &edge.Commander{Log: o, Settings: o, ConfiguredReportInterval: configured,
+			SetReportInterval: func(d time.Duration) error { applied = append(applied, d); return nil }}
+	}
+	o, err := bolt.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, err := commander(o, 0).RestoreReportInterval(ctx); ok || err != nil {
+		t.Errorf("with nothing stored: restored %v, %v, %v", d, ok, err)
+	}
+	res, err := commander(o, 0).Run(ctx, &telemetrypb.Command{Id: "r1", Type: telemetrypb.CommandType_COMMAND_TYPE_SET_REPORT_INTERVAL,
+		ExpiresUnixMs: time.Now().Add(time.Hour).UnixMilli(), IntervalMs: 60000})
+	if err != nil || !res.GetOk() {
+		t.Fatalf("command: %v, %v", res, err)
+	}
+	o.Close()
+
+	o, err = bolt.Open(path, nil) // the agent restarts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if d, ok, err := commander(o, 0).RestoreReportInterval(ctx); d != time.Minute || !ok || err != nil {
+		t.Errorf("after a restart: restored %v, %v, %v; want 1m", d, ok, err)
+	}
+	if d, ok, err := commander(o, 5*time.Second).RestoreReportInterval(ctx); ok || err != nil {
+		t.Errorf("after the configuration changed: restored %v, %v, %v; want the configuration to win", d, ok, err)
+	}
+	if want := []time.Duration{time.Minute, time.Minute}; !slices.Equal(applied, want) {
+		t.Errorf("applied %v, want %v", applied, want)
+	}
+	if err := o.SaveSetting(ctx, "report_interval", []byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := commander(o, 0).RestoreReportInterval(ctx); ok || !errors.Is(err, edge.ErrCorrupt) {
+		t.Errorf("a stored value of 2 bytes: %v, %v; want ErrCorrupt", ok, err)
 	}
 }

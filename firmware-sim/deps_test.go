@@ -15,8 +15,8 @@ func TestDependencies(t *testing.T) {
 	deptest.Check(t, pkgs, []deptest.Rule{
 		{From: "firmware-sim/...", Deny: []string{"cloud/..."},
 			Why: "the simulator never depends on the cloud"},
-		{From: "firmware-sim/...", Deny: []string{"edge/..."}, Allow: []string{"edge", "edge/mqtt"},
-			Why: "load mode may reuse the agent's domain and uplink through their exported API, nothing else of the agent"},
+		{From: "firmware-sim/...", Deny: []string{"edge/..."}, Allow: []string{"edge", "edge/uplink", "edge/mqtt", "edge/memory"},
+			Why: "load mode may reuse the agent's domain, sending policy, connection and in-memory outbox through their exported API, nothing else of the agent"},
 		{From: "firmware-sim", Deny: []string{"firmware-sim/..."},
 			Why: "the model at the root imports no adapter"},
 		{From: "firmware-sim", Direct: true, Deny: []string{"os", "os/...", "net", "net/..."},

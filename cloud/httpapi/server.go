@@ -77,8 +77,12 @@ type Server struct {
 	Ready   []Check
 	Metrics http.Handler // served at GET /metrics when set (Prometheus)
 	Observe Observer     // sees every request when set (request metrics)
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Web, when set, serves the dashboard: GET /, /assets/ and
+	// /favicon.ico (its page and bundle, public like /docs; the data it
+	// shows comes from the API's routes, signed in).
+	Web    http.Handler
+	Logger *slog.Logger
+	Now    func() time.Time
 
 	// CORSOrigins are the origins (scheme://host[:port]) whose pages may
 	// call the API with a token; none by default.
@@ -123,12 +127,18 @@ func NewServer(addr string) *Server {
 }
 
 // Handler returns the API: every route of routes.go behind its checks
-// (timeout, token and role, CSRF, rate limit), CORS, and JSON answers for
-// unknown paths (404) and wrong methods (405 with Allow).
+// (timeout, token and role, CSRF, rate limit), the dashboard (Web) at /
+// and /assets/, CORS, and JSON answers for unknown paths (404) and wrong
+// methods (405 with Allow).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.Pattern, s.guard(rt))
+	}
+	if s.Web != nil {
+		mux.Handle("GET /{$}", s.Web)
+		mux.Handle("GET /assets/", s.Web)
+		mux.Handle("GET /favicon.ico", s.Web)
 	}
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

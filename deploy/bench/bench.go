@@ -2,13 +2,17 @@
 // benchmarks (`make bench`) against the real services of the machine —
 // PostgreSQL, Redis, Mosquitto — and the real programs: cloud ingest
 // throughput against one INSERT per row, a 24 h backlog drained from a bbolt
-// outbox, the latency from a serial line to the API, and the agent's memory
-// and CPU. Each benchmark reports its figures with b.ReportMetric, as ratios
-// to a baseline where one exists; none asserts a timing.
+// outbox, the latency from a serial line to the commit in PostgreSQL, the
+// agent's memory and CPU, and the bytes on the wire of a fix and of a
+// vehicle-day against Teltonika Codec 8 and JSON. Each benchmark reports its
+// figures with b.ReportMetric, as ratios to a baseline where one exists;
+// none asserts a timing (the byte figures, which are no timings, are also
+// asserted by tests).
 //
 // The non-test code here makes the inputs: a synthetic drive (fixes and OBD
-// samples with a receiver's resolution), NMEA sentences for a pty, and a
-// process's CPU time and peak memory from /proc.
+// samples with a receiver's resolution), NMEA sentences for a pty, a
+// process's CPU time and peak memory from /proc, and the sizes of MQTT
+// packets.
 package bench
 
 import (

@@ -13,6 +13,7 @@ import (
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/bolt"
 	edgemqtt "github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
@@ -62,16 +63,21 @@ func fillBacklog(tb testing.TB, dir string, span time.Duration) (*bolt.Outbox, i
 	return o, fixes, samples
 }
 
-// drain fills span of backlog, runs the real uplink (edge/mqtt) with cfg against
-// the cloud c until the outbox is empty, checks that PostgreSQL has every
-// record, and returns how long the drain took: from the uplink's start to
-// the outbox holding nothing.
-func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) time.Duration {
+// drain fills span of backlog, runs the real uplink (edge/uplink's sending
+// policy with cfg on edge/mqtt's connection) against the cloud c until the
+// outbox is empty, checks that PostgreSQL has every record, and returns how
+// long the drain took: from the uplink's start to the outbox holding
+// nothing.
+func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg uplink.Config) time.Duration {
 	tb.Helper()
 	outbox, fixes, samples := fillBacklog(tb, tb.TempDir(), span)
 	vehicle := "drain-" + testenv.ID()
-	cfg.URL, cfg.VehicleID, cfg.Namespace = c.mqttURL, vehicle, c.ns
-	up, err := edgemqtt.New(cfg, outbox, nil, nil)
+	cfg.VehicleID = vehicle
+	sender, err := uplink.New(cfg, outbox, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	up, err := edgemqtt.New(edgemqtt.Config{URL: c.mqttURL, Namespace: c.ns}, vehicle, sender, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -118,10 +124,10 @@ func drain(tb testing.TB, c *cloudEnv, span time.Duration, cfg edgemqtt.Config) 
 // the same 24 h backlog: nothing is scaled.
 func BenchmarkBacklogDrain24h(b *testing.B) {
 	c := startCloud(b)
-	slow := drain(b, c, backlog, edgemqtt.Config{BatchMaxRecords: 60, Inflight: 1})
+	slow := drain(b, c, backlog, uplink.Config{BatchMaxRecords: 60, Inflight: 1})
 	var fast time.Duration
 	for b.Loop() {
-		fast = drain(b, c, backlog, edgemqtt.Config{})
+		fast = drain(b, c, backlog, uplink.Config{})
 	}
 	b.ReportMetric(fast.Seconds(), "s-to-drain")
 	b.ReportMetric(slow.Seconds(), "s-one-at-a-time")

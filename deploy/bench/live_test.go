@@ -21,6 +21,7 @@ import (
 	"github.com/fleetgate/fleetgate/firmware-sim/transport"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
+	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
 
 // server is the real cloud-server binary running on the machine's services
@@ -68,121 +69,101 @@ func startAgent(tb testing.TB, bin, dir string, s *server, vehicle, extra string
 	return testenv.StartProcess(tb, dir, "edge-agent-"+vehicle, filepath.Join(bin, "edge-agent"), nil, "run", "--config", cfg)
 }
 
-// sighting is one answer of the API: when it came and the vehicle's
-// position time then.
-type sighting struct {
-	at, fix time.Time
+// liveWatch follows one vehicle on the broker, beside the cloud's
+// subscriptions (which get their own copies): when the batch holding each
+// fix time (ms) reached the broker, with its seq, and when the cloud's Ack
+// of each seq came, which the cloud publishes only once the record is
+// committed in PostgreSQL.
+type liveWatch struct {
+	mu      sync.Mutex
+	batched map[int64]time.Time // fix time → its batch at the broker
+	seqOf   map[int64]uint64    // fix time → seq
+	acked   []ackedRange        // in arrival order
 }
 
-// watcher polls GET /api/v1/vehicles/{id} every interval and keeps what it
-// sees.
-type watcher struct {
-	mu   sync.Mutex
-	seen []sighting
-	stop chan struct{}
-	done chan struct{}
+type ackedRange struct {
+	r  telemetry.SeqRange
+	at time.Time
 }
 
-func watchVehicle(s *server, vehicle string, interval time.Duration) *watcher {
-	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			var v struct {
-				Position *struct {
-					Time time.Time `json:"time"`
-				} `json:"position"`
-			}
-			if err := s.api.Get(context.Background(), "/api/v1/vehicles/"+vehicle, &v); err == nil && v.Position != nil {
-				w.mu.Lock()
-				w.seen = append(w.seen, sighting{time.Now(), v.Position.Time})
-				w.mu.Unlock()
-			}
-			select {
-			case <-w.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return w
-}
-
-// latest returns the newest position time seen, zero before the first.
-func (w *watcher) latest() time.Time {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.seen) == 0 {
-		return time.Time{}
-	}
-	return w.seen[len(w.seen)-1].fix
-}
-
-// sightings stops the watcher and returns what it saw, in order.
-func (w *watcher) sightings() []sighting {
-	close(w.stop)
-	<-w.done
-	return w.seen
-}
-
-// The live latency workload: fixes at 5 Hz for 20 s (FLEETGATE_FULL=1:
-// 5 minutes), the API polled every 10 ms.
-const (
-	liveRate = 5
-	livePoll = 10 * time.Millisecond
-)
-
-// latency is how long one fix took from the serial port to the API, and the
-// part of it spent before the agent's batch reached the broker.
-type latency struct {
-	total, agent time.Duration
-}
-
-// watchBatches subscribes to a vehicle's batches (beside the cloud's shared
-// subscription, which gets its own copy) and returns when the batch holding
-// each fix time (ms) reached the broker.
-func watchBatches(tb testing.TB, s *server, vehicle string) func(ms int64) (time.Time, bool) {
+func watchLive(tb testing.TB, s *server, vehicle string) *liveWatch {
 	tb.Helper()
-	var mu sync.Mutex
-	arrived := map[int64]time.Time{}
-	topic, err := s.ns.Topic(vehicle, telemetry.KindBatch)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	w := &liveWatch{batched: map[int64]time.Time{}, seqOf: map[int64]uint64{}}
 	c := connect(tb, paho.NewClientOptions().AddBroker(s.mqttURL).SetClientID("fgbench-obs-"+testenv.ID()).SetOrderMatters(false))
 	tb.Cleanup(func() { c.Disconnect(100) })
-	tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+	onBatch := func(_ paho.Client, m paho.Message) {
 		at := time.Now()
-		b, err := telemetry.DecodeBatch(m.Payload())
+		b, err := telemetry.DecodeBatchOn(vehicle, m.Payload())
 		if err != nil {
 			tb.Errorf("batch on %s: %v", m.Topic(), err)
 			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		for _, p := range b.Positions {
-			if _, ok := arrived[p.UnixMs]; !ok {
-				arrived[p.UnixMs] = at
+			if _, ok := w.batched[p.UnixMs]; !ok {
+				w.batched[p.UnixMs], w.seqOf[p.UnixMs] = at, p.Seq
 			}
 		}
-	})
-	if !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		tb.Fatalf("subscribe to %s: %v", topic, tok.Error())
 	}
-	return func(ms int64) (time.Time, bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		at, ok := arrived[ms]
-		return at, ok
+	onAck := func(_ paho.Client, m paho.Message) {
+		at := time.Now()
+		var a telemetrypb.Ack
+		if err := telemetry.Decode(m.Payload(), &a); err != nil {
+			tb.Errorf("ack on %s: %v", m.Topic(), err)
+			return
+		}
+		committed, _ := telemetry.AckRanges(&a)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, r := range committed {
+			w.acked = append(w.acked, ackedRange{r, at})
+		}
 	}
+	for _, sub := range []struct {
+		kind telemetry.Kind
+		f    paho.MessageHandler
+	}{{telemetry.KindBatch, onBatch}, {telemetry.KindBatchV2, onBatch}, {telemetry.KindAck, onAck}} {
+		topic, err := s.ns.Topic(vehicle, sub.kind)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if tok := c.Subscribe(topic, 1, sub.f); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+			tb.Fatalf("subscribe to %s: %v", topic, tok.Error())
+		}
+	}
+	return w
 }
 
-// liveLatencies writes fixes to a pty the agent reads, as a receiver would,
-// and returns for each how long after its write it was the vehicle's
-// position in the API (or a newer one was).
-func liveLatencies(tb testing.TB, bin string, s *server, extra string, n int) []latency {
+// committed returns when the fix of time ms reached the broker and when
+// the cloud acknowledged it as committed.
+func (w *liveWatch) committed(ms int64) (batched, acked time.Time, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seq, ok := w.seqOf[ms]
+	if !ok {
+		return time.Time{}, time.Time{}, false
+	}
+	for _, a := range w.acked {
+		if a.r.Contains(seq) {
+			return w.batched[ms], a.at, true
+		}
+	}
+	return w.batched[ms], time.Time{}, false
+}
+
+// latency is how long one fix took from the serial port to its commit in
+// PostgreSQL, and the part of it spent before the agent's batch reached the
+// broker.
+type latency struct {
+	total, agent time.Duration
+}
+
+// liveLatencies writes n fixes at rate to a pty the agent (with the extra
+// YAML over the defaults) reads, as a receiver would, and returns for each
+// how long after its epoch was written the cloud's Ack said it was
+// committed.
+func liveLatencies(tb testing.TB, bin string, s *server, extra string, rate, n int) []latency {
 	tb.Helper()
 	dir := tb.TempDir()
 	port, err := transport.OpenPTY("", 0)
@@ -191,9 +172,12 @@ func liveLatencies(tb testing.TB, bin string, s *server, extra string, n int) []
 	}
 	defer port.Close()
 	vehicle := "live-" + testenv.ID()
-	agent := startAgent(tb, bin, dir, s, vehicle, fmt.Sprintf("gps:\n  port: %s\n%s", port.Addr(), extra))
+	w := watchLive(tb, s, vehicle)
+	// The defaults, but for the local HTTP endpoint, whose fixed port
+	// parallel runs would fight over.
+	agent := startAgent(tb, bin, dir, s, vehicle, fmt.Sprintf("gps:\n  port: %s\nhttp:\n  listen: \"\"\n%s", port.Addr(), extra))
 	d := bench.NewDrive(7)
-	step := time.Second / liveRate
+	step := time.Second / time.Duration(rate)
 	next := time.Now().Truncate(time.Second).Add(time.Second)
 	write := func() (time.Time, time.Time) { // the fix's time, and when its epoch was written
 		time.Sleep(time.Until(next))
@@ -206,68 +190,60 @@ func liveLatencies(tb testing.TB, bin string, s *server, extra string, n int) []
 		next = next.Add(step)
 		return fix, time.Now()
 	}
-	// Warm up: until a first fix is visible (agent connected, cloud acking).
-	ctx := context.Background()
-	testenv.Eventually(tb, time.Minute, "a first fix in the API", func() error {
-		write()
-		var v map[string]any
-		return s.api.Get(ctx, "/api/v1/vehicles/"+vehicle, &v)
+	// Warm up: until a fix is committed (agent connected, cloud acking).
+	testenv.Eventually(tb, time.Minute, "a first fix committed", func() error {
+		fix, _ := write()
+		time.Sleep(500 * time.Millisecond)
+		_, _, ok := w.committed(fix.UnixMilli())
+		return testenv.True(ok)
 	}, agent, s.proc)
 
-	w := watchVehicle(s, vehicle, livePoll)
-	published := watchBatches(tb, s, vehicle)
 	fixes, written := make([]time.Time, n), make([]time.Time, n)
 	for i := range n {
 		fixes[i], written[i] = write()
 	}
-	testenv.Eventually(tb, time.Minute, "the last fix in the API", func() error {
-		if at := w.latest(); at.Before(fixes[n-1]) {
-			return fmt.Errorf("position at %s, last fix at %s", at, fixes[n-1])
+	out := make([]latency, n)
+	testenv.Eventually(tb, time.Minute, "every fix committed", func() error {
+		for i, f := range fixes {
+			batched, acked, ok := w.committed(f.UnixMilli())
+			if !ok {
+				return fmt.Errorf("fix %d of %d (%s) not acknowledged yet", i+1, n, f.Format(time.RFC3339Nano))
+			}
+			out[i] = latency{total: acked.Sub(written[i]), agent: batched.Sub(written[i])}
 		}
 		return nil
 	}, agent, s.proc)
-	obs := w.sightings()
-	out := make([]latency, 0, n)
-	j := 0
-	for i := range n {
-		for j < len(obs) && obs[j].fix.Before(fixes[i]) {
-			j++
-		}
-		if j == len(obs) {
-			tb.Fatalf("fix %d (%s) never seen by the watcher", i, fixes[i])
-		}
-		at, ok := published(fixes[i].UnixMilli())
-		if !ok {
-			tb.Fatalf("fix %d (%s) never seen in a batch", i, fixes[i])
-		}
-		out = append(out, latency{total: obs[j].at.Sub(written[i]), agent: at.Sub(written[i])})
-	}
 	return out
 }
 
 // BenchmarkLiveLatency measures the time from a fix written to a serial
-// port (a pty the real edge-agent binary reads) to that fix being the
-// vehicle's position in the API of the real cloud-server binary
-// (target p99 ≤ 250 ms): 5 fixes a second for 20 s, the API polled every
-// 10 ms (which adds up to 10 ms). Once with the agent's default uplink
-// settings, once with batches closed after 200 ms instead of 1 s. The
-// agent's part is until its batch reaches the broker; the cloud's is the
-// rest (ingest, commit, API).
+// port (a pty the real edge-agent binary reads) to the cloud's Ack saying
+// it is committed in PostgreSQL (the real cloud-server binary publishes it
+// after the commit), with the agent's defaults (but for its local HTTP
+// endpoint, off): p50 and p99 (target p99 ≤ 250 ms) at 1 Hz for 100 s and at
+// 10 Hz for 30 s (FLEETGATE_FULL=1: 10 and 5 minutes). The agent's part ends
+// when its batch reaches the broker; the cloud's is the rest (ingest,
+// commit, Ack).
 func BenchmarkLiveLatency(b *testing.B) {
 	bin := testenv.Binaries(b)
 	s := startServer(b, bin, b.TempDir())
-	n := 20 * liveRate
-	if os.Getenv("FLEETGATE_FULL") == "1" {
-		n = 300 * liveRate
-	}
-	for _, tt := range []struct{ name, extra string }{
-		{"agent-defaults", ""},
-		{"batch_max_age=200ms", "uplink:\n  batch_max_age: 200ms\n"},
+	full := os.Getenv("FLEETGATE_FULL") == "1"
+	for _, tt := range []struct {
+		name       string
+		rate       int
+		span, full time.Duration
+	}{
+		{"1Hz", 1, 100 * time.Second, 10 * time.Minute},
+		{"10Hz", 10, 30 * time.Second, 5 * time.Minute},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
+			span := tt.span
+			if full {
+				span = tt.full
+			}
 			var lat []latency
 			for b.Loop() {
-				lat = liveLatencies(b, bin, s, tt.extra, n)
+				lat = liveLatencies(b, bin, s, "", tt.rate, tt.rate*int(span/time.Second))
 			}
 			total, agent, cloud := make([]time.Duration, len(lat)), make([]time.Duration, len(lat)), make([]time.Duration, len(lat))
 			for i, l := range lat {
@@ -278,6 +254,8 @@ func BenchmarkLiveLatency(b *testing.B) {
 			b.ReportMetric(percentile(total, 1), "ms-max")
 			b.ReportMetric(percentile(agent, 0.99), "ms-p99-agent")
 			b.ReportMetric(percentile(cloud, 0.99), "ms-p99-cloud")
+			b.ReportMetric(float64(len(lat)), "fixes")
+
 		})
 	}
 }

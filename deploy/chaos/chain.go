@@ -46,7 +46,7 @@ type Options struct {
 	// Agent settings; zero values take the ones chaos runs use.
 	FlushInterval time.Duration // default 100ms
 	AckTimeout    time.Duration // default 3s
-	BatchMaxAge   time.Duration // uplink.batch_max_age; default 300ms
+	MinBatchAge   time.Duration // uplink.min_batch_age; default 0, the agent's
 	MaxBytes      string        // outbox.max_bytes; default the agent's
 }
 
@@ -83,9 +83,6 @@ func NewChain(t testing.TB, o Options) *Chain {
 	}
 	if o.AckTimeout == 0 {
 		o.AckTimeout = 3 * time.Second
-	}
-	if o.BatchMaxAge == 0 {
-		o.BatchMaxAge = 300 * time.Millisecond
 	}
 	c := &Chain{t: t, opts: o, Dir: t.TempDir(), Bin: testenv.Binaries(t), DB: testenv.Postgres(t)}
 	c.redisURL, c.prefix = testenv.Redis(t)
@@ -157,7 +154,7 @@ gps:
 outbox:
   flush_interval: %s
 %suplink:
-  batch_max_age: %s
+  min_batch_age: %s
   ack_timeout: %s
   status_interval: 2s
   backoff_min: 20ms
@@ -167,7 +164,7 @@ http:
 log:
   level: info
 `, c.Vehicle, c.DataDir, filepath.Join(c.Dir, "dev", c.Vehicle+"-gps"), obd, brokerURL, c.NS,
-		c.opts.FlushInterval, maxBytes, c.opts.BatchMaxAge, c.opts.AckTimeout, c.HTTPAddr)), 0o600)
+		c.opts.FlushInterval, maxBytes, c.opts.MinBatchAge, c.opts.AckTimeout, c.HTTPAddr)), 0o600)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -418,11 +418,12 @@ func connectionCut(t *testing.T, sz sizes) row {
 	b := testenv.StartMosquitto(t, chaos.BrokerOptions)
 	rng := rand.New(rand.NewPCG(7, uint64(sz.cuts)))
 	var p *testenv.Proxy
+	var c *chaos.Chain // set before the agent connects through p
 	p = testenv.StartProxy(t, b.Addr(), testenv.ProxyOptions{CutAfterPublish: func(topic string) bool {
-		return strings.HasSuffix(topic, "/up/batch") && p.Cuts() < sz.cuts && rng.IntN(3) != 0
+		batch := strings.HasSuffix(topic, "/up/batch") || topic == c.NS+"/"+c.Vehicle // protocol version 1 or 2
+		return batch && p.Cuts() < sz.cuts && rng.IntN(3) != 0
 	}})
-	c := chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true,
-		BatchMaxAge: 50 * time.Millisecond})
+	c = chaos.NewChain(t, chaos.Options{Speed: speed, Duration: time.Duration(sz.cuts/8+10) * time.Second * speed, OBD: true})
 	c.StartCloud(b.URL())
 	c.StartSim()
 	c.StartAgent(p.URL())

@@ -13,8 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/memory"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
-	"github.com/fleetgate/fleetgate/firmware-sim/load"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
@@ -32,8 +33,8 @@ type FleetOptions struct {
 }
 
 // Fleet is a load of virtual agents for the cloud-side scenarios: each
-// appends a position every Period to an in-memory outbox (firmware-sim's
-// load outbox) and sends it with the agent's own uplink (edge/mqtt), which
+// appends a position every Period to an in-memory outbox (edge/memory) and
+// sends it with the agent's own uplink (edge/uplink on edge/mqtt), which
 // resends what the cloud has not acknowledged, publishes its status and
 // answers commands. It records the cloud's progress (records acknowledged)
 // over time, to measure stalls.
@@ -57,7 +58,8 @@ type Fleet struct {
 
 type fleetAgent struct {
 	id       string
-	outbox   *load.Outbox
+	outbox   *memory.Outbox
+	sender   *uplink.Sender
 	uplink   *mqtt.Uplink
 	counters *edge.Counters
 }
@@ -80,14 +82,19 @@ func StartFleet(t testing.TB, url string, ns telemetry.Namespace, o FleetOptions
 	genCtx, stopGen := context.WithCancel(context.Background())
 	f.stopUp, f.stopGen = stopUp, stopGen
 	for i := range o.Vehicles {
-		a := &fleetAgent{id: fmt.Sprintf("%s%04d", o.IDPrefix, i+1), outbox: load.NewOutbox(uint64(i+1)*7919, 1<<22), counters: new(edge.Counters)}
-		up, err := mqtt.New(mqtt.Config{URL: url, VehicleID: a.id, Namespace: ns, BatchMaxAge: 200 * time.Millisecond,
-			AckTimeout: o.AckTimeout, StatusInterval: o.StatusInterval, KeepAlive: 5 * time.Second,
-			Backoff: edge.Backoff{Min: 50 * time.Millisecond, Max: time.Second}, AgentVersion: "chaos fleet",
+		a := &fleetAgent{id: fmt.Sprintf("%s%04d", o.IDPrefix, i+1), outbox: memory.NewOutbox(uint64(i+1)*7919, 1<<22), counters: new(edge.Counters)}
+		var err error
+		a.sender, err = uplink.New(uplink.Config{VehicleID: a.id, MinBatchAge: 200 * time.Millisecond, AckTimeout: o.AckTimeout},
+			a.outbox, slog.New(slog.DiscardHandler), a.counters)
+		if err != nil {
+			t.Fatalf("fleet uplink: %v", err)
+		}
+		up, err := mqtt.New(mqtt.Config{URL: url, Namespace: ns, StatusInterval: o.StatusInterval, KeepAlive: 5 * time.Second,
+			Backoff: edge.Backoff{Min: 50 * time.Millisecond, Max: time.Second}, Status: uplink.StatusInfo{AgentVersion: "chaos fleet"},
 			Commands: func(_ context.Context, c *telemetrypb.Command) (*telemetrypb.CommandResult, error) {
 				f.answered.Add(1)
 				return &telemetrypb.CommandResult{Id: c.GetId(), Ok: true, UnixMs: time.Now().UnixMilli()}, nil
-			}}, a.outbox, slog.New(slog.DiscardHandler), a.counters)
+			}}, a.id, a.sender, slog.New(slog.DiscardHandler), a.counters)
 		if err != nil {
 			t.Fatalf("fleet uplink: %v", err)
 		}
@@ -130,7 +137,7 @@ func (f *Fleet) generate(ctx context.Context, a *fleetAgent, offset time.Duratio
 		if err := a.outbox.Append(ctx, []edge.Record{edge.PositionRecord(p)}); err != nil {
 			return
 		}
-		a.uplink.Notify()
+		a.sender.Notify()
 		t.Reset(f.opts.Period)
 	}
 }

@@ -62,7 +62,7 @@ mqtt:
 outbox:
   flush_interval: 100ms
 uplink:
-  batch_max_age: 200ms
+  min_batch_age: 200ms
 http:
   listen: ""
 `, vehicle, filepath.Join(dir, "data"), gpsLink, b.tlsPort, filepath.Join(b.certs, "ca.crt"), crt, key))

@@ -329,7 +329,7 @@ func TestBrokerACL(t *testing.T) {
 	// second cloud replica on the backend listener reading every uplink.
 	cloudIn, backIn := newInbox("cloud (TLS)"), newInbox("cloud (backend)")
 	cloud := b.cloudTLS(t, "fleetgate-cloud-test")
-	granted := subscribe(t, cloud, cloudIn, "$share/ingest/fleet/v1/+/up/batch", "fleet/v1/+/up/status", "fleet/v1/+/up/cmd-result")
+	granted := subscribe(t, cloud, cloudIn, "$share/ingest/fleet/v1/+/up/batch", "$share/ingest/fleet/v1/+", "fleet/v1/+/up/status", "fleet/v1/+/up/cmd-result")
 	for f, q := range granted {
 		if q != 1 {
 			t.Errorf("cloud: subscription %s granted %#x, want QoS 1", f, q)
@@ -347,8 +347,10 @@ func TestBrokerACL(t *testing.T) {
 
 	t.Run("a vehicle publishes as itself", func(t *testing.T) {
 		publish(t, vehA, top(a, "up/batch"), "A-own-batch", false)
+		publish(t, vehA, "fleet/v1/"+a, "A-own-batch-v2", false) // protocol version 2's topic
 		publish(t, vehA, top(a, "up/status"), "A-status", true)
 		cloudIn.until(t, top(a, "up/batch")+" A-own-batch")
+		cloudIn.until(t, "fleet/v1/"+a+" A-own-batch-v2")
 		cloudIn.until(t, top(a, "up/status")+" A-status")
 		backIn.until(t, top(a, "up/status")+" A-status")
 	})
@@ -358,6 +360,7 @@ func TestBrokerACL(t *testing.T) {
 		publish(t, vehA, top(bID, "up/status"), "A-spoofs-B-status", true)
 		publish(t, vehA, top(bID, "up/cmd-result"), "A-spoofs-B-result", false)
 		publish(t, vehA, "fleet/v1/x/up/batch", "A-spoofs-x", false)
+		publish(t, vehA, "fleet/v1/"+bID, "A-spoofs-B-batch-v2", false)
 		publish(t, vehA, top(a, "up/batch"), "A-barrier-1", false)
 		assertNone(t, "cloud (TLS)", cloudIn.until(t, top(a, "up/batch")+" A-barrier-1"), "spoofs")
 		assertNone(t, "cloud (backend)", backIn.until(t, top(a, "up/batch")+" A-barrier-1"), "spoofs")

@@ -82,9 +82,9 @@ func checkMosquitto(conf, acl string) []string {
 			blocks[user] = append(blocks[user], l)
 		}
 	}
-	wantACL := map[string][]string{"": {"pattern write fleet/v1/%u/up/#", "pattern read fleet/v1/%u/down/#"}}
+	wantACL := map[string][]string{"": {"pattern write fleet/v1/%u/up/#", "pattern write fleet/v1/%u", "pattern read fleet/v1/%u/down/#"}}
 	for _, u := range []string{"fleetgate.cloud", "fleetgate.cloud.1", "fleetgate.cloud.2"} {
-		wantACL[u] = []string{"topic read $SYS/#", "topic read fleet/v1/+/up/#", "topic write fleet/v1/+/down/#"}
+		wantACL[u] = []string{"topic read $SYS/#", "topic read fleet/v1/+/up/#", "topic read fleet/v1/+", "topic write fleet/v1/+/down/#"}
 	}
 	for u, lines := range wantACL {
 		got, ok := blocks[u]
@@ -146,7 +146,7 @@ func TestMosquittoSettings(t *testing.T) {
 		{"conf", "use_identity_as_username true", "use_identity_as_username false"},
 		{"conf", "crlfile /mosquitto/certs/crl.pem\n", ""},
 		{"acl", "pattern write fleet/v1/%u/up/#", "pattern write fleet/v1/+/up/#"},
-		{"acl", "user fleetgate.cloud.2\ntopic read $SYS/#\ntopic read fleet/v1/+/up/#\ntopic write fleet/v1/+/down/#", "user fleetgate.cloud.2\ntopic read $SYS/#\ntopic read fleet/v1/+/up/#\ntopic write fleet/v1/#"},
+		{"acl", "user fleetgate.cloud.2\ntopic read $SYS/#\ntopic read fleet/v1/+/up/#\ntopic read fleet/v1/+\ntopic write fleet/v1/+/down/#", "user fleetgate.cloud.2\ntopic read $SYS/#\ntopic read fleet/v1/+/up/#\ntopic read fleet/v1/+\ntopic write fleet/v1/#"},
 		{"acl", "user fleetgate.cloud.2\n", "user veh-001\n"},
 		{"conf", "use_identity_as_username true\nuse_username_as_clientid true\n", "use_identity_as_username true\n"},
 		{"conf", "protocol mqtt\nuse_username_as_clientid true\n\n", "protocol mqtt\n\n"},

@@ -104,7 +104,7 @@ mqtt:
 outbox:
   flush_interval: 100ms
 uplink:
-  batch_max_age: 300ms
+  min_batch_age: 300ms
 http:
   listen: ""
 log:

@@ -95,7 +95,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 			"obd":    map[string]any{"port": filepath.Join(links, id+"-obd"), "pids": []string{"0C", "0D", "05"}, "interval": "200ms"},
 			"mqtt":   map[string]any{"url": proxies[id], "namespace": ns, "client_id": "e2e-" + id}, // through the uplink proxy
 			"outbox": map[string]any{"flush_interval": "100ms"},
-			"uplink": map[string]any{"batch_max_age": "300ms"},
+			"uplink": map[string]any{"min_batch_age": "300ms"},
 			"http":   map[string]any{"listen": ""},
 			"log":    map[string]any{"level": "debug"},
 		})

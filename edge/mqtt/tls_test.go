@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
@@ -68,8 +69,12 @@ func TestTLSClientCertificate(t *testing.T) {
 	f := newFixture(t)
 	f.append(edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000, LatE7: 1, LonE7: 2}))
 	var ctr edge.Counters
-	bare, err := mqtt.New(mqtt.Config{URL: url, VehicleID: f.vehicle, Namespace: f.ns, TLS: &tls.Config{RootCAs: roots},
-		ConnectTimeout: 2 * time.Second, Backoff: edge.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}, f.outbox, nil, &ctr)
+	s, err := uplink.New(uplink.Config{VehicleID: f.vehicle}, f.outbox, nil, &ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := mqtt.New(mqtt.Config{URL: url, Namespace: f.ns, TLS: &tls.Config{RootCAs: roots},
+		ConnectTimeout: 2 * time.Second, Backoff: edge.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}, f.vehicle, s, nil, &ctr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +88,12 @@ func TestTLSClientCertificate(t *testing.T) {
 		t.Fatal("connected without a client certificate")
 	}
 
-	u, err := mqtt.New(mqtt.Config{URL: url, VehicleID: f.vehicle, Namespace: f.ns, BatchMaxAge: 10 * time.Millisecond,
-		TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}, f.outbox, nil, &f.ctr)
+	s, err = uplink.New(uplink.Config{VehicleID: f.vehicle}, f.outbox, nil, &f.ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := mqtt.New(mqtt.Config{URL: url, Namespace: f.ns,
+		TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}, f.vehicle, s, nil, &f.ctr)
 	if err != nil {
 		t.Fatal(err)
 	}

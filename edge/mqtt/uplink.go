@@ -1,9 +1,9 @@
-// Package mqtt is the agent's uplink over MQTT 3.1.1 with
-// github.com/eclipse/paho.mqtt.golang (which no other package imports). It
-// reads unsent records from the edge.Outbox, publishes them as
-// telemetry.Batch messages at QoS 1, and deletes them from the outbox only
-// when the cloud's Ack on down/ack covers them: a PUBACK or a completed paho
-// token means the broker has the message in memory, not that it is stored.
+// Package mqtt holds the agent's broker connection over MQTT 3.1.1 with
+// github.com/eclipse/paho.mqtt.golang (which no other package imports): it
+// connects and reconnects, subscribes to the vehicle's down/ack and
+// down/cmd, publishes what an uplink.Sender decides to send, the retained
+// status and the command results, and hands the cloud's Acks to the Sender.
+// What to send and when is the Sender's business (edge/uplink).
 //
 // Sessions fit the outbox being the source of truth:
 //
@@ -11,21 +11,14 @@
 //     the down/ack and down/cmd subscriptions and queues acks and commands
 //     while the agent is offline (they arrive right after the next CONNACK).
 //   - The paho message store is the in-memory one, new for every connection,
-//     and paho never reconnects by itself: after any reconnect or ack timeout
-//     every record still in the outbox is published again from the outbox
-//     (go-back-N; the cloud deduplicates by (stream, seq)). A file store
-//     would duplicate the outbox with a second fsync per message and resend
-//     messages the outbox has already forgotten.
+//     and paho never reconnects by itself: after any reconnect the Sender
+//     sends every record still in the outbox again (the cloud deduplicates by
+//     (stream, seq)). A file store would duplicate the outbox with a second
+//     fsync per message and resend messages the outbox has already forgotten.
 //   - Incoming messages are acknowledged by hand: an ack once it is queued
-//     for the outbox (losing it only causes a resend), a command only once
+//     for the Sender (losing it only causes a resend), a command only once
 //     its result is published, so that a command whose result was lost with
 //     the connection comes again and is answered from the command log.
-//
-// After an outage the newest fix goes first, alone, so that the map is live
-// at once; then records appended since the connection (live) take precedence
-// over the backlog (history, oldest first, in full batches): each time an
-// ack frees a slot of the in-flight window, a waiting live batch takes it
-// before the history does.
 package mqtt
 
 import (
@@ -34,7 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -43,61 +36,43 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
 
-// Config configures an Uplink. Zero durations and counts take the defaults
-// given; VehicleID, URL and Namespace are required.
+// Config configures an Uplink. Zero durations take the defaults of package
+// uplink; URL and Namespace are required.
 type Config struct {
-	URL       string              // tcp://host:port, or ssl:// / tls:// for TLS
-	VehicleID string              // [A-Za-z0-9_-]{1,64}
-	Namespace telemetry.Namespace // topic root, e.g. telemetry.DefaultNamespace
-	ClientID  string              // default fleetgate-edge-<VehicleID>
-	KeepAlive time.Duration       // default 60s
-	TLS       *tls.Config         // for ssl:// and tls://; nil means system roots
+	URL            string              // tcp://host:port, or ssl:// / tls:// for TLS
+	Namespace      telemetry.Namespace // topic root, e.g. telemetry.DefaultNamespace
+	ClientID       string              // default fleetgate-edge-<vehicle id>
+	KeepAlive      time.Duration       // uplink.DefaultKeepAlive
+	TLS            *tls.Config         // for ssl:// and tls://; nil means system roots
+	StatusInterval time.Duration       // retained status refresh; uplink.DefaultStatusInterval
+	ConnectTimeout time.Duration       // uplink.DefaultConnectTimeout
+	// Backoff paces connection attempts; a zero Min or Max takes
+	// uplink.DefaultBackoffMin or Max.
+	Backoff edge.Backoff
+	Status  uplink.StatusInfo // what the status report says of the agent
 
-	BatchMaxRecords int // close a batch at this many records; default 600
-	// HistoryBatchRecords is the size of the backlog's batches after an
-	// outage (fewer, larger messages drain faster); default 4 ×
-	// BatchMaxRecords.
-	HistoryBatchRecords int
-	BatchMaxAge         time.Duration // or when its first record has waited this long; default 1s
-	Inflight            int           // batches published and not yet acked; default 8
-	AckTimeout          time.Duration // resend unacked records after this; default 30s
-	StatusInterval      time.Duration // retained status refresh; default 60s
-	ConnectTimeout      time.Duration // default 10s
-	Backoff             edge.Backoff  // between connection attempts; zero value 200ms to 5s
-	AgentVersion        string        // reported in Status
-
-	// Fix, if set, gives the GNSS fix state for the status report.
-	Fix edge.FixReporter
-	// Report, if set, adds to each status report what other parts of the
-	// agent report (the clock, the outbox's storage, the OBD adapter).
-	Report func(*telemetrypb.Status)
 	// Commands runs a command from down/cmd and returns its result (see
 	// edge.Commander.Run); nil answers every command "not supported". An
 	// error leaves the command unacknowledged, so that it comes again.
 	Commands func(context.Context, *telemetrypb.Command) (*telemetrypb.CommandResult, error)
 }
 
-func (c *Config) defaults() {
+func (c *Config) defaults(vehicle string) {
 	if c.ClientID == "" {
-		c.ClientID = "fleetgate-edge-" + c.VehicleID
+		c.ClientID = "fleetgate-edge-" + vehicle
 	}
-	setDur(&c.KeepAlive, 60*time.Second)
-	setDur(&c.BatchMaxAge, time.Second)
-	setDur(&c.AckTimeout, 30*time.Second)
-	setDur(&c.StatusInterval, 60*time.Second)
-	setDur(&c.ConnectTimeout, 10*time.Second)
-	if c.BatchMaxRecords <= 0 {
-		c.BatchMaxRecords = 600
-	}
-	if c.HistoryBatchRecords <= 0 {
-		c.HistoryBatchRecords = min(4*c.BatchMaxRecords, telemetry.MaxRows)
-	}
-	if c.Inflight <= 0 {
-		c.Inflight = 8
+	setDur(&c.KeepAlive, uplink.DefaultKeepAlive)
+	setDur(&c.StatusInterval, uplink.DefaultStatusInterval)
+	setDur(&c.ConnectTimeout, uplink.DefaultConnectTimeout)
+	setDur(&c.Backoff.Min, uplink.DefaultBackoffMin)
+	setDur(&c.Backoff.Max, uplink.DefaultBackoffMax)
+	if c.Status.Started.IsZero() {
+		c.Status.Started = time.Now()
 	}
 }
 
@@ -107,26 +82,23 @@ func setDur(d *time.Duration, def time.Duration) {
 	}
 }
 
-// Uplink sends the outbox to the cloud. New builds one; Run runs it.
+// Uplink keeps the agent connected to the broker and runs its Sender on
+// each connection. New builds one; Run runs it.
 type Uplink struct {
 	cfg      Config
-	outbox   edge.Outbox
+	vehicle  string
+	sender   *uplink.Sender
 	log      *slog.Logger
 	counters *edge.Counters
-	now      func() time.Time
-	start    time.Time
 
-	topicBatch, topicStatus, topicAck, topicCmd, topicResult string
+	topicStatus, topicAck, topicCmd, topicResult string
+	topicBatch                                   map[telemetry.Kind]string
 
-	notify      chan struct{}
-	statusNow   chan struct{}
-	acks        chan *telemetrypb.Ack
-	cmds        chan command
-	stop        chan struct{}
-	connected   atomic.Bool
-	current     atomic.Pointer[conn]
-	rttMs       atomic.Int64
-	batchMaxAge atomic.Int64 // ns; the live flush, changed by a command
+	statusNow chan struct{}
+	cmds      chan command
+	stop      context.Context // done once Run returns
+	connected atomic.Bool
+	current   atomic.Pointer[conn]
 }
 
 // command is a down/cmd message with the connection it came on.
@@ -135,10 +107,10 @@ type command struct {
 	conn *conn
 }
 
-// New checks cfg and returns an Uplink for outbox. logger and counters may be
-// nil.
-func New(cfg Config, outbox edge.Outbox, logger *slog.Logger, counters *edge.Counters) (*Uplink, error) {
-	cfg.defaults()
+// New checks cfg and returns an Uplink for the vehicle of sender. logger and
+// counters may be nil.
+func New(cfg Config, vehicle string, sender *uplink.Sender, logger *slog.Logger, counters *edge.Counters) (*Uplink, error) {
+	cfg.defaults(vehicle)
 	if err := cfg.Namespace.Valid(); err != nil {
 		return nil, fmt.Errorf("mqtt uplink: %w", err)
 	}
@@ -158,47 +130,30 @@ func New(cfg Config, outbox edge.Outbox, logger *slog.Logger, counters *edge.Cou
 		counters = new(edge.Counters)
 	}
 	up := &Uplink{
-		cfg: cfg, outbox: outbox, log: logger, counters: counters, now: time.Now,
-		notify: make(chan struct{}, 1), statusNow: make(chan struct{}, 1), acks: make(chan *telemetrypb.Ack, 64),
-		cmds: make(chan command, 16), stop: make(chan struct{}),
+		cfg: cfg, vehicle: vehicle, sender: sender, log: logger, counters: counters,
+		topicBatch: map[telemetry.Kind]string{}, statusNow: make(chan struct{}, 1), cmds: make(chan command, 16),
 	}
-	up.batchMaxAge.Store(int64(cfg.BatchMaxAge))
 	for _, t := range []struct {
 		dst  *string
 		kind telemetry.Kind
 	}{
-		{&up.topicBatch, telemetry.KindBatch}, {&up.topicStatus, telemetry.KindStatus}, {&up.topicAck, telemetry.KindAck},
+		{&up.topicStatus, telemetry.KindStatus}, {&up.topicAck, telemetry.KindAck},
 		{&up.topicCmd, telemetry.KindCmd}, {&up.topicResult, telemetry.KindCmdResult},
 	} {
-		if *t.dst, err = cfg.Namespace.Topic(cfg.VehicleID, t.kind); err != nil {
+		if *t.dst, err = cfg.Namespace.Topic(vehicle, t.kind); err != nil {
+			return nil, fmt.Errorf("mqtt uplink: %w", err)
+		}
+	}
+	for _, k := range []telemetry.Kind{telemetry.KindBatch, telemetry.KindBatchV2} {
+		if up.topicBatch[k], err = cfg.Namespace.Topic(vehicle, k); err != nil {
 			return nil, fmt.Errorf("mqtt uplink: %w", err)
 		}
 	}
 	return up, nil
 }
 
-// Notify tells the uplink that records were appended. It never blocks; the
-// edge.Collector's OnCommit calls it.
-func (u *Uplink) Notify() {
-	select {
-	case u.notify <- struct{}{}:
-	default:
-	}
-}
-
 // Connected reports whether the uplink has a broker connection now.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
-
-// SetReportInterval changes how long a partial batch waits when the uplink
-// is caught up (Config.BatchMaxAge). Safe for concurrent use.
-func (u *Uplink) SetReportInterval(d time.Duration) error {
-	if d <= 0 {
-		return fmt.Errorf("report interval %v: must be positive", d)
-	}
-	u.batchMaxAge.Store(int64(d))
-	u.Notify()
-	return nil
-}
 
 // ReportStatus asks for a status report now; it is published on the
 // current connection, or on the next one. It never blocks.
@@ -210,22 +165,25 @@ func (u *Uplink) ReportStatus(context.Context) error {
 	return nil
 }
 
-// RTT returns the last measured round trip from publishing a batch to the
-// cloud's ack of it, 0 before the first.
-func (u *Uplink) RTT() time.Duration { return time.Duration(u.rttMs.Load()) * time.Millisecond }
-
 // errLost ends a connection's session when paho reports the connection lost.
 var errLost = errors.New("connection lost")
 
-// Run connects, sends and resends until ctx is done, then publishes the
-// offline status, disconnects and returns ctx.Err(). Connection failures are
-// retried with the jittered Backoff; they are logged (once per outage) and
-// counted, not returned. It returns another error only when the outbox fails.
-// Run must not be called twice.
+// errPublish marks a publish the broker or paho refused; the connection is
+// dropped and made again.
+var errPublish = errors.New("publish failed")
+
+// Run connects, runs the Sender on each connection and publishes the status
+// until ctx is done, then publishes the offline status, disconnects and
+// returns ctx.Err(). Connection failures are retried with the jittered
+// Backoff; they are logged (once per outage) and counted, not returned. It
+// returns another error only when the outbox fails. Run must not be called
+// twice.
 func (u *Uplink) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	defer workers.Wait()
-	defer close(u.stop)
+	stop, stopped := context.WithCancel(context.WithoutCancel(ctx))
+	u.stop = stop
+	defer stopped()
 	cmdCtx, stopCommands := context.WithCancel(ctx)
 	defer stopCommands() // also when the outbox fails with ctx still live
 	workers.Add(1)
@@ -233,7 +191,6 @@ func (u *Uplink) Run(ctx context.Context) error {
 		defer workers.Done()
 		u.runCommands(cmdCtx)
 	}()
-	u.start = u.now()
 	failing := false
 	for {
 		conn, err := u.connect(ctx)
@@ -268,6 +225,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		conn.client.Disconnect(0)
+		conn.wg.Wait()
 		if !errors.Is(err, errLost) && !errors.Is(err, errPublish) {
 			return err // the outbox failed
 		}
@@ -280,23 +238,55 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 }
 
-// conn is one broker connection.
+// conn is one broker connection; it is the Sender's uplink.Conn.
 type conn struct {
+	up     *Uplink
 	client paho.Client
 	lost   chan struct{} // closed when paho reports the connection lost
 	why    atomic.Pointer[error]
+	pubErr chan error     // a publish the broker or paho refused
+	wg     sync.WaitGroup // PUBACK watchers
+	done   chan struct{}  // closed when the session ends
+}
+
+// Publish implements uplink.Conn: it hands the batch to paho, and a
+// goroutine waits for the broker's PUBACK only to notice failures (a PUBACK
+// proves nothing durable), which end the session.
+func (c *conn) Publish(ctx context.Context, kind telemetry.Kind, payload []byte) error {
+	topic, ok := c.up.topicBatch[kind]
+	if !ok {
+		return fmt.Errorf("%w: no topic for batches of kind %q", errPublish, kind)
+	}
+	tok := c.client.Publish(topic, 1, false, payload)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				select {
+				case c.pubErr <- err:
+				default:
+				}
+				return
+			}
+			c.up.counters.Inc("uplink.pubacks")
+		case <-c.done:
+		}
+	}()
+	return ctx.Err()
 }
 
 func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 	// The will and the first online status carry the same time, the
 	// connection's: the cloud applies a will only to the connection it
 	// belongs to (a will is older than the statuses sent after it).
-	at := u.now()
+	at := time.Now()
 	will, err := u.status(ctx, false, at)
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{lost: make(chan struct{})}
+	c := &conn{up: u, lost: make(chan struct{}), pubErr: make(chan error, 1), done: make(chan struct{})}
 	handler := func(_ paho.Client, m paho.Message) { u.onMessage(c, m) }
 	var once sync.Once
 	opts := paho.NewClientOptions().
@@ -304,7 +294,7 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 		SetClientID(u.cfg.ClientID).
 		SetCleanSession(false).
 		SetStore(paho.NewMemoryStore()).
-		SetAutoReconnect(false). // Run reconnects, with jitter, and resends from the outbox
+		SetAutoReconnect(false). // Run reconnects, with jitter, and the Sender resends from the outbox
 		SetConnectRetry(false).
 		SetKeepAlive(u.cfg.KeepAlive).
 		SetConnectTimeout(u.cfg.ConnectTimeout).
@@ -312,6 +302,7 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 		SetOrderMatters(false).
 		SetAutoAckDisabled(true). // see the package comment
 		SetBinaryWill(u.topicStatus, will, 1, true).
+		SetCustomOpenConnectionFn(u.dial). // counts the bytes on the wire
 		SetDefaultPublishHandler(handler). // acks queued by the broker arrive before Subscribe returns
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.why.Store(&err)
@@ -337,6 +328,44 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
+// dial opens the network connection for paho, as paho would for tcp://,
+// ssl:// and tls:// URLs, and counts what crosses it: the bytes on the wire
+// (MQTT packets, in TLS records for ssl://), uplink.wire_bytes_sent and
+// uplink.wire_bytes_received, which a metered plan pays for.
+func (u *Uplink) dial(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	d := &net.Dialer{Timeout: o.ConnectTimeout}
+	var c net.Conn
+	var err error
+	switch uri.Scheme {
+	case "tcp", "mqtt":
+		c, err = d.Dial("tcp", uri.Host)
+	default: // New admits ssl, tls and mqtts besides
+		c, err = tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, counters: u.counters}, nil
+}
+
+// countingConn counts the bytes read and written.
+type countingConn struct {
+	net.Conn
+	counters *edge.Counters
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.counters.Add("uplink.wire_bytes_received", uint64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.counters.Add("uplink.wire_bytes_sent", uint64(n))
+	return n, err
+}
+
 // wait turns a paho token into a context-aware wait, bounded by timeout.
 func wait(ctx context.Context, tok paho.Token, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
@@ -351,44 +380,17 @@ func wait(ctx context.Context, tok paho.Token, timeout time.Duration) error {
 	}
 }
 
-// status builds the agent's Status message at time at, encoded.
+// status returns the agent's Status at time at, encoded.
 func (u *Uplink) status(ctx context.Context, online bool, at time.Time) ([]byte, error) {
-	st, err := u.outbox.Stats(ctx)
+	s, err := u.sender.Status(ctx, online, at, u.cfg.Status)
 	if err != nil {
 		return nil, err
 	}
-	now := u.now()
-	s := &telemetrypb.Status{
-		VehicleId:         u.cfg.VehicleID,
-		Online:            online,
-		UnixMs:            at.UnixMilli(),
-		AgentVersion:      u.cfg.AgentVersion,
-		StreamId:          st.StreamID,
-		NextSeq:           st.NextSeq,
-		OutboxDepth:       st.Depth,
-		OutboxBytes:       st.Bytes,
-		OldestUnsentAgeMs: st.OldestUnsentAge(now).Milliseconds(),
-		Dropped:           st.Dropped,
-		RttMs:             u.rttMs.Load(),
-		Counters:          u.counters.Snapshot(),
-		UptimeMs:          now.Sub(u.start).Milliseconds(),
-	}
-	maps.Copy(s.Counters, st.Counters())
-	if u.cfg.Fix != nil {
-		fs := u.cfg.Fix.FixState()
-		s.FixMode = uint32(max(fs.Mode, 0))
-		if !fs.NoFixSince.IsZero() {
-			s.NoFixSinceUnixMs = fs.NoFixSince.UnixMilli()
-		}
-	}
-	if u.cfg.Report != nil {
-		u.cfg.Report(s)
-	}
-	return telemetry.Encode(s, false)
+	return telemetry.Encode(s, true)
 }
 
 func (u *Uplink) publishStatus(ctx context.Context, c *conn, online bool) error {
-	return u.publishStatusAt(ctx, c, online, u.now())
+	return u.publishStatusAt(ctx, c, online, time.Now())
 }
 
 func (u *Uplink) publishStatusAt(ctx context.Context, c *conn, online bool, at time.Time) error {
@@ -397,7 +399,7 @@ func (u *Uplink) publishStatusAt(ctx context.Context, c *conn, online bool, at t
 		return err
 	}
 	if err := wait(ctx, c.client.Publish(u.topicStatus, 1, true, p), u.cfg.ConnectTimeout); err != nil {
-		return fmt.Errorf("publish status: %w", err)
+		return fmt.Errorf("%w: status: %w", errPublish, err)
 	}
 	return nil
 }
@@ -411,14 +413,54 @@ func (u *Uplink) goodbye(c *conn) {
 		u.log.Warn("offline status not published", "err", err)
 	}
 	c.client.Disconnect(250)
+	c.wg.Wait()
+}
+
+// session runs the Sender on c and refreshes the status until the
+// connection is lost, a publish fails, the outbox fails or ctx is done.
+func (u *Uplink) session(ctx context.Context, c *conn) error {
+	sctx, cancel := context.WithCancel(ctx)
+	sent := make(chan error, 1)
+	go func() { sent <- u.sender.Run(sctx, c) }()
+	end := func(err error) error {
+		cancel()
+		if serr := <-sent; err == nil {
+			err = serr
+		}
+		close(c.done)
+		return err
+	}
+	status := time.NewTicker(u.cfg.StatusInterval)
+	defer status.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return end(ctx.Err())
+		case <-c.lost:
+			if why := c.why.Load(); why != nil {
+				return end(fmt.Errorf("%w: %w", errLost, *why))
+			}
+			return end(errLost)
+		case err := <-c.pubErr:
+			return end(fmt.Errorf("%w: %w", errPublish, err))
+		case err := <-sent:
+			sent <- err
+			return end(nil) // the outbox failed, or a publish
+		case <-u.statusNow:
+		case <-status.C:
+		}
+		if err := u.publishStatus(ctx, c, true); err != nil {
+			return end(err)
+		}
+	}
 }
 
 // onMessage handles messages on down/ack and down/cmd arriving on c (paho
-// calls it on its own goroutines). Acks go to the session loop, commands to
-// the command worker; anything else is counted, acknowledged and dropped.
+// calls it on its own goroutines). Acks go to the Sender, commands to the
+// command worker; anything else is counted, acknowledged and dropped.
 func (u *Uplink) onMessage(c *conn, m paho.Message) {
 	id, kind, err := u.cfg.Namespace.Parse(m.Topic())
-	if err != nil || id != u.cfg.VehicleID || (kind != telemetry.KindAck && kind != telemetry.KindCmd) {
+	if err != nil || id != u.vehicle || (kind != telemetry.KindAck && kind != telemetry.KindCmd) {
 		u.counters.Inc("uplink.unexpected_messages")
 		m.Ack()
 		return
@@ -426,7 +468,7 @@ func (u *Uplink) onMessage(c *conn, m paho.Message) {
 	if kind == telemetry.KindCmd {
 		select {
 		case u.cmds <- command{msg: m, conn: c}:
-		case <-u.stop:
+		case <-u.stop.Done():
 		}
 		return
 	}
@@ -437,10 +479,8 @@ func (u *Uplink) onMessage(c *conn, m paho.Message) {
 		m.Ack()
 		return
 	}
-	select {
-	case u.acks <- &a:
+	if u.sender.Ack(u.stop, &a) == nil {
 		m.Ack()
-	case <-u.stop:
 	}
 }
 
@@ -464,9 +504,9 @@ func (u *Uplink) runCommands(ctx context.Context) {
 		if err := telemetry.Decode(cmd.msg.Payload(), &c); err != nil {
 			u.counters.Inc("uplink.commands_malformed")
 			u.log.Warn("undecodable command", "err", err)
-			res = &telemetrypb.CommandResult{Error: "command does not decode: " + err.Error(), UnixMs: u.now().UnixMilli()}
+			res = &telemetrypb.CommandResult{Error: "command does not decode: " + err.Error(), UnixMs: time.Now().UnixMilli()}
 		} else if u.cfg.Commands == nil {
-			res = &telemetrypb.CommandResult{Id: c.GetId(), Error: "commands are not supported by this agent", UnixMs: u.now().UnixMilli()}
+			res = &telemetrypb.CommandResult{Id: c.GetId(), Error: "commands are not supported by this agent", UnixMs: time.Now().UnixMilli()}
 		} else {
 			var err error
 			if res, err = u.cfg.Commands(ctx, &c); err != nil {
@@ -489,256 +529,4 @@ func (u *Uplink) runCommands(ctx context.Context) {
 			cmd.msg.Ack() // on another connection its packet id means something else
 		}
 	}
-}
-
-// errPublish marks a publish the broker or paho refused; the connection is
-// dropped and made again.
-var errPublish = errors.New("publish failed")
-
-type batch struct {
-	ranges []telemetry.SeqRange
-	sent   time.Time
-}
-
-// streams is what one connection has published: history is the backlog
-// found at connect (seqs below liveFrom), oldest first; live is what was
-// appended since. skip holds seqs published out of order (the newest fix).
-type streams struct {
-	liveFrom    uint64
-	hist, live  uint64 // highest seq published in each
-	histDone    bool
-	skip        map[uint64]bool
-	inflight    []*batch
-	waitingLive time.Time // when a partial live batch was first seen
-}
-
-func (s *streams) reset() {
-	s.hist, s.live, s.histDone, s.skip, s.inflight, s.waitingLive = 0, s.liveFrom-1, false, map[uint64]bool{}, nil, time.Time{}
-}
-
-// session publishes batches and applies acks on one connection until it is
-// lost or ctx is done. Every connection starts again from the oldest unacked
-// record (go-back-N): what was in flight on the last one is sent again.
-func (u *Uplink) session(ctx context.Context, c *conn) error {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(done)
-	pubErr := make(chan error, 1)
-	pub := func(recs []edge.Record) (*batch, error) { return u.publish(ctx, c, recs, &wg, done, pubErr) }
-
-	st, err := u.outbox.Stats(ctx)
-	if err != nil {
-		return err
-	}
-	s := &streams{liveFrom: st.NextSeq}
-	s.reset()
-	// After an outage the newest fix goes first: a backlog of more than a
-	// batch, or older than two live flushes, is an outage.
-	if st.Depth > uint64(u.cfg.BatchMaxRecords) || st.OldestUnsentAge(u.now()) > 2*u.liveAge() {
-		r, ok, err := u.outbox.Newest(ctx, edge.KindPosition)
-		if err != nil {
-			return err
-		}
-		if ok {
-			b, err := pub([]edge.Record{r})
-			if err != nil {
-				return err
-			}
-			s.inflight = append(s.inflight, b)
-			s.skip[r.Seq()] = true
-			u.counters.Inc("uplink.newest_first")
-		}
-	}
-
-	status := time.NewTicker(u.cfg.StatusInterval)
-	defer status.Stop()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		if err := u.fill(ctx, s, pub); err != nil {
-			return err
-		}
-		// Sleep until the next batch age or ack deadline, or an event.
-		next := u.cfg.StatusInterval
-		if !s.waitingLive.IsZero() {
-			next = min(next, u.liveAge()-u.now().Sub(s.waitingLive))
-		}
-		if len(s.inflight) > 0 {
-			next = min(next, u.cfg.AckTimeout-u.now().Sub(s.inflight[0].sent))
-		}
-		timer.Reset(max(next, time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.lost:
-			if why := c.why.Load(); why != nil {
-				return fmt.Errorf("%w: %w", errLost, *why)
-			}
-			return errLost
-		case err := <-pubErr:
-			return fmt.Errorf("%w: %w", errPublish, err)
-		case <-u.notify:
-		case a := <-u.acks:
-			var err error
-			if s.inflight, err = u.applyAck(ctx, a, s.inflight); err != nil {
-				return err
-			}
-		case <-u.statusNow:
-			if err := u.publishStatus(ctx, c, true); err != nil {
-				return fmt.Errorf("%w: %w", errPublish, err)
-			}
-		case <-status.C:
-			if err := u.publishStatus(ctx, c, true); err != nil {
-				return fmt.Errorf("%w: %w", errPublish, err)
-			}
-		case <-timer.C:
-		}
-		if len(s.inflight) > 0 && u.now().Sub(s.inflight[0].sent) >= u.cfg.AckTimeout {
-			u.counters.Inc("uplink.ack_timeouts")
-			u.log.Warn("no ack in time, sending unacked records again", "after", u.cfg.AckTimeout, "batches", len(s.inflight))
-			s.reset()
-		}
-	}
-}
-
-func (u *Uplink) liveAge() time.Duration { return time.Duration(u.batchMaxAge.Load()) }
-
-// fill publishes batches while the in-flight window has room: live records
-// first (a partial batch once it has waited the live flush), then history in
-// batches of up to BatchMaxRecords. A live record thus waits at most for
-// one ack to free a slot.
-func (u *Uplink) fill(ctx context.Context, s *streams, pub func([]edge.Record) (*batch, error)) error {
-	for len(s.inflight) < u.cfg.Inflight {
-		recs, err := u.outbox.Unsent(ctx, s.live, u.cfg.BatchMaxRecords)
-		if err != nil {
-			return err
-		}
-		recs = s.drop(recs, 0)
-		if len(recs) == 0 {
-			s.waitingLive = time.Time{}
-			break
-		}
-		if len(recs) < u.cfg.BatchMaxRecords {
-			if s.waitingLive.IsZero() {
-				s.waitingLive = u.now()
-			}
-			if u.now().Sub(s.waitingLive) < u.liveAge() {
-				break
-			}
-		}
-		b, err := pub(recs)
-		if err != nil {
-			return err
-		}
-		s.inflight = append(s.inflight, b)
-		s.live = recs[len(recs)-1].Seq()
-		s.waitingLive = time.Time{}
-	}
-	for !s.histDone && len(s.inflight) < u.cfg.Inflight {
-		recs, err := u.outbox.Unsent(ctx, s.hist, u.cfg.HistoryBatchRecords)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 || recs[0].Seq() >= s.liveFrom {
-			s.histDone = true
-			break
-		}
-		last := recs[len(recs)-1].Seq()
-		if recs = s.drop(recs, s.liveFrom); len(recs) > 0 {
-			b, err := pub(recs)
-			if err != nil {
-				return err
-			}
-			s.inflight = append(s.inflight, b)
-		}
-		s.hist = min(last, s.liveFrom-1)
-	}
-	return nil
-}
-
-// drop removes from recs the seqs already sent out of order and, with
-// below > 0, those from below on.
-func (s *streams) drop(recs []edge.Record, below uint64) []edge.Record {
-	out := recs[:0]
-	for _, r := range recs {
-		if below > 0 && r.Seq() >= below {
-			break
-		}
-		if !s.skip[r.Seq()] {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// publish sends recs as one batch. The broker's PUBACK is awaited on a
-// goroutine only to notice failures (it proves nothing durable).
-func (u *Uplink) publish(ctx context.Context, c *conn, recs []edge.Record, wg *sync.WaitGroup, done <-chan struct{}, pubErr chan<- error) (*batch, error) {
-	b := telemetry.Batch{VehicleID: u.cfg.VehicleID, StreamID: u.outbox.StreamID()}
-	for i := range recs {
-		recs[i].AddTo(&b)
-	}
-	payload, err := telemetry.EncodeBatch(&b, true)
-	if err != nil {
-		return nil, fmt.Errorf("encode batch: %w", err) // a bug, not the network's fault
-	}
-	tok := c.client.Publish(u.topicBatch, 1, false, payload)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-tok.Done():
-			if err := tok.Error(); err != nil {
-				select {
-				case pubErr <- err:
-				default:
-				}
-				return
-			}
-			u.counters.Inc("uplink.pubacks")
-		case <-done:
-		case <-ctx.Done():
-		}
-	}()
-	u.counters.Inc("uplink.batches")
-	u.counters.Add("uplink.records_sent", uint64(len(recs)))
-	u.counters.Add("uplink.bytes_sent", uint64(len(payload)))
-	return &batch{ranges: b.SeqRanges(), sent: u.now()}, nil
-}
-
-// applyAck deletes what a is about from the outbox and from the in-flight
-// window. Acks for another vehicle or stream (an old outbox file) are
-// counted and ignored.
-func (u *Uplink) applyAck(ctx context.Context, a *telemetrypb.Ack, inflight []*batch) ([]*batch, error) {
-	if a.GetVehicleId() != u.cfg.VehicleID || a.GetStreamId() != u.outbox.StreamID() {
-		u.counters.Inc("uplink.acks_foreign")
-		return inflight, nil
-	}
-	committed, rejected := telemetry.AckRanges(a)
-	all := telemetry.MergeRanges(append(committed, rejected...))
-	n, err := u.outbox.Ack(ctx, all)
-	if err != nil {
-		return inflight, err
-	}
-	u.counters.Inc("uplink.acks")
-	u.counters.Add("uplink.records_acked", uint64(n))
-	if len(rejected) > 0 {
-		var k uint64
-		for _, r := range rejected {
-			k += r.Len()
-		}
-		u.counters.Add("uplink.records_rejected", k)
-		u.log.Warn("cloud rejected records", "ranges", rejected, "reason", a.GetReason())
-	}
-	kept := inflight[:0]
-	for _, b := range inflight {
-		b.ranges = subtract(b.ranges, all)
-		if len(b.ranges) > 0 {
-			kept = append(kept, b)
-			continue
-		}
-		u.rttMs.Store(u.now().Sub(b.sent).Milliseconds())
-	}
-	return kept, nil
 }

@@ -3,19 +3,16 @@ package mqtt_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/bolt"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
@@ -31,7 +28,7 @@ type fixture struct {
 	vehicle string
 	outbox  *bolt.Outbox
 	obs     paho.Client
-	batches chan *telemetry.Batch
+	batches chan topicBatch
 	status  chan *telemetrypb.Status
 	ctr     edge.Counters
 }
@@ -41,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	url, ns := testenv.MQTT(t)
 	f := &fixture{
 		t: t, url: url, ns: telemetry.Namespace(ns), vehicle: "veh-" + testenv.ID(),
-		batches: make(chan *telemetry.Batch, 100), status: make(chan *telemetrypb.Status, 100),
+		batches: make(chan topicBatch, 100), status: make(chan *telemetrypb.Status, 100),
 	}
 	o, err := bolt.Open(filepath.Join(t.TempDir(), "outbox.db"), nil)
 	if err != nil {
@@ -53,14 +50,16 @@ func newFixture(t *testing.T) *fixture {
 	f.obs = paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("obs-" + testenv.ID()).SetOrderMatters(true))
 	f.wait(f.obs.Connect())
 	t.Cleanup(func() { f.obs.Disconnect(100) })
-	f.wait(f.obs.Subscribe(f.topic(telemetry.KindBatch), 1, func(_ paho.Client, m paho.Message) {
-		b, err := telemetry.DecodeBatch(m.Payload())
+	onBatch := func(_ paho.Client, m paho.Message) {
+		b, err := telemetry.DecodeBatchOn(f.vehicle, m.Payload())
 		if err != nil {
-			t.Errorf("batch does not decode: %v", err)
+			t.Errorf("batch on %s does not decode: %v", m.Topic(), err)
 			return
 		}
-		f.batches <- b
-	}))
+		f.batches <- topicBatch{m.Topic(), b}
+	}
+	f.wait(f.obs.Subscribe(f.topic(telemetry.KindBatch), 1, onBatch))
+	f.wait(f.obs.Subscribe(f.topic(telemetry.KindBatchV2), 1, onBatch))
 	f.wait(f.obs.Subscribe(f.topic(telemetry.KindStatus), 1, func(_ paho.Client, m paho.Message) {
 		if len(m.Payload()) == 0 {
 			return // the cleanup clearing the retained status
@@ -101,16 +100,27 @@ func (f *fixture) wait(tok paho.Token) {
 	}
 }
 
-// start runs an uplink with cfg (URL, vehicle and namespace filled in) until
-// the test ends.
-func (f *fixture) start(cfg mqtt.Config) *mqtt.Uplink {
+// topicBatch is a batch and the topic it came on.
+type topicBatch struct {
+	topic string
+	*telemetry.Batch
+}
+
+// start runs an uplink with cfg (URL and namespace filled in) and a Sender
+// with sc until the test ends.
+func (f *fixture) start(cfg mqtt.Config, sc uplink.Config) (*mqtt.Uplink, *uplink.Sender) {
 	f.t.Helper()
 	if cfg.URL == "" {
 		cfg.URL = f.url
 	}
-	cfg.VehicleID, cfg.Namespace = f.vehicle, f.ns
+	cfg.Namespace = f.ns
 	cfg.Backoff = edge.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
-	u, err := mqtt.New(cfg, f.outbox, nil, &f.ctr)
+	sc.VehicleID = f.vehicle
+	s, err := uplink.New(sc, f.outbox, nil, &f.ctr)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	u, err := mqtt.New(cfg, f.vehicle, s, nil, &f.ctr)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -123,7 +133,7 @@ func (f *fixture) start(cfg mqtt.Config) *mqtt.Uplink {
 			f.t.Errorf("Run = %v", err)
 		}
 	})
-	return u
+	return u, s
 }
 
 func (f *fixture) append(recs ...edge.Record) {
@@ -133,7 +143,7 @@ func (f *fixture) append(recs ...edge.Record) {
 	}
 }
 
-func (f *fixture) nextBatch() *telemetry.Batch {
+func (f *fixture) nextBatch() topicBatch {
 	f.t.Helper()
 	select {
 	case b := <-f.batches:
@@ -141,7 +151,7 @@ func (f *fixture) nextBatch() *telemetry.Batch {
 	case <-time.After(20 * time.Second):
 		f.t.Fatal("no batch within 20s")
 	}
-	return nil
+	return topicBatch{}
 }
 
 func (f *fixture) nextStatus() *telemetrypb.Status {
@@ -155,9 +165,13 @@ func (f *fixture) nextStatus() *telemetrypb.Status {
 	return nil
 }
 
-func (f *fixture) ack(committed, rejected []telemetry.SeqRange) {
+// ack publishes an Ack on down/ack as the cloud does; version says which
+// Batch version the cloud reads.
+func (f *fixture) ack(version uint32, committed, rejected []telemetry.SeqRange) {
 	f.t.Helper()
-	p, err := telemetry.Encode(telemetry.NewAck(f.vehicle, f.outbox.StreamID(), committed, rejected, "test"), false)
+	a := telemetry.NewAck(f.vehicle, f.outbox.StreamID(), committed, rejected, "test")
+	a.Version = version
+	p, err := telemetry.Encode(a, false)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -183,28 +197,30 @@ func (f *fixture) waitFor(what string, cond func() bool) {
 	}
 }
 
-func seqs(b *telemetry.Batch) []telemetry.SeqRange { return b.SeqRanges() }
+func seqs(b topicBatch) []telemetry.SeqRange { return b.SeqRanges() }
 
+// TestBatchStaysUntilAcked: records go as a batch (version 1 until the
+// cloud says more), the broker's PUBACK deletes nothing, the cloud's Ack
+// does, committed or rejected.
 func TestBatchStaysUntilAcked(t *testing.T) {
 	f := newFixture(t)
 	fix := telemetry.Position{UnixMs: 1795773600000, LatE7: 437384166, LonE7: 74246333, Has: telemetry.HasSpeed, SpeedMmps: 13891}
 	f.append(edge.PositionRecord(fix),
 		edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773600412, PID: 0x010C, Value: 1303.75}),
 		edge.PositionRecord(telemetry.Position{UnixMs: 1795773601000, LatE7: 437384200, LonE7: 74246400}))
-	u := f.start(mqtt.Config{BatchMaxAge: 50 * time.Millisecond, AckTimeout: time.Minute})
+	u, s := f.start(mqtt.Config{}, uplink.Config{AckTimeout: time.Minute})
 
-	if s := f.nextStatus(); !s.GetOnline() || s.GetVehicleId() != f.vehicle || s.GetStreamId() != f.outbox.StreamID() {
-		t.Errorf("first status = %v, want online with the vehicle and stream", s)
+	if st := f.nextStatus(); !st.GetOnline() || st.GetVehicleId() != f.vehicle || st.GetStreamId() != f.outbox.StreamID() {
+		t.Errorf("first status = %v, want online with the vehicle and stream", st)
 	}
 	b := f.nextBatch()
-	if b.VehicleID != f.vehicle || b.StreamID != f.outbox.StreamID() || len(b.Positions) != 2 || len(b.OBD) != 1 {
-		t.Fatalf("batch = %+v", b)
+	if b.topic != f.topic(telemetry.KindBatch) || b.VehicleID != f.vehicle || b.StreamID != f.outbox.StreamID() || len(b.Positions) != 2 || len(b.OBD) != 1 {
+		t.Fatalf("batch on %s = %+v", b.topic, b.Batch)
 	}
 	fix.Seq = 1
 	if b.Positions[0] != fix || b.OBD[0].Seq != 2 || b.OBD[0].Value != 1303.75 {
 		t.Errorf("batch contents %+v %+v", b.Positions[0], b.OBD[0])
 	}
-	// The broker has acknowledged the PUBLISH: that deletes nothing.
 	f.waitFor("the PUBACK", func() bool { return f.ctr.Snapshot()["uplink.pubacks"] >= 1 })
 	if d := f.depth(); d != 3 {
 		t.Fatalf("outbox depth %d after PUBACK, want 3", d)
@@ -212,123 +228,55 @@ func TestBatchStaysUntilAcked(t *testing.T) {
 	if !u.Connected() {
 		t.Error("Connected() = false")
 	}
-	// Committed and rejected ranges both release records.
-	f.ack([]telemetry.SeqRange{{First: 1, Last: 2}}, []telemetry.SeqRange{{First: 3, Last: 3}})
+	f.ack(0, []telemetry.SeqRange{{First: 1, Last: 2}}, []telemetry.SeqRange{{First: 3, Last: 3}})
 	f.waitFor("the ack to empty the outbox", func() bool { return f.depth() == 0 })
 
-	// New records flow in a new batch once notified.
 	f.append(edge.EventRecord(telemetry.Event{UnixMs: 1795773602000, Type: telemetry.EventIgnitionOff}))
-	u.Notify()
+	s.Notify()
 	if b := f.nextBatch(); len(b.Events) != 1 || b.Events[0].Seq != 4 {
-		t.Errorf("second batch = %+v", b)
+		t.Errorf("second batch = %+v", b.Batch)
 	}
 }
 
-func TestBatchesBySizeAndWindow(t *testing.T) {
-	f := newFixture(t)
-	recs := make([]edge.Record, 35)
-	for i := range recs {
-		recs[i] = edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773600000 + int64(i), PID: 0x010D, Value: float64(i)})
-	}
-	f.append(recs...)
-	f.start(mqtt.Config{BatchMaxRecords: 10, HistoryBatchRecords: 10, Inflight: 2, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
-	b1, b2 := f.nextBatch(), f.nextBatch()
-	if got := append(seqs(b1), seqs(b2)...); len(got) != 2 || got[0] != (telemetry.SeqRange{First: 1, Last: 10}) || got[1] != (telemetry.SeqRange{First: 11, Last: 20}) {
-		t.Fatalf("first two batches %v", got)
-	}
-	// The uplink fills its window in one pass: had it ignored the limit,
-	// 21-30 would already be counted by the time 11-20 arrived here.
-	if n := f.ctr.Snapshot()["uplink.batches"]; n != 2 {
-		t.Fatalf("%d batches published with a window of 2 and no ack", n)
-	}
-	f.ack([]telemetry.SeqRange{{First: 1, Last: 10}}, nil)
-	if b := f.nextBatch(); seqs(b)[0] != (telemetry.SeqRange{First: 21, Last: 30}) {
-		t.Errorf("third batch %v, want 21-30", seqs(b))
-	}
-	// 31-35 is a partial batch, held for BatchMaxAge (1h).
-	if n := f.ctr.Snapshot()["uplink.batches"]; n != 3 {
-		t.Errorf("%d batches after one ack, want 3", n)
-	}
-}
-
-func TestResendAfterAckTimeout(t *testing.T) {
+// TestVersion2: once an Ack says the cloud reads version 2, batches go in
+// version 2 on the vehicle's own topic, and decode to the same records.
+func TestVersion2(t *testing.T) {
 	f := newFixture(t)
 	f.append(edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000, LatE7: 1, LonE7: 2}))
-	f.start(mqtt.Config{BatchMaxAge: 10 * time.Millisecond, AckTimeout: 300 * time.Millisecond})
-	first, again := f.nextBatch(), f.nextBatch()
-	if seqs(first)[0] != (telemetry.SeqRange{First: 1, Last: 1}) || seqs(again)[0] != seqs(first)[0] {
-		t.Fatalf("batches %v then %v, want seq 1 twice", seqs(first), seqs(again))
+	_, s := f.start(mqtt.Config{}, uplink.Config{})
+	if b := f.nextBatch(); b.topic != f.topic(telemetry.KindBatch) {
+		t.Fatalf("first batch on %s, want version 1's topic", b.topic)
 	}
-	if n := f.ctr.Snapshot()["uplink.ack_timeouts"]; n < 1 {
-		t.Errorf("uplink.ack_timeouts = %d", n)
+	f.ack(2, []telemetry.SeqRange{{First: 1, Last: 1}}, nil)
+	f.waitFor("the ack", func() bool { return f.depth() == 0 })
+	p := telemetry.Position{UnixMs: 1795773601000, LatE7: 437384000, LonE7: 74246000, Has: telemetry.HasAlt | telemetry.HasSpeed, AltCm: 5000, SpeedMmps: 13900}
+	f.append(edge.PositionRecord(p))
+	s.Notify()
+	b := f.nextBatch()
+	p.Seq = 2
+	if b.topic != f.topic(telemetry.KindBatchV2) || b.VehicleID != f.vehicle || len(b.Positions) != 1 || b.Positions[0] != p {
+		t.Fatalf("batch on %s: %+v; want version 2 on %s with %+v", b.topic, b.Batch, f.topic(telemetry.KindBatchV2), p)
 	}
-	f.ack([]telemetry.SeqRange{{First: 1, Last: 1}}, nil)
-	f.waitFor("the ack to empty the outbox", func() bool { return f.depth() == 0 })
 }
 
-// proxy forwards TCP connections to the broker until cut closes them all,
-// as a cellular link that drops would.
-type proxy struct {
-	l     net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{l: l}
-	t.Cleanup(func() { l.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, b)
-			p.mu.Unlock()
-			go func() { io.Copy(b, c); b.Close() }()
-			go func() { io.Copy(c, b); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
+// TestLastWillAndResendAfterReconnect: a cut connection gives the offline
+// will; the agent reconnects by itself, says it is online and sends the
+// unacked record again without waiting for the ack timeout.
 func TestLastWillAndResendAfterReconnect(t *testing.T) {
 	f := newFixture(t)
-	p := newProxy(t, testenv.MQTTAddr)
+	p := testenv.StartProxy(t, testenv.MQTTAddr, testenv.ProxyOptions{})
 	f.append(edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000, LatE7: 1, LonE7: 2}))
-	f.start(mqtt.Config{URL: "tcp://" + p.l.Addr().String(), BatchMaxAge: 10 * time.Millisecond, AckTimeout: time.Hour})
+	f.start(mqtt.Config{URL: p.URL()}, uplink.Config{AckTimeout: time.Hour})
 	if s := f.nextStatus(); !s.GetOnline() {
 		t.Fatalf("status %v, want online", s)
 	}
 	if b := f.nextBatch(); seqs(b)[0] != (telemetry.SeqRange{First: 1, Last: 1}) {
 		t.Fatalf("batch %v", seqs(b))
 	}
-	p.cut() // the broker sees the connection die without a DISCONNECT
+	p.Cut() // the broker sees the connection die without a DISCONNECT
 	if s := f.nextStatus(); s.GetOnline() || s.GetVehicleId() != f.vehicle {
 		t.Fatalf("after the cut: status %v, want the offline last will", s)
 	}
-	// The agent reconnects by itself, says it is online, and sends the
-	// unacknowledged record again without waiting for the ack timeout.
 	if s := f.nextStatus(); !s.GetOnline() {
 		t.Fatalf("after reconnecting: status %v, want online", s)
 	}
@@ -342,7 +290,11 @@ func TestLastWillAndResendAfterReconnect(t *testing.T) {
 
 func TestGracefulStopSaysOffline(t *testing.T) {
 	f := newFixture(t)
-	u, err := mqtt.New(mqtt.Config{URL: f.url, VehicleID: f.vehicle, Namespace: f.ns}, f.outbox, nil, nil)
+	s, err := uplink.New(uplink.Config{VehicleID: f.vehicle}, f.outbox, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := mqtt.New(mqtt.Config{URL: f.url, Namespace: f.ns}, f.vehicle, s, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,37 +319,22 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	for _, cfg := range []mqtt.Config{
-		{URL: "tcp://127.0.0.1:1883", VehicleID: "bad id", Namespace: "fleet/v1"},
-		{URL: "http://127.0.0.1:1883", VehicleID: "veh-1", Namespace: "fleet/v1"},
-		{URL: "tcp://127.0.0.1:1883", VehicleID: "veh-1", Namespace: "fleet/+"},
-		{URL: "", VehicleID: "veh-1", Namespace: "fleet/v1"},
+	s, err := uplink.New(uplink.Config{VehicleID: "veh-1"}, o, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg     mqtt.Config
+		vehicle string
+	}{
+		{mqtt.Config{URL: "tcp://127.0.0.1:1883", Namespace: "fleet/v1"}, "bad id"},
+		{mqtt.Config{URL: "http://127.0.0.1:1883", Namespace: "fleet/v1"}, "veh-1"},
+		{mqtt.Config{URL: "tcp://127.0.0.1:1883", Namespace: "fleet/+"}, "veh-1"},
+		{mqtt.Config{URL: "", Namespace: "fleet/v1"}, "veh-1"},
 	} {
-		if _, err := mqtt.New(cfg, o, nil, nil); err == nil {
-			t.Errorf("New(%+v) accepted", cfg)
+		if _, err := mqtt.New(tc.cfg, tc.vehicle, s, nil, nil); err == nil {
+			t.Errorf("New(%+v, %q) accepted", tc.cfg, tc.vehicle)
 		}
-	}
-}
-
-// TestNewestFixFirstAfterOutage: with a backlog, the newest fix goes alone
-// first, then the history oldest first, without it.
-func TestNewestFixFirstAfterOutage(t *testing.T) {
-	f := newFixture(t)
-	recs := make([]edge.Record, 25)
-	for i := range recs {
-		recs[i] = edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000 + int64(i)*1000, LatE7: int32(i), LonE7: 1})
-	}
-	recs = append(recs, edge.OBDRecord(telemetry.OBDSample{UnixMs: 1795773630000, PID: 0x010C, Value: 900}))
-	f.append(recs...)
-	f.start(mqtt.Config{BatchMaxRecords: 5, HistoryBatchRecords: 10, Inflight: 8, BatchMaxAge: time.Hour, AckTimeout: time.Minute})
-	var got []telemetry.SeqRange
-	for range 4 {
-		got = append(got, seqs(f.nextBatch())...)
-	}
-	// The last history batch is 21-24 and 26 (an OBD sample): 25 went first.
-	want := []telemetry.SeqRange{{First: 25, Last: 25}, {First: 1, Last: 10}, {First: 11, Last: 20}, {First: 21, Last: 24}, {First: 26, Last: 26}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("batches (-want +got):\n%s", diff)
 	}
 }
 
@@ -405,17 +342,20 @@ type fixState edge.FixState
 
 func (s fixState) FixState() edge.FixState { return edge.FixState(s) }
 
-// TestStatusReport: the status carries the outbox, the fix state, the drop
-// counters and the agent's counters, and comes at once when asked.
+// TestStatusReport: the retained status (compressed when that is smaller)
+// carries the outbox, the fix state and the counters, and comes at once
+// when asked.
 func TestStatusReport(t *testing.T) {
 	f := newFixture(t)
 	f.append(edge.PositionRecord(telemetry.Position{UnixMs: 1795773600000, LatE7: 1, LonE7: 2}))
 	f.ctr.Add("gps.bad_checksum", 3)
 	since := time.UnixMilli(1795773000000)
-	u := f.start(mqtt.Config{BatchMaxAge: time.Hour, StatusInterval: time.Hour, Fix: fixState{Mode: telemetry.ModeNoFix, NoFixSince: since}})
+	u, _ := f.start(mqtt.Config{StatusInterval: time.Hour,
+		Status: uplink.StatusInfo{AgentVersion: "test", Fix: fixState{Mode: telemetry.ModeNoFix, NoFixSince: since}}},
+		uplink.Config{MinBatchAge: time.Hour})
 	s := f.nextStatus()
 	if !s.GetOnline() || s.GetOutboxDepth() != 1 || s.GetNextSeq() != 2 || s.GetFixMode() != uint32(telemetry.ModeNoFix) ||
-		s.GetNoFixSinceUnixMs() != since.UnixMilli() || s.GetCounters()["gps.bad_checksum"] != 3 {
+		s.GetNoFixSinceUnixMs() != since.UnixMilli() || s.GetCounters()["gps.bad_checksum"] != 3 || s.GetAgentVersion() != "test" {
 		t.Errorf("status %v", s)
 	}
 	if _, ok := s.GetCounters()["outbox.dropped_oldest"]; !ok {

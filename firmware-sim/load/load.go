@@ -1,8 +1,9 @@
 // Package load runs many virtual agents in one process: each drives a
 // vehicle model, turns its state into position (and OBD) records at a set
-// rate, keeps them in an in-memory edge.Outbox and publishes them with the
-// agent's own uplink (edge/mqtt) and encoding (shared/telemetry), one MQTT
-// connection per vehicle. It measures the rate it achieved and the CPU it
+// rate, keeps them in an in-memory edge.Outbox (edge/memory) and publishes
+// them with the agent's own sending policy (edge/uplink), connection
+// (edge/mqtt) and encoding (shared/telemetry), one MQTT connection per
+// vehicle. It measures the rate it achieved and the CPU it
 // took, for load tests of the broker and the cloud.
 package load
 
@@ -19,7 +20,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/memory"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
@@ -36,15 +39,19 @@ type Config struct {
 	Route     *firmwaresim.Route
 	// OBDPIDs are Mode 01 PIDs sampled with every position (0x0C rpm, 0x0D
 	// speed, 0x05 coolant, 0x2F fuel, 0x42 voltage); none by default.
-	OBDPIDs     []byte
-	BatchMaxAge time.Duration // default 1s, as the agent's
-	// Inflight and AckTimeout are the uplink's (defaults 8 and 30s, as the
-	// agent's). Without a cloud acknowledging, an agent publishes Inflight
-	// batches and then waits AckTimeout to send them again; to load the
-	// broker alone, raise both above what the run needs.
-	Inflight   int
-	AckTimeout time.Duration
-	Logger     *slog.Logger
+	OBDPIDs []byte
+	// MinBatchAge, Inflight and AckTimeout are the uplink's (defaults 0, 8
+	// and 30s, as the agent's).
+	MinBatchAge time.Duration
+	Inflight    int
+	AckTimeout  time.Duration
+	// NoDelay sends each batch without waiting for an ack of the previous
+	// one. Without a cloud acknowledging, an agent otherwise publishes its
+	// first record and then gathers the rest until an ack that never comes;
+	// to load the broker alone, set it and raise Inflight and AckTimeout
+	// above what the run needs.
+	NoDelay bool
+	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -120,11 +127,17 @@ func (c Config) Validate() error {
 
 func (c Config) id(i int) string { return fmt.Sprintf("%s%04d", c.IDPrefix, i+1) }
 
+// outboxCapacity bounds each virtual agent's outbox: past it the oldest
+// records are dropped (and counted), so that a run without a cloud to
+// acknowledge does not grow without bound.
+const outboxCapacity = 100000
+
 // agent is one virtual agent.
 type agent struct {
 	id       string
 	vehicle  *firmwaresim.Vehicle
-	outbox   *Outbox
+	outbox   *memory.Outbox
+	sender   *uplink.Sender
 	uplink   *mqtt.Uplink
 	counters *edge.Counters
 	ticks    uint64 // sample instants; written by generate alone, read after it returns
@@ -156,10 +169,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("load: %w", err)
 		}
 		a.vehicle = v
-		a.outbox = NewOutbox(seed, defaultCapacity)
-		a.uplink, err = mqtt.New(mqtt.Config{URL: cfg.MQTT, VehicleID: a.id, Namespace: cfg.Namespace,
-			ClientID: "fleetgate-load-" + a.id, BatchMaxAge: cfg.BatchMaxAge, Inflight: cfg.Inflight, AckTimeout: cfg.AckTimeout,
-			AgentVersion: "firmware-sim load"}, a.outbox, log.With("vehicle", a.id), a.counters)
+		a.outbox = memory.NewOutbox(seed, outboxCapacity)
+		a.sender, err = uplink.New(uplink.Config{VehicleID: a.id, MinBatchAge: cfg.MinBatchAge, Inflight: cfg.Inflight,
+			AckTimeout: cfg.AckTimeout, NoDelay: cfg.NoDelay}, a.outbox, log.With("vehicle", a.id), a.counters)
+		if err != nil {
+			return Result{}, fmt.Errorf("load: %w", err)
+		}
+		a.uplink, err = mqtt.New(mqtt.Config{URL: cfg.MQTT, Namespace: cfg.Namespace, ClientID: "fleetgate-load-" + a.id,
+			Status: uplink.StatusInfo{AgentVersion: "firmware-sim load"}}, a.id, a.sender, log.With("vehicle", a.id), a.counters)
 		if err != nil {
 			return Result{}, fmt.Errorf("load: %w", err)
 		}
@@ -202,10 +219,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	ups.Wait()
 	res.CPU = cpuTime() - cpu0
 	for _, a := range agents {
-		st := a.outbox.counts()
+		st, err := a.outbox.Stats(context.Background())
+		if err != nil {
+			return res, err
+		}
 		res.Ticks += a.ticks
-		res.Generated += st.appended
-		res.Dropped += st.dropped
+		res.Generated += a.outbox.Appended()
+		res.Dropped += st.Dropped
 		c := a.counters.Snapshot()
 		res.Sent += c["uplink.records_sent"]
 		res.Batches += c["uplink.batches"]
@@ -240,7 +260,7 @@ func (a *agent) generate(ctx context.Context, start time.Time, period, offset ti
 			if err := a.outbox.Append(ctx, recs); err != nil {
 				return fmt.Errorf("vehicle %s: %w", a.id, err)
 			}
-			a.uplink.Notify()
+			a.sender.Notify()
 		}
 		next := start.Add(offset).Add(period * time.Duration(at.Sub(start.Add(offset))/period+1))
 		t.Reset(max(0, next.Sub(now())))

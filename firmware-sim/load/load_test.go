@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetgate/fleetgate/edge"
 	firmwaresim "github.com/fleetgate/fleetgate/firmware-sim"
 	"github.com/fleetgate/fleetgate/firmware-sim/load"
 	"github.com/fleetgate/fleetgate/internal/testenv"
@@ -85,8 +84,8 @@ func TestLoadPublishesAsAgents(t *testing.T) {
 	sub := subscribe(t, url, ns)
 	route, _ := firmwaresim.RouteByName("monaco-harbour")
 	res, err := load.Run(context.Background(), load.Config{Vehicles: 20, Rate: 5, Duration: 3 * time.Second, MQTT: url, Namespace: ns,
-		IDPrefix: "load-", Seed: 1, Route: route, OBDPIDs: []byte{0x0C, 0x0D}, BatchMaxAge: 200 * time.Millisecond,
-		Inflight: 1000, AckTimeout: time.Hour}) // no cloud acks here: never stop for want of one
+		IDPrefix: "load-", Seed: 1, Route: route, OBDPIDs: []byte{0x0C, 0x0D}, MinBatchAge: 200 * time.Millisecond,
+		Inflight: 1000, AckTimeout: time.Hour, NoDelay: true}) // no cloud acks here: never stop for want of one
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,43 +144,6 @@ func TestLoadPublishesAsAgents(t *testing.T) {
 	}
 }
 
-// The in-memory outbox keeps the edge.Outbox contract the uplink relies on.
-func TestOutbox(t *testing.T) {
-	ctx := context.Background()
-	o := load.NewOutbox(1, 5)
-	if o.StreamID() == 0 || o.StreamID() == load.NewOutbox(2, 5).StreamID() {
-		t.Error("stream ids not drawn from the seed")
-	}
-	recs := []edge.Record{edge.PositionRecord(telemetry.Position{UnixMs: 1}), edge.OBDRecord(telemetry.OBDSample{UnixMs: 2}), edge.PositionRecord(telemetry.Position{UnixMs: 3})}
-	if err := o.Append(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	if recs[0].Seq() != 1 || recs[2].Seq() != 3 {
-		t.Errorf("seqs %d..%d", recs[0].Seq(), recs[2].Seq())
-	}
-	got, _ := o.Unsent(ctx, 1, 10)
-	if len(got) != 2 || got[0].Seq() != 2 {
-		t.Errorf("Unsent(after 1) = %d records from %d", len(got), got[0].Seq())
-	}
-	if n, _ := o.Ack(ctx, []telemetry.SeqRange{{First: 1, Last: 2}, {First: 7, Last: 9}}); n != 2 {
-		t.Errorf("Ack deleted %d, want 2", n)
-	}
-	if n, _ := o.Ack(ctx, []telemetry.SeqRange{{First: 1, Last: 2}}); n != 0 {
-		t.Errorf("a second Ack deleted %d", n)
-	}
-	if r, ok, err := o.Newest(ctx, edge.KindPosition); err != nil || !ok || r.Seq() != 3 {
-		t.Errorf("Newest(position) = seq %d, %v, %v; want 3", r.Seq(), ok, err)
-	}
-	if _, ok, _ := o.Newest(ctx, edge.KindEvent); ok {
-		t.Error("Newest(event) found one")
-	}
-	o.Append(ctx, make([]edge.Record, 6)) // over capacity: the oldest go
-	st, _ := o.Stats(ctx)
-	if st.Depth != 5 || st.Dropped != 2 || st.NextSeq != 10 || st.StreamID != o.StreamID() {
-		t.Errorf("stats %+v", st)
-	}
-}
-
 // BenchmarkLoad runs 1,000 virtual agents at 1 Hz against a private broker
 // and reports the rate achieved and the CPU it took, in seconds per second
 // and as a percentage of one core (target: under one core, 100 %).
@@ -192,7 +154,7 @@ func BenchmarkLoad(b *testing.B) {
 	for b.Loop() {
 		// The broker alone (no cloud to acknowledge): the window never closes.
 		res, err := load.Run(context.Background(), load.Config{Vehicles: 1000, Rate: 1, Duration: d, MQTT: url,
-			Namespace: "bench/fleet/v1", IDPrefix: "bench-", Seed: 1, Route: route, Inflight: 1 << 20, AckTimeout: 24 * time.Hour})
+			Namespace: "bench/fleet/v1", IDPrefix: "bench-", Seed: 1, Route: route, Inflight: 1 << 20, AckTimeout: 24 * time.Hour, NoDelay: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -94,8 +94,19 @@ func zstded(tb testing.TB, b []byte) []byte {
 	return e.EncodeAll(b, nil)
 }
 
-// encodedFixes returns fixes as the agent sends them: a compressed Batch.
+// encodedFixes returns fixes as the agent sends them: a compressed Batch of
+// protocol version 2.
 func encodedFixes(tb testing.TB, ps []telemetry.Position) []byte {
+	tb.Helper()
+	p, err := telemetry.EncodeBatchV2(&telemetry.Batch{VehicleID: "veh-0001", StreamID: 0x1234567890abcdef, Positions: ps}, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// encodedFixesV1 returns fixes as protocol version 1 has them.
+func encodedFixesV1(tb testing.TB, ps []telemetry.Position) []byte {
 	tb.Helper()
 	p, err := telemetry.EncodeBatch(&telemetry.Batch{VehicleID: "veh-0001", StreamID: 0x1234567890abcdef, Positions: ps}, true)
 	if err != nil {
@@ -104,15 +115,17 @@ func encodedFixes(tb testing.TB, ps []telemetry.Position) []byte {
 	return p
 }
 
-// BenchmarkBytesPerFix reports the wire size of one fix in 60-fix batches at
-// 1 Hz (target ≤ 11 B), and of a lone fix, as a caught-up agent sends it
-// (target ≤ 64 B), each beside the same fixes as JSON, JSON+gzip and
-// JSON+zstd: a skeptic compares with compressed JSON, not raw. The figures
-// are deterministic; TestWireSizeTargets asserts the targets.
+// BenchmarkBytesPerFix reports the payload size of one fix in 60-fix batches
+// at 1 Hz (target ≤ 11 B), and of a lone fix, as a caught-up agent sends it,
+// in protocol version 2, each beside version 1 and the same fixes as JSON,
+// JSON+gzip and JSON+zstd: a skeptic compares with compressed JSON, not raw.
+// Payloads only: deploy/bench's BenchmarkWireBytes counts the whole MQTT
+// PUBLISH (the lone fix's target, ≤ 64 B, is for that). The figures are
+// deterministic; TestWireSizeTargets asserts the targets.
 func BenchmarkBytesPerFix(b *testing.B) {
 	const n = 60
-	fixes := drive(n)
-	plain, err := telemetry.EncodeBatch(&telemetry.Batch{VehicleID: "veh-0001", StreamID: 0x1234567890abcdef, Positions: fixes}, false)
+	fixes := liveFixes(n)
+	plain, err := telemetry.EncodeBatchV2(&telemetry.Batch{VehicleID: "veh-0001", StreamID: 0x1234567890abcdef, Positions: fixes}, false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,16 +137,50 @@ func BenchmarkBytesPerFix(b *testing.B) {
 	perFix := func(p []byte) float64 { return float64(len(p)) / n }
 	b.ReportMetric(perFix(z), "B/fix")
 	b.ReportMetric(perFix(plain), "B/fix-uncompressed")
+	b.ReportMetric(perFix(encodedFixesV1(b, fixes)), "B/fix-v1")
 	b.ReportMetric(perFix(js), "B/fix-json")
 	b.ReportMetric(perFix(gzipped(b, js)), "B/fix-json-gzip")
 	b.ReportMetric(perFix(zstded(b, js)), "B/fix-json-zstd")
-	// A caught-up agent sends each fix within uplink.batch_max_age: a batch of
-	// one, where the header, the ids and the first absolute values dominate.
+	// A caught-up agent sends each fix as soon as the link is free: a batch
+	// of one, where the header, the stream id and the first absolute values
+	// dominate.
+	// dominate. Each is counted as its whole MQTT PUBLISH on the same topic.
 	one, oneJS := encodedFixes(b, fixes[:1]), jsonFixes(b, fixes[:1])
-	b.ReportMetric(float64(len(one)), "B/lone-fix")
-	b.ReportMetric(float64(len(oneJS)), "B/lone-fix-json")
-	b.ReportMetric(float64(len(gzipped(b, oneJS))), "B/lone-fix-json-gzip")
-	b.ReportMetric(float64(len(zstded(b, oneJS))), "B/lone-fix-json-zstd")
+	b.ReportMetric(float64(onWire(b, one)), "B/lone-fix")
+	b.ReportMetric(float64(len(one)), "B/lone-fix-payload")
+	b.ReportMetric(float64(onWire(b, encodedFixesV1(b, fixes[:1]))), "B/lone-fix-v1")
+	b.ReportMetric(float64(onWire(b, oneJS)), "B/lone-fix-json")
+	b.ReportMetric(float64(onWire(b, gzipped(b, oneJS))), "B/lone-fix-json-gzip")
+	b.ReportMetric(float64(onWire(b, zstded(b, oneJS))), "B/lone-fix-json-zstd")
+}
+
+// liveFixes returns drive(n) as a stream some days old has them in 2026:
+// times and seqs of the sizes they have in service.
+func liveFixes(n int) []telemetry.Position {
+	fixes := drive(n)
+	for i := range fixes {
+		fixes[i].UnixMs += t2 - 1700000000000
+		fixes[i].Seq += 1_000_000
+	}
+	return fixes
+}
+
+// onWire returns the size of the MQTT 3.1.1 PUBLISH (§3.3, QoS 1) of
+// payload on the topic of veh-0001's version 2 batches: the fixed header (a
+// byte and the remaining length), the topic (2-byte length and bytes), the
+// packet identifier and the payload.
+func onWire(tb testing.TB, payload []byte) int {
+	tb.Helper()
+	topic, err := telemetry.DefaultNamespace.Topic("veh-0001", telemetry.KindBatchV2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := 2 + len(topic) + 2 + len(payload)
+	header := 2
+	for r := n; r >= 128; r >>= 7 {
+		header++
+	}
+	return header + n
 }
 
 // BenchmarkDecodeBatch measures decoding 60-fix compressed batches.

@@ -3,7 +3,7 @@ package telemetry
 import (
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/proto"
@@ -30,20 +30,25 @@ const (
 
 const knownFlags = FlagZstd
 
+// The encoder and the decoder are made when the package is loaded, not on
+// first use: made inside a testing/synctest bubble, their channels would
+// belong to that bubble and fail every other. Their large buffers are
+// allocated on first use either way.
 var (
 	// One encoder, in its lower-memory mode: by default there is one per
 	// core, ~1.3 MiB each, idle most of the time on a gateway whose whole
 	// budget is 20 MB (docs/BENCHMARKS.md). A batch encodes in tens of
 	// microseconds, so callers that share it hardly wait.
-	zenc = sync.OnceValue(func() *zstd.Encoder {
+	zenc = eager(func() *zstd.Encoder {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(false),
 			zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			panic(err) // only bad options fail, and these are constant
 		}
+		e.EncodeAll(nil, nil) // makes its channel of encoders
 		return e
 	})
-	zdec = sync.OnceValue(func() *zstd.Decoder {
+	zdec = eager(func() *zstd.Decoder {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxPayloadBytes), zstd.WithDecoderConcurrency(0))
 		if err != nil {
 			panic(err)
@@ -52,11 +57,20 @@ var (
 	})
 )
 
-// Header returns the first byte of a payload of this Version with the given flags.
-func Header(flags byte) byte { return Version<<4 | flags }
+// eager calls f now and returns a function that returns its result.
+func eager[T any](f func() T) func() T {
+	v := f()
+	return func() T { return v }
+}
 
-// Encode frames m: the header byte, then m's protobuf encoding, zstd-compressed
-// when compress is set and compression makes it smaller.
+// Header returns the first byte of a protobuf payload (version 1) with the
+// given flags.
+func Header(flags byte) byte { return version1<<4 | flags }
+
+// Encode frames m as version 1 does: the header byte, then m's protobuf
+// encoding, zstd-compressed when compress is set and compression makes it
+// smaller. Ack, Status, Command and CommandResult are framed this way in
+// every version; a Batch is in version 1 (EncodeBatchV2 writes version 2).
 func Encode(m proto.Message, compress bool) ([]byte, error) {
 	body, err := proto.Marshal(m)
 	if err != nil {
@@ -76,7 +90,7 @@ func Encode(m proto.Message, compress bool) ([]byte, error) {
 // leaves m empty: proto.Unmarshal stops at the first bad field, after those
 // before it.
 func Decode(p []byte, m proto.Message) error {
-	body, err := unframe(p)
+	body, err := unframe(p, version1)
 	if err == nil {
 		if err = proto.Unmarshal(body, m); err != nil {
 			err = fmt.Errorf("%w: %T: %v", ErrMalformed, m, err)
@@ -88,13 +102,15 @@ func Decode(p []byte, m proto.Message) error {
 	return err
 }
 
-func unframe(p []byte) ([]byte, error) {
+// unframe checks the header byte of p against the versions wanted and
+// returns the body, decompressed.
+func unframe(p []byte, versions ...byte) ([]byte, error) {
 	if len(p) == 0 {
 		return nil, fmt.Errorf("%w: empty payload", ErrMalformed)
 	}
 	h := p[0]
-	if v := h >> 4; v != Version {
-		return nil, fmt.Errorf("%w: version %d (this decoder speaks %d)", ErrVersion, v, Version)
+	if v := h >> 4; !slices.Contains(versions, v) {
+		return nil, fmt.Errorf("%w: version %d (this message is read in version %v)", ErrVersion, v, versions)
 	}
 	if f := h & 0x0f; f&^knownFlags != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrVersion, f)
@@ -113,23 +129,47 @@ func unframe(p []byte) ([]byte, error) {
 	return body, nil
 }
 
-// EncodeBatch frames b in columns: each column delta-encoded (times delta of
-// delta), then protobuf, then zstd when compress is set and it helps. Rows are
-// written in the order given; the caller sorts them if it wants better deltas.
+// EncodeBatch frames b in protocol version 1: columns, each delta-encoded
+// (times delta of delta), then protobuf, then zstd when compress is set and
+// it helps. Rows are written in the order given; the caller sorts them if it
+// wants better deltas.
 func EncodeBatch(b *Batch, compress bool) ([]byte, error) {
 	return Encode(BatchToProto(b), compress)
 }
 
-// DecodeBatch reverses EncodeBatch. It returns an error wrapping ErrVersion or
-// ErrMalformed, never a partial batch.
+// DecodeBatch reads a batch of either version: EncodeBatch's (version 1) or
+// EncodeBatchV2's, whose VehicleID is then empty (the topic holds it; see
+// DecodeBatchOn). It returns an error wrapping ErrVersion or ErrMalformed,
+// never a partial batch.
 func DecodeBatch(p []byte) (*Batch, error) {
-	var pb telemetrypb.Batch
-	if err := Decode(p, &pb); err != nil {
+	body, err := unframe(p, version1, version2)
+	if err != nil {
 		return nil, err
 	}
-	b, err := BatchFromProto(&pb)
+	var b *Batch
+	if p[0]>>4 == version2 {
+		b, err = decodeBatch2(body)
+	} else {
+		var pb telemetrypb.Batch
+		if err := proto.Unmarshal(body, &pb); err != nil {
+			return nil, fmt.Errorf("%w: %T: %v", ErrMalformed, &pb, err)
+		}
+		b, err = BatchFromProto(&pb)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return b, nil
+}
+
+// DecodeBatchOn reads a batch received on the topic of vehicle vehicleID: as
+// DecodeBatch, with the VehicleID of a version 2 batch set to vehicleID. A
+// version 1 batch keeps the vehicle id it carries, for the receiver to
+// compare with the topic's.
+func DecodeBatchOn(vehicleID string, p []byte) (*Batch, error) {
+	b, err := DecodeBatch(p)
+	if err == nil && p[0]>>4 == version2 {
+		b.VehicleID = vehicleID
+	}
+	return b, err
 }

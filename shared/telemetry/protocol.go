@@ -1,15 +1,17 @@
 // Package telemetry is Fleetgate's wire protocol: the records an agent sends
 // (positions, OBD-II samples, events), the cloud's acknowledgements, agent status
-// and commands; the codec that frames them (a version/flags byte, protobuf,
-// optional zstd); and the MQTT topic names.
+// and commands; the codecs that frame them (a version/flags byte, then protobuf
+// or, for a version 2 batch, a compact binary form; optional zstd); and the
+// MQTT topic names.
 //
 // It does no I/O, no logging and starts no goroutines. Every decoder returns an
 // error wrapping ErrMalformed or ErrVersion for input it cannot trust, and never a
 // partially decoded value.
 package telemetry
 
-// Version is the wire protocol version carried in the high nibble of the first
-// byte of every payload.
+// Version is the newest wire protocol version. A payload carries its version
+// in the high nibble of its first byte; decoders read every version listed
+// here.
 //
 // History:
 //   - 1 (2026-11-27): first version. Batch with columnar, delta-encoded positions
@@ -27,4 +29,18 @@ package telemetry
 //     EVENT_TYPE_OUTBOX_TROUBLE (18). New fields and enum values, not a new
 //     version: older decoders skip the fields and read the events as unknown
 //     types.
-const Version = 1
+//   - 2 (2026-12-06): Batch in a compact binary form (see EncodeBatchV2),
+//     its time-source ranges included, without the vehicle id, published on
+//     the vehicle's own topic (KindBatchV2: Namespace/{id}) rather than
+//     up/batch: a fix sent alone costs 62 bytes on the wire instead of 137.
+//     Ack gains version (6), the highest Batch version the cloud reads; an
+//     agent sends version 2 only to a cloud that says it reads it. Ack,
+//     Status, Command and CommandResult are unchanged and still framed as
+//     version 1.
+const Version = 2
+
+// Versions of the protocol that still frame payloads.
+const (
+	version1 = 1 // protobuf messages, Batch included (EncodeBatch)
+	version2 = 2 // Batch only (EncodeBatchV2)
+)

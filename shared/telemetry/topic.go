@@ -6,22 +6,28 @@ import (
 	"strings"
 )
 
-// DefaultNamespace is the topic root of protocol v1: fleet/v1/{id}/...
+// DefaultNamespace is the topic root: fleet/v1/{id}/... (the name predates
+// protocol version 2 and stays, since every deployment's access rules use it).
 const DefaultNamespace Namespace = "fleet/v1"
 
 // Kind names one of the per-vehicle topics.
 type Kind string
 
-// The per-vehicle topics of protocol v1, relative to Namespace/{vehicle id}/.
+// The per-vehicle topics, relative to Namespace/{vehicle id}/.
 const (
-	KindBatch     Kind = "up/batch"      // edge → cloud, QoS 1: a Batch
+	// KindBatchV2 is the vehicle's own topic, Namespace/{vehicle id} itself:
+	// edge → cloud, QoS 1, a Batch in version 2 (EncodeBatchV2). The topic is
+	// as short as it can be and still name the vehicle, which the broker's
+	// access rules need: on a live link it is a third of each message.
+	KindBatchV2   Kind = ""
+	KindBatch     Kind = "up/batch"      // edge → cloud, QoS 1: a Batch in version 1
 	KindStatus    Kind = "up/status"     // edge → cloud, QoS 1, retained: a Status; also the last will
 	KindCmdResult Kind = "up/cmd-result" // edge → cloud, QoS 1: a CommandResult
 	KindAck       Kind = "down/ack"      // cloud → edge, QoS 1: an Ack, after the commit
 	KindCmd       Kind = "down/cmd"      // cloud → edge, QoS 1: a Command
 )
 
-var kinds = []Kind{KindBatch, KindStatus, KindCmdResult, KindAck, KindCmd}
+var kinds = []Kind{KindBatchV2, KindBatch, KindStatus, KindCmdResult, KindAck, KindCmd}
 
 // ErrVehicleID is wrapped by errors for a vehicle id outside [A-Za-z0-9_-]{1,64}.
 var ErrVehicleID = errors.New("invalid vehicle id")
@@ -49,18 +55,26 @@ func ValidVehicleID(id string) error {
 // "test-1234/fleet/v1") keeps tests and tenants that share a broker apart.
 type Namespace string
 
-// Topic returns Namespace/{vehicleID}/{kind}. It returns an error wrapping
-// ErrVehicleID for an invalid id.
+// Topic returns Namespace/{vehicleID}/{kind}, or Namespace/{vehicleID} for
+// KindBatchV2. It returns an error wrapping ErrVehicleID for an invalid id.
 func (n Namespace) Topic(vehicleID string, kind Kind) (string, error) {
 	if err := ValidVehicleID(vehicleID); err != nil {
 		return "", err
+	}
+	if kind == KindBatchV2 {
+		return string(n) + "/" + vehicleID, nil
 	}
 	return string(n) + "/" + vehicleID + "/" + string(kind), nil
 }
 
 // Filter returns the subscription filter for kind across all vehicles,
-// Namespace/+/{kind}.
-func (n Namespace) Filter(kind Kind) string { return string(n) + "/+/" + string(kind) }
+// Namespace/+/{kind} (Namespace/+ for KindBatchV2).
+func (n Namespace) Filter(kind Kind) string {
+	if kind == KindBatchV2 {
+		return string(n) + "/+"
+	}
+	return string(n) + "/+/" + string(kind)
+}
 
 // SharedFilter returns the shared-subscription filter
 // $share/{group}/Namespace/+/{kind}, through which replicas split the messages.
@@ -75,9 +89,9 @@ func (n Namespace) Parse(topic string) (vehicleID string, kind Kind, err error) 
 	if !ok {
 		return "", "", fmt.Errorf("%w %q: not under %s/", ErrTopic, topic, n)
 	}
-	id, k, ok := strings.Cut(rest, "/")
-	if !ok {
-		return "", "", fmt.Errorf("%w %q: no kind after the vehicle id", ErrTopic, topic)
+	id, k, sub := strings.Cut(rest, "/")
+	if sub && k == "" {
+		return "", "", fmt.Errorf("%w %q: empty kind after the vehicle id", ErrTopic, topic)
 	}
 	if err := ValidVehicleID(id); err != nil {
 		return "", "", err

@@ -50,7 +50,8 @@ func TestParseTopic(t *testing.T) {
 		{"t-42/fleet/v1/car-1/up/cmd-result", "car-1", telemetry.KindCmdResult, nil},
 		{"t-42/fleet/v1/car-1/down/cmd", "car-1", telemetry.KindCmd, nil},
 		{"fleet/v1/car-1/up/batch", "", "", telemetry.ErrTopic},
-		{"t-42/fleet/v1/car-1", "", "", telemetry.ErrTopic},
+		{"t-42/fleet/v1/car-1", "car-1", telemetry.KindBatchV2, nil},
+		{"t-42/fleet/v1/car-1/", "", "", telemetry.ErrTopic},
 		{"t-42/fleet/v1/car-1/up/other", "", "", telemetry.ErrTopic},
 		{"t-42/fleet/v1/car-1/up/batch/x", "", "", telemetry.ErrTopic},
 		{"t-42/fleet/v1/c@r/up/batch", "", "", telemetry.ErrVehicleID},
@@ -63,6 +64,12 @@ func TestParseTopic(t *testing.T) {
 	}
 	if got, want := ns.SharedFilter("ingest", telemetry.KindBatch), "$share/ingest/t-42/fleet/v1/+/up/batch"; got != want {
 		t.Errorf("SharedFilter = %q, want %q", got, want)
+	}
+	if got, want := ns.SharedFilter("ingest", telemetry.KindBatchV2), "$share/ingest/t-42/fleet/v1/+"; got != want {
+		t.Errorf("SharedFilter(KindBatchV2) = %q, want %q", got, want)
+	}
+	if got, err := ns.Topic("car-1", telemetry.KindBatchV2); got != "t-42/fleet/v1/car-1" || err != nil {
+		t.Errorf("Topic(car-1, KindBatchV2) = %q, %v", got, err)
 	}
 	for _, bad := range []telemetry.Namespace{"", "/x", "x/", "a/+/b", "a/#", "$SYS"} {
 		if bad.Valid() == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetgate/fleetgate/cloud/osrm"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
+	"github.com/fleetgate/fleetgate/cloud/web"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	StatementTimeout string // DATABASE_STATEMENT_TIMEOUT
 	MaxStreams       string // LIVE_MAX_STREAMS_PER_TOKEN
 	LiveBuffer       string // LIVE_BUFFER, updates kept for resuming streams
+	// The dashboard's map; see web.Config.
+	MapTileURL         string // MAP_TILE_URL; "" a plain background
+	MapTileAttribution string // MAP_TILE_ATTRIBUTION
 }
 
 // DefaultConfig returns the documented defaults. The MQTT client id is
@@ -107,6 +111,7 @@ func (c *Config) vars() []struct {
 		{"API_REQUEST_TIMEOUT", &c.RequestTimeout}, {"API_SECURE_COOKIE", &c.SecureCookie},
 		{"API_SESSION_MAX_AGE", &c.SessionMaxAge}, {"DATABASE_STATEMENT_TIMEOUT", &c.StatementTimeout},
 		{"LIVE_MAX_STREAMS_PER_TOKEN", &c.MaxStreams}, {"LIVE_BUFFER", &c.LiveBuffer},
+		{"MAP_TILE_URL", &c.MapTileURL}, {"MAP_TILE_ATTRIBUTION", &c.MapTileAttribution},
 	}
 }
 
@@ -189,7 +194,15 @@ func (c *Config) Validate() error {
 	if _, err := c.api(); err != nil {
 		return err
 	}
+	if err := c.web().Validate(); err != nil {
+		return fmt.Errorf("MAP_TILE_URL: %v", err)
+	}
 	return nil
+}
+
+// web returns the dashboard's settings.
+func (c *Config) web() web.Config {
+	return web.Config{TileURL: c.MapTileURL, TileAttribution: c.MapTileAttribution}
 }
 
 // apiSettings are the API's settings, parsed.

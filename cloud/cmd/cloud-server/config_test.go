@@ -42,6 +42,7 @@ var overrides = map[string]string{
 	"CORS_ALLOWED_ORIGINS": "https://dash.example.com, http://localhost:5173", "API_RATE_LIMIT": "5", "API_RATE_BURST": "10",
 	"API_REQUEST_TIMEOUT": "10s", "API_SECURE_COOKIE": "true", "API_SESSION_MAX_AGE": "1h", "DATABASE_STATEMENT_TIMEOUT": "5s",
 	"LIVE_MAX_STREAMS_PER_TOKEN": "3", "LIVE_BUFFER": "5000",
+	"MAP_TILE_URL": "https://{s}.tile.example.org/{z}/{x}/{y}.png", "MAP_TILE_ATTRIBUTION": "© Example",
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -58,6 +59,9 @@ func TestEnvironmentOverrides(t *testing.T) {
 		a.RequestTimeout != 10*time.Second || !a.SecureCookie || a.SessionMaxAge != time.Hour || a.StatementTimeout != 5*time.Second ||
 		a.MaxStreams != 3 || a.LiveBuffer != 5000 {
 		t.Errorf("API settings %+v, %v", a, err)
+	}
+	if w := c.web(); w.TileURL != "https://{s}.tile.example.org/{z}/{x}/{y}.png" || w.TileAttribution != "© Example" {
+		t.Errorf("dashboard settings %+v", w)
 	}
 }
 
@@ -93,6 +97,8 @@ var badVars = []struct{ name, value, want string }{
 	{"DATABASE_STATEMENT_TIMEOUT", "2h", "DATABASE_STATEMENT_TIMEOUT"},
 	{"LIVE_MAX_STREAMS_PER_TOKEN", "0", "LIVE_MAX_STREAMS_PER_TOKEN"},
 	{"LIVE_BUFFER", "10", "LIVE_BUFFER"},
+	{"MAP_TILE_URL", "tile.example.org/{z}/{x}/{y}.png", "MAP_TILE_URL"},
+	{"MAP_TILE_URL", "https://tile.example.org/{z}/{x}.png", "MAP_TILE_URL"},
 	{"TRIP_STOP_DURATION", "5", "TRIP_STOP_DURATION"},
 	{"TRIP_STOP_DURATION", "-5m", "TRIP_STOP_DURATION"},
 	{"TRIP_MOVING_SPEED", "fast", "TRIP_MOVING_SPEED"},

@@ -33,6 +33,7 @@ import (
 	"github.com/fleetgate/fleetgate/cloud/mqtt"
 	"github.com/fleetgate/fleetgate/cloud/postgres"
 	"github.com/fleetgate/fleetgate/cloud/redis"
+	"github.com/fleetgate/fleetgate/cloud/web"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -146,6 +147,10 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 		return err
 	}
 	apiCfg, _ := cfg.api() // validated
+	dash, err := web.New(cfg.web())
+	if err != nil {
+		return err
+	}
 	db := postgres.NewDB(cfg.DatabaseURL)
 	db.StatementTimeout = apiCfg.StatementTimeout
 	db.Logger = logger.With("component", "postgres")
@@ -187,6 +192,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	api.MaxStreams = apiCfg.MaxStreams
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live},
 		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
+	api.Web = dash
 	m := newMetrics(pl, sess, hub)
 	m.reg.MustRegister(jobs.metrics) // the background jobs' (jobs.go)
 	api.Metrics, api.Observe = m.Handler(), m.Observe
@@ -195,7 +201,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
 		"filters", sess.Filters(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix,
 		"max_clock_ahead", maxAhead, "step_back_after", stepBack, "cors_origins", apiCfg.CORSOrigins,
-		"rate_limit", apiCfg.RateLimit, "request_timeout", apiCfg.RequestTimeout, "statement_timeout", apiCfg.StatementTimeout)
+		"rate_limit", apiCfg.RateLimit, "map_tiles", cfg.MapTileURL != "", "request_timeout", apiCfg.RequestTimeout, "statement_timeout", apiCfg.StatementTimeout)
 	if err := sess.Open(ctx); err != nil {
 		return err
 	}
@@ -211,7 +217,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	g.Go(func() error { return disp.Run(gctx) })
 	g.Go(func() error { return db.RunMaintenance(gctx, 6*time.Hour) })
 	jobs.start(g, gctx)
-	err := g.Wait()
+	err = g.Wait()
 	s := pl.Stats()
 	logger.Info("cloud-server stopped", "messages", s.Received, "acked", s.Acked, "inserted", s.Inserted,
 		"commits", s.Commits, "dead_letters", s.Rows[ingest.KindDeadLetter], "live_failures", s.LiveFailures)

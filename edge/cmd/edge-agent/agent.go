@@ -19,6 +19,7 @@ import (
 	"github.com/fleetgate/fleetgate/edge/mqtt"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
@@ -78,36 +79,37 @@ func runAgentOn(ctx context.Context, cfg Config, log *slog.Logger, sys system) e
 		return err
 	}
 	adapter, _ := sources["obd"].(edge.AdapterReporter)
-	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands")}
+	minAge := cfg.Uplink.EffectiveMinBatchAge()
+	sender, err := uplink.New(cfg.SenderConfig(), outbox, log.With("part", "uplink"), counters)
+	if err != nil {
+		return err
+	}
+	commander := &edge.Commander{Log: outbox, Logger: log.With("part", "commands"),
+		SetReportInterval: sender.SetMinBatchAge, Settings: outbox, ConfiguredReportInterval: minAge}
 	if s, ok := sources["obd"].(edge.PIDSetter); ok {
 		commander.PIDs = s
 	}
 	if s, ok := sources["obd"].(edge.DTCReader); ok {
 		commander.DTCs = s
 	}
+	if cfg.Uplink.BatchMaxAge != 0 {
+		log.Warn("uplink.batch_max_age is the old name of uplink.min_batch_age; rename it", "value", cfg.Uplink.BatchMaxAge)
+	}
+	if d, ok, err := commander.RestoreReportInterval(ctx); err != nil {
+		log.Warn("the commanded report interval could not be restored; using the configured one", "err", err)
+	} else if ok {
+		log.Info("report interval commanded by the cloud restored", "min_batch_age", d, "configured", minAge)
+	}
 	fix, _ := sources["gps"].(edge.FixReporter)
-	up, err := mqtt.New(mqtt.Config{
-		URL:             cfg.MQTT.URL,
-		VehicleID:       cfg.VehicleID,
-		Namespace:       telemetry.Namespace(cfg.MQTT.Namespace),
-		ClientID:        cfg.ClientID(),
-		KeepAlive:       cfg.MQTT.KeepAlive,
-		TLS:             tlsConf,
-		BatchMaxRecords: cfg.Uplink.BatchMaxRecords,
-		BatchMaxAge:     cfg.Uplink.BatchMaxAge,
-		Inflight:        cfg.Uplink.Inflight,
-		AckTimeout:      cfg.Uplink.AckTimeout,
-		StatusInterval:  cfg.Uplink.StatusInterval,
-		Backoff:         edge.Backoff{Min: cfg.Uplink.BackoffMin, Max: cfg.Uplink.BackoffMax},
-		AgentVersion:    version,
-		Fix:             fix,
-		Report:          func(s *telemetrypb.Status) { report(s, clock, outbox, adapter) },
-		Commands:        commander.Run,
-	}, outbox, log.With("part", "uplink"), counters)
+	mc := cfg.ConnConfig(tlsConf)
+	mc.Status = uplink.StatusInfo{AgentVersion: version, Started: time.Now(), Fix: fix,
+		Report: func(s *telemetrypb.Status) { report(s, clock, outbox, adapter) }}
+	mc.Commands = commander.Run
+	up, err := mqtt.New(mc, cfg.VehicleID, sender, log.With("part", "uplink"), counters)
 	if err != nil {
 		return err
 	}
-	commander.SetReportInterval, commander.ReportStatus = up.SetReportInterval, up.ReportStatus
+	commander.ReportStatus = up.ReportStatus
 	st, err := outbox.Stats(ctx)
 	if err != nil {
 		return err
@@ -124,7 +126,7 @@ func runAgentOn(ctx context.Context, cfg Config, log *slog.Logger, sys system) e
 		Logger:        log.With("part", "collector"),
 		Counters:      counters,
 		Clock:         clock,
-		OnCommit:      func([]edge.Record) { up.Notify() },
+		OnCommit:      func([]edge.Record) { sender.Notify() },
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -168,7 +170,7 @@ func runAgentOn(ctx context.Context, cfg Config, log *slog.Logger, sys system) e
 			return fmt.Errorf("http address file: %w", err)
 		}
 		defer os.Remove(addrFile)
-		h := &agentState{outbox: outbox, up: up, counters: counters, clock: clock, collector: collector, adapter: adapter, now: sys.Now}
+		h := &agentState{outbox: outbox, up: up, sender: sender, counters: counters, clock: clock, collector: collector, adapter: adapter, now: sys.Now}
 		srv := &http.Server{Handler: newHTTPHandler(h), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {

@@ -137,8 +137,6 @@ mqtt:
   namespace: ${NAMESPACE}
 outbox:
   flush_interval: 50ms
-uplink:
-  batch_max_age: 100ms
 http:
   listen: 127.0.0.1:${HTTP_PORT}
 log:
@@ -382,4 +380,107 @@ func waitTok(t *testing.T, tok paho.Token) {
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("paho: %v", tok.Error())
 	}
+}
+
+// TestReportIntervalSurvivesRestart: a report interval commanded by the
+// cloud is kept in the data directory, so the agent restarted on it applies
+// it again; a configuration changed since the command wins over it.
+func TestReportIntervalSurvivesRestart(t *testing.T) {
+	bin := buildAgent(t)
+	url, ns := testenv.MQTT(t)
+	vehicle := "veh-" + testenv.ID()
+	_, gpsPath := rawPty(t)
+	dir := t.TempDir()
+	port := testenv.FreePort(t)
+	config := filepath.Join(dir, "agent.yaml")
+	writeConfig := func(extra string) {
+		t.Helper()
+		yaml := fmt.Sprintf("vehicle_id: %s\ndata_dir: %s\ngps:\n  port: %s\nmqtt:\n  url: %s\n  namespace: %s\nhttp:\n  listen: 127.0.0.1:%d\n%s",
+			vehicle, filepath.Join(dir, "data"), gpsPath, url, ns, port, extra)
+		if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topic := func(k telemetry.Kind) string {
+		s, err := telemetry.Namespace(ns).Topic(vehicle, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	obs := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("obs-" + testenv.ID()))
+	waitTok(t, obs.Connect())
+	t.Cleanup(func() {
+		waitTok(t, obs.Publish(topic(telemetry.KindStatus), 1, true, []byte{}))
+		obs.Disconnect(100)
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("fleetgate-edge-" + vehicle).SetCleanSession(true))
+		waitTok(t, c.Connect())
+		c.Disconnect(100)
+	})
+	results := make(chan *telemetrypb.CommandResult, 10)
+	waitTok(t, obs.Subscribe(topic(telemetry.KindCmdResult), 1, func(_ paho.Client, m paho.Message) {
+		var r telemetrypb.CommandResult
+		if telemetry.Decode(m.Payload(), &r) == nil {
+			results <- &r
+		}
+	}))
+	// run starts the agent and returns its minimum batch age once /health
+	// says it is connected, and the agent.
+	runs := 0
+	run := func() (float64, *testenv.Proc) {
+		t.Helper()
+		runs++
+		agent := testenv.StartProcess(t, dir, fmt.Sprintf("edge-agent-%d", runs), bin, nil, "run", "--config", config)
+		var h map[string]any
+		testenv.Eventually(t, 30*time.Second, "the agent connected", func() error {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			h = nil
+			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+				return err
+			}
+			return testenv.True(h["mqtt_connected"] == true)
+		}, agent)
+		return h["min_batch_age_s"].(float64), agent
+	}
+	stop := func(agent *testenv.Proc) {
+		t.Helper()
+		if err := agent.Stop(t); err != nil {
+			t.Fatalf("agent exit: %v", err)
+		}
+	}
+
+	writeConfig("")
+	age, agent := run()
+	if age != 0 {
+		t.Fatalf("minimum batch age %v s with the defaults, want 0", age)
+	}
+	p, err := telemetry.Encode(&telemetrypb.Command{Id: "ri-" + testenv.ID(), Type: telemetrypb.CommandType_COMMAND_TYPE_SET_REPORT_INTERVAL,
+		ExpiresUnixMs: time.Now().Add(time.Hour).UnixMilli(), IntervalMs: 60000}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTok(t, obs.Publish(topic(telemetry.KindCmd), 1, false, p))
+	select {
+	case r := <-results:
+		if !r.GetOk() {
+			t.Fatalf("set report interval: %v", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no command result within 20s")
+	}
+	stop(agent)
+
+	if age, agent = run(); age != 60 {
+		t.Errorf("after a restart: minimum batch age %v s, want the commanded 60", age)
+	}
+	stop(agent)
+	writeConfig("uplink:\n  min_batch_age: 5s\n")
+	if age, agent = run(); age != 5 {
+		t.Errorf("after the configuration changed: minimum batch age %v s, want the configured 5", age)
+	}
+	stop(agent)
 }

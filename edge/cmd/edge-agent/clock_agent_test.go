@@ -79,7 +79,7 @@ func TestAgentStampsFromGNSSTime(t *testing.T) {
 	cfg.VehicleID, cfg.DataDir = vehicle, filepath.Join(t.TempDir(), "data")
 	cfg.GPS.Port, cfg.OBD.Port, cfg.OBD.PIDs, cfg.OBD.Interval = gpsURL, obdURL, []string{"0D"}, 200*time.Millisecond
 	cfg.MQTT.URL, cfg.MQTT.Namespace = url, ns
-	cfg.Outbox.FlushInterval, cfg.Uplink.BatchMaxAge, cfg.Uplink.StatusInterval = 50*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
+	cfg.Outbox.FlushInterval, cfg.Uplink.MinBatchAge, cfg.Uplink.StatusInterval = 50*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
 	cfg.HTTP.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 
 	obs := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("obs-" + testenv.ID()))
@@ -93,9 +93,14 @@ func TestAgentStampsFromGNSSTime(t *testing.T) {
 	}
 	batches := make(chan *telemetry.Batch, 1000)
 	status := make(chan *telemetrypb.Status, 100)
-	obs.Subscribe(topic(telemetry.KindBatch), 1, func(_ paho.Client, m paho.Message) {
+	obs.Subscribe(topic(telemetry.KindBatch), 1, func(c paho.Client, m paho.Message) {
 		if b, err := telemetry.DecodeBatch(m.Payload()); err == nil {
 			batches <- b
+			// Acknowledge as the cloud does: the uplink sends the next
+			// records once the batch before them is acknowledged.
+			if p, err := telemetry.Encode(telemetry.NewAck(vehicle, b.StreamID, b.SeqRanges(), nil, ""), false); err == nil {
+				c.Publish(topic(telemetry.KindAck), 1, false, p)
+			}
 		}
 	}).Wait()
 	obs.Subscribe(topic(telemetry.KindStatus), 1, func(_ paho.Client, m paho.Message) {

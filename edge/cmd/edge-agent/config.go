@@ -19,8 +19,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fleetgate/fleetgate/edge"
+	"github.com/fleetgate/fleetgate/edge/mqtt"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -206,12 +208,18 @@ type OutboxConfig struct {
 	MaxAge        time.Duration `yaml:"max_age"`
 }
 
-// UplinkConfig shapes batches and the in-flight window.
+// UplinkConfig shapes batches and the in-flight window (see edge/uplink
+// for the rules; its defaults are these keys' defaults).
 type UplinkConfig struct {
-	BatchMaxRecords int           `yaml:"batch_max_records"`
-	BatchMaxAge     time.Duration `yaml:"batch_max_age"`
-	Inflight        int           `yaml:"inflight"`
-	AckTimeout      time.Duration `yaml:"ack_timeout"`
+	BatchMaxRecords int `yaml:"batch_max_records"`
+	// MinBatchAge is how long a partial batch waits at least: 0 sends each
+	// record as soon as the link is free; a minute suits metered links.
+	MinBatchAge time.Duration `yaml:"min_batch_age"`
+	// BatchMaxAge is the old name of MinBatchAge (a partial batch always
+	// waited that long), still read so that older files keep working.
+	BatchMaxAge time.Duration `yaml:"batch_max_age"`
+	Inflight    int           `yaml:"inflight"`
+	AckTimeout  time.Duration `yaml:"ack_timeout"`
 	// StatusInterval is how often the retained status is refreshed.
 	StatusInterval time.Duration `yaml:"status_interval"`
 	// BackoffMin and BackoffMax bound the jittered wait between
@@ -240,14 +248,51 @@ func DefaultConfig() Config {
 		MQTT: MQTTConfig{
 			URL:       "tcp://127.0.0.1:1883",
 			Namespace: string(telemetry.DefaultNamespace),
-			KeepAlive: 60 * time.Second,
+			KeepAlive: uplink.DefaultKeepAlive,
 		},
 		Outbox: OutboxConfig{FlushInterval: 200 * time.Millisecond, MaxBytes: 256 << 20, MaxAge: 720 * time.Hour},
-		Uplink: UplinkConfig{BatchMaxRecords: 600, BatchMaxAge: 500 * time.Millisecond, Inflight: 8, AckTimeout: 30 * time.Second,
-			StatusInterval: time.Minute, BackoffMin: 500 * time.Millisecond, BackoffMax: 30 * time.Second},
+		Uplink: UplinkConfig{
+			BatchMaxRecords: uplink.DefaultBatchMaxRecords, MinBatchAge: uplink.DefaultMinBatchAge,
+			Inflight: uplink.DefaultInflight, AckTimeout: uplink.DefaultAckTimeout, StatusInterval: uplink.DefaultStatusInterval,
+			BackoffMin: uplink.DefaultBackoffMin, BackoffMax: uplink.DefaultBackoffMax,
+		},
 		Clock: ClockConfig{MaxSkew: edge.DefaultMaxSkew},
 		HTTP:  HTTPConfig{Listen: "127.0.0.1:9100"},
 		Log:   LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// EffectiveMinBatchAge returns uplink.min_batch_age, or its old name
+// uplink.batch_max_age when that is the one set.
+func (c *UplinkConfig) EffectiveMinBatchAge() time.Duration {
+	if c.BatchMaxAge != 0 {
+		return c.BatchMaxAge
+	}
+	return c.MinBatchAge
+}
+
+// SenderConfig returns the uplink sending policy's settings.
+func (c *Config) SenderConfig() uplink.Config {
+	return uplink.Config{
+		VehicleID:       c.VehicleID,
+		BatchMaxRecords: c.Uplink.BatchMaxRecords,
+		MinBatchAge:     c.Uplink.EffectiveMinBatchAge(),
+		Inflight:        c.Uplink.Inflight,
+		AckTimeout:      c.Uplink.AckTimeout,
+	}
+}
+
+// ConnConfig returns the broker connection's settings, with tc for ssl://
+// and tls:// URLs (see TLS).
+func (c *Config) ConnConfig(tc *tls.Config) mqtt.Config {
+	return mqtt.Config{
+		URL:            c.MQTT.URL,
+		Namespace:      telemetry.Namespace(c.MQTT.Namespace),
+		ClientID:       c.ClientID(),
+		KeepAlive:      c.MQTT.KeepAlive,
+		TLS:            tc,
+		StatusInterval: c.Uplink.StatusInterval,
+		Backoff:        edge.Backoff{Min: c.Uplink.BackoffMin, Max: c.Uplink.BackoffMax},
 	}
 }
 
@@ -399,7 +444,6 @@ func (c *Config) Validate() error {
 	}{
 		{"outbox.flush_interval", c.Outbox.FlushInterval},
 		{"outbox.max_age", c.Outbox.MaxAge},
-		{"uplink.batch_max_age", c.Uplink.BatchMaxAge},
 		{"uplink.ack_timeout", c.Uplink.AckTimeout},
 		{"uplink.status_interval", c.Uplink.StatusInterval},
 		{"uplink.backoff_min", c.Uplink.BackoffMin},
@@ -414,6 +458,17 @@ func (c *Config) Validate() error {
 	}
 	if strconv.IntSize == 32 && c.Outbox.MaxBytes > 1<<30 {
 		return bad("outbox.max_bytes", "%d bytes: at most 1GiB on a 32-bit system (bbolt maps the whole file)", c.Outbox.MaxBytes)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"uplink.min_batch_age", c.Uplink.MinBatchAge}, {"uplink.batch_max_age", c.Uplink.BatchMaxAge}} {
+		if d.v < 0 || d.v > uplink.MaxMinBatchAge {
+			return bad(d.field, "%v: must be 0 to %v", d.v, uplink.MaxMinBatchAge)
+		}
+	}
+	if c.Uplink.BatchMaxAge != 0 && c.Uplink.MinBatchAge != 0 {
+		return bad("uplink.batch_max_age", "the old name of uplink.min_batch_age: set one of them")
 	}
 	if c.Uplink.BackoffMax < c.Uplink.BackoffMin {
 		return bad("uplink.backoff_max", "%v is less than uplink.backoff_min %v", c.Uplink.BackoffMax, c.Uplink.BackoffMin)

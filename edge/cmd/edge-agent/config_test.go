@@ -31,7 +31,7 @@ func TestDefaults(t *testing.T) {
 	d := DefaultConfig()
 	if d.DataDir != "/var/lib/fleetgate" || d.MQTT.URL != "tcp://127.0.0.1:1883" || d.MQTT.Namespace != "fleet/v1" ||
 		d.MQTT.KeepAlive != time.Minute || d.Outbox.FlushInterval != 200*time.Millisecond || d.Outbox.MaxBytes != 256<<20 ||
-		d.Outbox.MaxAge != 720*time.Hour || d.Uplink.BatchMaxRecords != 600 || d.Uplink.BatchMaxAge != 500*time.Millisecond ||
+		d.Outbox.MaxAge != 720*time.Hour || d.Uplink.BatchMaxRecords != 600 || d.Uplink.MinBatchAge != 0 || d.Uplink.BatchMaxAge != 0 ||
 		d.Uplink.Inflight != 8 || d.Uplink.AckTimeout != 30*time.Second || d.HTTP.Listen != "127.0.0.1:9100" ||
 		d.Log.Level != "info" || d.Log.Format != "text" || d.OBD.Interval != time.Second {
 		t.Errorf("DefaultConfig() = %+v", d)
@@ -54,7 +54,7 @@ func TestFullConfig(t *testing.T) {
 		MQTT: MQTTConfig{URL: "ssl://broker.example:8883", Namespace: "fleet/v1", ClientID: "custom-client", KeepAlive: 2 * time.Minute,
 			TLS: TLSConfig{CA: "/etc/fleetgate/ca.pem", Cert: "/etc/fleetgate/veh-001.pem", Key: "/etc/fleetgate/veh-001.key"}},
 		Outbox: OutboxConfig{FlushInterval: 100 * time.Millisecond, MaxBytes: 64 << 20, MaxAge: 240 * time.Hour},
-		Uplink: UplinkConfig{BatchMaxRecords: 300, BatchMaxAge: 2 * time.Second, Inflight: 4, AckTimeout: 45 * time.Second,
+		Uplink: UplinkConfig{BatchMaxRecords: 300, MinBatchAge: 2 * time.Second, Inflight: 4, AckTimeout: 45 * time.Second,
 			StatusInterval: 30 * time.Second, BackoffMin: time.Second, BackoffMax: time.Minute},
 		Clock: ClockConfig{GNSS: new(bool), MaxSkew: 5 * time.Second},
 		HTTP:  HTTPConfig{Listen: "127.0.0.1:9200"},
@@ -65,6 +65,18 @@ func TestFullConfig(t *testing.T) {
 	}
 	if cfg.ClientID() != "custom-client" {
 		t.Errorf("ClientID() = %q", cfg.ClientID())
+	}
+}
+
+// uplink.batch_max_age, the old name of uplink.min_batch_age, still works:
+// a partial batch always waited that long.
+func TestOldBatchMaxAge(t *testing.T) {
+	cfg, err := ParseConfig([]byte("vehicle_id: v\ngps:\n  port: /dev/ttyUSB0\nuplink:\n  batch_max_age: 1m\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.SenderConfig().MinBatchAge; got != time.Minute {
+		t.Errorf("minimum batch age %v, want 1m", got)
 	}
 }
 
@@ -133,7 +145,10 @@ var badConfigs = func() []struct{ yaml, field string } {
 		{base + "outbox:\n  max_bytes: 1KiB\n", "outbox.max_bytes:"},
 		{base + "outbox:\n  max_age: 0s\n", "outbox.max_age:"},
 		{base + "uplink:\n  batch_max_records: 0\n", "uplink.batch_max_records:"},
-		{base + "uplink:\n  batch_max_age: 0s\n", "uplink.batch_max_age:"},
+		{base + "uplink:\n  min_batch_age: -1s\n", "uplink.min_batch_age:"},
+		{base + "uplink:\n  min_batch_age: 2h\n", "uplink.min_batch_age:"},
+		{base + "uplink:\n  batch_max_age: -1s\n", "uplink.batch_max_age:"},
+		{base + "uplink:\n  batch_max_age: 1s\n  min_batch_age: 1s\n", "uplink.batch_max_age:"},
 		{base + "uplink:\n  inflight: 0\n", "uplink.inflight:"},
 		{base + "uplink:\n  ack_timeout: 0s\n", "uplink.ack_timeout:"},
 		{base + "uplink:\n  status_interval: 0s\n", "uplink.status_interval:"},

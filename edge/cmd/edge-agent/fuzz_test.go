@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
 	"github.com/fleetgate/fleetgate/edge/obd"
 	"github.com/fleetgate/fleetgate/edge/serial"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
@@ -96,21 +96,24 @@ func checkConfig(c Config) string {
 			return "obd: interval, timeout or off_interval out of bounds"
 		}
 	}
-	_, err := mqtt.New(mqtt.Config{URL: c.MQTT.URL, VehicleID: c.VehicleID, Namespace: telemetry.Namespace(c.MQTT.Namespace),
-		ClientID: c.ClientID(), KeepAlive: c.MQTT.KeepAlive, BatchMaxRecords: c.Uplink.BatchMaxRecords,
-		BatchMaxAge: c.Uplink.BatchMaxAge, Inflight: c.Uplink.Inflight, AckTimeout: c.Uplink.AckTimeout,
-		StatusInterval: c.Uplink.StatusInterval, Backoff: edge.Backoff{Min: c.Uplink.BackoffMin, Max: c.Uplink.BackoffMax}}, nil, nil, nil)
+	s, err := uplink.New(c.SenderConfig(), nil, nil, nil)
 	if err != nil {
+		return "uplink.New: " + err.Error()
+	}
+	if _, err := mqtt.New(c.ConnConfig(nil), c.VehicleID, s, nil, nil); err != nil {
 		return "mqtt.New: " + err.Error()
 	}
 	if (c.MQTT.TLS.Cert == "") != (c.MQTT.TLS.Key == "") || (c.MQTT.TLS != TLSConfig{} && strings.HasPrefix(c.MQTT.URL, "tcp:")) {
 		return "mqtt.tls does not fit mqtt.url " + c.MQTT.URL
 	}
-	for _, d := range []time.Duration{c.MQTT.KeepAlive, c.Outbox.FlushInterval, c.Outbox.MaxAge, c.Uplink.BatchMaxAge,
+	for _, d := range []time.Duration{c.MQTT.KeepAlive, c.Outbox.FlushInterval, c.Outbox.MaxAge,
 		c.Uplink.AckTimeout, c.Uplink.StatusInterval, c.Uplink.BackoffMin} {
 		if d <= 0 {
 			return "a duration is not positive"
 		}
+	}
+	if a := c.Uplink.EffectiveMinBatchAge(); a < 0 || a > uplink.MaxMinBatchAge {
+		return "the minimum batch age is out of bounds"
 	}
 	if c.Uplink.BackoffMax < c.Uplink.BackoffMin {
 		return "uplink.backoff_max is below uplink.backoff_min"

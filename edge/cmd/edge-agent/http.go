@@ -15,12 +15,14 @@ import (
 
 	"github.com/fleetgate/fleetgate/edge"
 	"github.com/fleetgate/fleetgate/edge/mqtt"
+	"github.com/fleetgate/fleetgate/edge/uplink"
 )
 
 // agentState is what the HTTP endpoint reads of the running agent.
 type agentState struct {
 	outbox    edge.Outbox
 	up        *mqtt.Uplink
+	sender    *uplink.Sender
 	counters  *edge.Counters
 	clock     *edge.Clock          // nil: stamping from GNSS time is off
 	collector *edge.Collector      // its Failing says appends fail
@@ -69,7 +71,8 @@ func newHTTPHandler(a *agentState) http.Handler {
 
 // health is GET /health's body and status code.
 func (a *agentState) health(ctx context.Context) (map[string]any, int) {
-	body := map[string]any{"status": healthOK, "mqtt_connected": a.up.Connected()}
+	body := map[string]any{"status": healthOK, "mqtt_connected": a.up.Connected(),
+		"min_batch_age_s": a.sender.MinBatchAge().Seconds(), "protocol_version": a.sender.Version()}
 	st, err := a.outbox.Stats(ctx)
 	if err != nil {
 		body["status"], body["error"] = "outbox unavailable", err.Error()
@@ -165,6 +168,9 @@ var (
 	descOffset  = prometheus.NewDesc("fleetgate_edge_clock_offset_seconds", "GNSS time minus the system clock, once fixes gave it.", nil, nil)
 	descVehicle = prometheus.NewDesc("fleetgate_edge_obd_vehicle", "1 for what the OBD adapter's last protocol search found: answered, none or bus_fault.", []string{"state"}, nil)
 	descSupply  = prometheus.NewDesc("fleetgate_edge_obd_supply_missing", "1 while the OBD adapter reads no supply voltage (0.0V).", nil, nil)
+	descAgeMin  = prometheus.NewDesc("fleetgate_edge_uplink_min_batch_age_seconds",
+		"How long a partial batch waits at least: uplink.min_batch_age, or the report interval the cloud commanded.", nil, nil)
+	descProto = prometheus.NewDesc("fleetgate_edge_uplink_protocol_version", "The wire protocol version of the batches sent now.", nil, nil)
 )
 
 // Describe sends nothing: the collector is unchecked.
@@ -186,6 +192,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		return 0
 	}
 	gauge(descConn, one(a.up.Connected()))
+	gauge(descAgeMin, a.sender.MinBatchAge().Seconds())
+	gauge(descProto, float64(a.sender.Version()))
 	gauge(descAppend, one(a.collector.Failing() != nil))
 	if a.clock != nil {
 		cs := a.clock.State()

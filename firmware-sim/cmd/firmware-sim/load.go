@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetgate/fleetgate/edge/uplink"
 	"github.com/fleetgate/fleetgate/firmware-sim/load"
 	"github.com/fleetgate/fleetgate/firmware-sim/scenario"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
@@ -36,22 +37,25 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the drives")
 	fs.StringVar(&route, "route", route, "built-in route, or a .gpx or .geojson file")
 	fs.StringVar(&pids, "obd-pids", pids, "Mode 01 PIDs sampled with every position, e.g. 0C,0D (of 0C, 0D, 05, 2F, 42)")
-	fs.DurationVar(&cfg.BatchMaxAge, "batch-max-age", time.Second, "close a batch when its first record has waited this long")
-	fs.IntVar(&cfg.Inflight, "inflight", 8, "batches in flight per agent before it waits for the cloud's ack")
-	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "send unacknowledged records again after this")
+	fs.DurationVar(&cfg.MinBatchAge, "min-batch-age", uplink.DefaultMinBatchAge, "how long a partial batch waits at least (the agent's uplink.min_batch_age)")
+	fs.IntVar(&cfg.Inflight, "inflight", uplink.DefaultInflight, "batches in flight per agent before it waits for the cloud's ack")
+	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", uplink.DefaultAckTimeout, "send unacknowledged records again after this")
+	fs.BoolVar(&cfg.NoDelay, "no-delay", false, "send each batch without waiting for the ack of the previous one (for a broker alone)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: firmware-sim load [flags]
 
 Publishes telemetry straight to MQTT as many virtual agents, with the agent's
-own uplink (edge/mqtt) and encoding (shared/telemetry): each vehicle drives
-its route in real time, its positions (and OBD samples) go into an in-memory
-outbox, and its uplink publishes batches on <namespace>/<id>/up/batch and
-deletes them on the cloud's acks. At the end it prints the rate achieved and
-the CPU used.
+own uplink (edge/uplink, edge/mqtt) and encoding (shared/telemetry): each
+vehicle drives its route in real time, its positions (and OBD samples) go
+into an in-memory outbox, and its uplink publishes batches (on
+<namespace>/<id>/up/batch, or <namespace>/<id> once the cloud says it reads
+protocol version 2) and deletes them on the cloud's acks. At the end it
+prints the rate achieved and the CPU used.
 
-Against a cloud, keep --inflight and --ack-timeout as the agent has them.
-Against a broker alone nobody acknowledges: an agent stops after --inflight
-batches until --ack-timeout; raise both (--inflight 1000000 --ack-timeout 24h).
+Against a cloud, keep --inflight, --ack-timeout and --min-batch-age as the
+agent has them. Against a broker alone nobody acknowledges: an agent sends
+its first record and then waits for an ack; add --no-delay and raise the
+window and the timeout (--no-delay --inflight 1000000 --ack-timeout 24h).
 
 Flags:
 `)

@@ -384,7 +384,7 @@ func TestLoadCommand(t *testing.T) {
 	bin := buildBinary(t)
 	url := testenv.StartMosquitto(t, testenv.MosquittoOptions{}).URL()
 	cmd := exec.Command(bin, "load", "--vehicles", "5", "--rate", "2", "--duration", "2s", "--mqtt", url, "--namespace", "t/fleet/v1",
-		"--obd-pids", "0C,0D", "--inflight", "1000", "--ack-timeout", "1h", "--batch-max-age", "200ms")
+		"--obd-pids", "0C,0D", "--inflight", "1000", "--ack-timeout", "1h", "--min-batch-age", "200ms", "--no-delay")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,5 +1,7 @@
-// Fleetgate wire protocol v1. See ../protocol.go for the version history and
-// ../../../README.md for the topics. Rules for changing this file:
+// Fleetgate wire protocol: the protobuf messages. See ../protocol.go for the
+// version history and ../../../README.md for the topics. Version 2 writes a
+// Batch in its own binary form (../batch2.go); the Batch message here is
+// version 1's, which decoders still read. Rules for changing this file:
 //   - field numbers are never reused and never change meaning;
 //   - enums only ever gain values;
 //   - a change that an older decoder would misread bumps telemetry.Version.
@@ -758,8 +760,12 @@ type Ack struct {
 	Committed []*SeqRange `protobuf:"bytes,3,rep,name=committed,proto3" json:"committed,omitempty"`
 	// Records the cloud refused and stored as a dead letter instead; they are
 	// acknowledged too, so the agent does not resend them forever.
-	Rejected      []*SeqRange `protobuf:"bytes,4,rep,name=rejected,proto3" json:"rejected,omitempty"`
-	Reason        string      `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"` // why the rejected ranges were refused
+	Rejected []*SeqRange `protobuf:"bytes,4,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	Reason   string      `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"` // why the rejected ranges were refused
+	// The highest Batch version the sender of this Ack reads, on the topic
+	// that version uses; 0 means 1. An agent sends version 2 batches only
+	// after an Ack that says 2 or more.
+	Version       uint32 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -827,6 +833,13 @@ func (x *Ack) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Ack) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
 }
 
 // Status is the agent's health report on fleet/v1/{id}/up/status (retained). The
@@ -1237,14 +1250,15 @@ const file_telemetry_proto_rawDesc = "" +
 	"\runsynced_time\x18\a \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\funsyncedTime\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
-	"\x04last\x18\x02 \x01(\x04R\x04last\"\xd7\x01\n" +
+	"\x04last\x18\x02 \x01(\x04R\x04last\"\xf1\x01\n" +
 	"\x03Ack\x12\x1d\n" +
 	"\n" +
 	"vehicle_id\x18\x01 \x01(\tR\tvehicleId\x12\x1b\n" +
 	"\tstream_id\x18\x02 \x01(\x06R\bstreamId\x12>\n" +
 	"\tcommitted\x18\x03 \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\tcommitted\x12<\n" +
 	"\brejected\x18\x04 \x03(\v2 .fleetgate.telemetry.v1.SeqRangeR\brejected\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xdb\x05\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\rR\aversion\"\xdb\x05\n" +
 	"\x06Status\x12\x1d\n" +
 	"\n" +
 	"vehicle_id\x18\x01 \x01(\tR\tvehicleId\x12\x16\n" +

@@ -1,4 +1,4 @@
-package mqtt
+package uplink
 
 import "github.com/fleetgate/fleetgate/shared/telemetry"
 

@@ -1,4 +1,8 @@
-package load
+// Package memory holds in-memory implementations of the agent's domain
+// interfaces: an edge.Outbox that keeps nothing across a restart, for tests
+// of what uses an outbox (the uplink's sending policy) and for the
+// simulator's virtual agents, which need no durability.
+package memory
 
 import (
 	"context"
@@ -11,14 +15,9 @@ import (
 	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
-// defaultCapacity bounds each virtual agent's outbox: past it the oldest
-// records are dropped (and counted), so that a run without a cloud to
-// acknowledge does not grow without bound.
-const defaultCapacity = 100000
-
-// Outbox is an in-memory edge.Outbox for virtual agents: nothing survives
-// the process, which load mode does not need. It counts what was appended
-// and what it dropped. Its methods are safe for concurrent use.
+// Outbox is an in-memory edge.Outbox: nothing survives the process. It holds
+// at most its capacity of records, dropping (and counting) the oldest past
+// it, and counts what was appended. Its methods are safe for concurrent use.
 type Outbox struct {
 	mu       sync.Mutex
 	streamID uint64
@@ -34,7 +33,7 @@ type Outbox struct {
 var _ edge.Outbox = (*Outbox)(nil)
 
 // NewOutbox returns an empty outbox with a stream id drawn from seed,
-// holding at most capacity records.
+// holding at most capacity records (0: no limit).
 func NewOutbox(seed uint64, capacity int) *Outbox {
 	id := rand.New(rand.NewPCG(seed, 0x6f7574626f78)).Uint64() | 1 // never 0
 	return &Outbox{streamID: id, capacity: capacity, nextSeq: 1}
@@ -56,7 +55,7 @@ func (o *Outbox) Append(ctx context.Context, recs []edge.Record) error {
 	}
 	o.recs = append(o.recs, recs...)
 	o.appended += uint64(len(recs))
-	if over := len(o.recs) - o.capacity; over > 0 {
+	if over := len(o.recs) - o.capacity; o.capacity > 0 && over > 0 {
 		o.recs = slices.Delete(o.recs, 0, over)
 		o.dropped += uint64(over)
 	}
@@ -135,13 +134,9 @@ func (o *Outbox) Stats(ctx context.Context) (edge.OutboxStats, error) {
 // StreamID returns the outbox's stream id.
 func (o *Outbox) StreamID() uint64 { return o.streamID }
 
-type outboxCounts struct {
-	appended, dropped uint64
-}
-
-// counts returns what was appended and what was dropped.
-func (o *Outbox) counts() outboxCounts {
+// Appended returns how many records were ever appended.
+func (o *Outbox) Appended() uint64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return outboxCounts{appended: o.appended, dropped: o.dropped}
+	return o.appended
 }
