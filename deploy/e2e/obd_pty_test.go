@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,13 @@ type simAdapter struct {
 
 func startAdapter(t *testing.T, opts ...elm327.Option) *simAdapter {
 	t.Helper()
+	return startAdapterOn(t, nil, opts...)
+}
+
+// startAdapterOn is startAdapter with the adapter's side of the pty passed
+// through line, if not nil, as a faulty link would.
+func startAdapterOn(t *testing.T, line func(io.ReadWriter) io.ReadWriter, opts ...elm327.Option) *simAdapter {
+	t.Helper()
 	route, err := firmwaresim.RouteByName("monaco-loop")
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +75,12 @@ func startAdapter(t *testing.T, opts ...elm327.Option) *simAdapter {
 		Path: p.Addr(), samples: map[byte][]float64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var rw io.ReadWriter = p
+	if line != nil {
+		rw = line(p)
+	}
 	go func() {
-		done <- s.Serve(ctx, p, func(x elm327.Sample) {
+		done <- s.Serve(ctx, rw, func(x elm327.Sample) {
 			s.mu.Lock()
 			s.samples[x.PID] = append(s.samples[x.PID], x.Value)
 			s.mu.Unlock()

@@ -9,10 +9,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
@@ -32,6 +35,7 @@ type scenarioChain struct {
 	vehicles []string
 	truth    string
 	start    time.Time
+	db       string // the cloud's database
 }
 
 // startScenarioChain runs scenario (a file or a built-in name) with a unique
@@ -41,6 +45,7 @@ func startScenarioChain(t *testing.T, scenario string, vehicles []string, speed 
 	c := &scenarioChain{dir: t.TempDir(), agents: map[string]*testenv.Proc{}, start: start}
 	bin := testenv.Binaries(t)
 	dbURL := testenv.Postgres(t)
+	c.db = dbURL
 	redisURL, prefix := testenv.Redis(t)
 	mqttURL, ns := testenv.MQTT(t)
 	port := testenv.FreePort(t)
@@ -194,6 +199,36 @@ func (c *scenarioChain) checkAgainstTruth(t *testing.T, lines []truth.Line, noFi
 		}
 		t.Logf("%s: %d fixes and %d OBD samples emitted, each stored exactly once", v, fd.Truth, od.Truth)
 	}
+}
+
+// checkDeletedSample deletes one OBD sample of the first vehicle from
+// PostgreSQL and checks that the comparison with the truth then finds it
+// missing, and nothing else: it holds the cloud to every sample.
+func (c *scenarioChain) checkDeletedSample(t *testing.T, lines []truth.Line) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	v := c.vehicles[0]
+	var pid int32
+	var value float64
+	if err := conn.QueryRow(ctx, `DELETE FROM obd_samples WHERE (vehicle_id, stream_id, seq, time) =
+  (SELECT vehicle_id, stream_id, seq, time FROM obd_samples WHERE vehicle_id = $1 ORDER BY stream_id, seq OFFSET 20 LIMIT 1)
+RETURNING pid, value`, v).Scan(&pid, &value); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.api.OBD(ctx, v, c.start.Add(-24*time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := truth.CompareOBD(truth.Vehicles(lines)[v].OBD, stored)
+	if d.Missing != 1 || d.Stored != d.Truth-1 || d.Duplicated+d.Unexpected+d.Mismatched != 0 {
+		t.Errorf("%s, sample of PID %04X = %g deleted from PostgreSQL: %v; want exactly that one missing", v, pid, value, d)
+	}
+	t.Logf("%s, sample of PID %04X = %g deleted from PostgreSQL: %v", v, pid, value, d)
 }
 
 // checkUplinkCut checks that uplink_down really took the agent's network: once
@@ -374,6 +409,7 @@ func TestSimScenarioAgainstTheChain(t *testing.T) {
 		{"", at(150 * time.Second), at(160 * time.Second), "bad checksums"},
 		{"a", at(0), at(15 * time.Second), "the cold start"},
 	})
+	c.checkDeletedSample(t, lines)
 	c.stop(t)
 }
 
@@ -418,4 +454,92 @@ func TestSimDoneWhen(t *testing.T) {
 	// After the drain: the whole trip, start, end and distance.
 	c.checkTrips(t, lines, 60*time.Second)
 	c.stop(t)
+}
+
+const stallScenario = `name: e2e-stall
+seed: 7
+duration: 10m
+vehicles:
+  - id: a
+    route: monaco-loop
+  - id: b
+    route: monaco-harbour
+`
+
+// TestSimStallAgainstTheChain stops the simulator (SIGSTOP) for 3 s, twice,
+// while the agents poll the engine: as behind a slow link, or on a loaded
+// machine where the process is not scheduled, the adapter's replies come
+// after the agent's 2 s timeout, while it resyncs. Each such reply is still
+// the answer to its request: every sample the simulator sent is stored
+// exactly once, and each agent's last status counts late replies. (After
+// the first, the agent's timeouts have grown with the latency it measured,
+// so the second stall may end in time.)
+func TestSimStallAgainstTheChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stall.yaml")
+	writeFile(t, path, stallScenario)
+	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	c := startScenarioChain(t, path, []string{"a", "b"}, 20, start)
+	testenv.Eventually(t, 60*time.Second, "OBD samples of every vehicle in the truth", func() error {
+		f, err := os.Open(c.truth)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		lines, err := truth.Read(f)
+		if err != nil {
+			return err
+		}
+		for _, v := range c.vehicles {
+			if n := len(truth.Vehicles(lines)[v].OBD); n < 10 {
+				return fmt.Errorf("%s: %d samples", v, n)
+			}
+		}
+		return nil
+	}, c.sim)
+	for range 2 {
+		stall(t, c.sim, 3*time.Second)
+		time.Sleep(time.Second)
+	}
+	lines := c.waitEnd(t, 120*time.Second)
+	c.checkAgainstTruth(t, lines, nil)
+	for name, p := range c.agents {
+		if err := p.Stop(t); err != nil {
+			t.Errorf("%s exited with %v on SIGTERM", name, err)
+		}
+	}
+	for _, v := range c.vehicles {
+		var got struct {
+			Device *struct {
+				Online   bool              `json:"online"`
+				Counters map[string]uint64 `json:"counters"`
+			} `json:"device"`
+		}
+		testenv.Eventually(t, 30*time.Second, v+"'s offline status", func() error {
+			if err := c.api.Get(context.Background(), "/api/v1/vehicles/"+v, &got); err != nil {
+				return err
+			}
+			return testenv.True(got.Device != nil && !got.Device.Online)
+		}, c.cloud)
+		late, timeouts := got.Device.Counters["obd.late_replies"], got.Device.Counters["obd.errors.timeout"]
+		if late == 0 {
+			t.Errorf("%s: no reply came after its request timed out (obd.errors.timeout %d): the stalls did not test it", v, timeouts)
+		}
+		t.Logf("%s: %d requests timed out, %d replies came late", v, timeouts, late)
+	}
+	c.checkDeletedSample(t, lines)
+	c.stop(t)
+}
+
+// stall stops p for d, as the scheduler of a loaded machine can.
+func stall(t *testing.T, p *testenv.Proc, d time.Duration) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	time.Sleep(d)
 }

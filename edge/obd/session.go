@@ -72,9 +72,10 @@ type Info struct {
 //
 // Every method that talks to the adapter returns an error wrapping
 // ErrTimeout when the prompt did not come in time (the adapter may still be
-// answering: call Resync), an *AdapterError for a reply without the data
-// asked for, ctx.Err(), or the device's read or write error (the session is
-// then over). Each failed request is counted once, as obd.errors.<code>.
+// answering: call Resync, then LateQuery, LateDTCs or LateVIN for the reply
+// if it came after all), an *AdapterError for a reply without the data asked
+// for, ctx.Err(), or the device's read or write error (the session is then
+// over). Each failed request is counted once, as obd.errors.<code>.
 type Session struct {
 	rw            io.ReadWriter
 	Timeout       time.Duration // per command; DefaultTimeout if 0
@@ -94,6 +95,18 @@ type Session struct {
 	rtts    [latencyWindow]time.Duration // latest AT round trips
 	nRTT    int
 	latency time.Duration // the largest of them; the ATZ round trip before any
+
+	timedOut string     // a request that timed out, until a prompt came for it or Resync got in step
+	partial  []byte     // what it had read of its reply by then
+	late     *lateReply // its reply, come after the timeout (see skip)
+}
+
+// lateReply is the reply to a request that came after the request had timed
+// out.
+type lateReply struct {
+	cmd   string
+	reply Reply
+	at    time.Time
 }
 
 // NewSession starts reading rw. counters may be nil.
@@ -149,8 +162,14 @@ func (s *Session) Command(ctx context.Context, cmd string, timeout time.Duration
 // (obd.search_waits).
 func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration, accept func(Reply, error) bool, searchMax time.Duration) (Reply, time.Time, error) {
 	s.inc("commands")
-	if err := s.drain(); err != nil {
-		return Reply{}, time.Time{}, err
+	if accept == nil {
+		// A request of its own: a late reply is not waited for any more.
+		s.timedOut, s.partial = "", nil
+	}
+	if s.timedOut == "" {
+		if err := s.drain(); err != nil {
+			return Reply{}, time.Time{}, err
+		}
 	}
 	sent := time.Now()
 	if _, err := io.WriteString(s.rw, cmd+"\r"); err != nil {
@@ -171,6 +190,11 @@ func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration
 				continue
 			}
 			s.inc("errors.timeout")
+			if accept == nil {
+				// The adapter may answer yet: the next prompt is this
+				// request's (see skip).
+				s.timedOut, s.partial, s.late = cmd, bytes.Clone(raw), nil
+			}
 			return Reply{}, time.Time{}, fmt.Errorf("%s: %w after %v (got %q)", cmd, ErrTimeout, time.Since(sent).Round(time.Millisecond), raw)
 		case b, ok := <-s.chunks:
 			if !ok {
@@ -192,7 +216,7 @@ func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration
 				r, err := ParseReply(raw, cmd)
 				s.countDropped(raw, r)
 				if accept != nil && !accept(r, err) {
-					s.inc("stale_prompts")
+					s.skip(raw, at)
 					raw = raw[:0]
 					continue
 				}
@@ -208,6 +232,26 @@ func (s *Session) command(ctx context.Context, cmd string, timeout time.Duration
 			}
 		}
 	}
+}
+
+// skip takes a prompted reply that does not answer the command waited for
+// (Resync's ATI, the ATZ of Init). The adapter answers its commands in
+// order, so the first one after a request timed out ends that request's
+// reply: the reply came, only after the timeout (the link was slow, or this
+// process was not scheduled in time). It is kept, for LateQuery, LateDTCs
+// and LateVIN, when it parses as a reply to that request
+// (obd.late_replies); any other is stale (obd.stale_prompts).
+func (s *Session) skip(raw []byte, at time.Time) {
+	cmd, partial := s.timedOut, s.partial
+	s.timedOut, s.partial = "", nil
+	if cmd != "" {
+		if r, err := ParseReply(append(partial, raw...), cmd); err == nil {
+			s.late = &lateReply{cmd: cmd, reply: r, at: at}
+			s.inc("late_replies")
+			return
+		}
+	}
+	s.inc("stale_prompts")
 }
 
 // measure takes the round trip of an answered AT command into the
@@ -276,8 +320,10 @@ func (s *Session) readErr() error {
 // Resync gets back in step with an adapter that missed a prompt: it sends
 // ATI (any character also interrupts a request still running) and reads
 // until the answer to it: the identification, or "?" when the interrupted
-// request swallowed the A. Late replies and prompts before it are skipped
-// (obd.stale_prompts).
+// request swallowed the A. Of the prompts before it, the first is the end
+// of the reply to the request that timed out: kept when it answers that
+// request (obd.late_replies; LateQuery, LateDTCs and LateVIN return it),
+// skipped otherwise, as are the others (obd.stale_prompts).
 func (s *Session) Resync(ctx context.Context) error {
 	s.inc("resyncs")
 	_, _, err := s.command(ctx, "ATI", s.timeout(), func(r Reply, err error) bool {
@@ -289,7 +335,8 @@ func (s *Session) Resync(ctx context.Context) error {
 	}, 0)
 	var ae *AdapterError
 	if err == nil || errors.As(err, &ae) {
-		return nil // the answer to ATI came: in step again
+		s.timedOut, s.partial = "", nil // the answer to ATI came: in step again
+		return nil
 	}
 	return fmt.Errorf("resync: %w", err)
 }
@@ -305,6 +352,7 @@ func (s *Session) Resync(ctx context.Context) error {
 func (s *Session) Init(ctx context.Context) (Info, error) {
 	s.info, s.search = Info{}, nil
 	s.nRTT, s.latency = 0, 0
+	s.timedOut, s.partial, s.late = "", nil, nil
 	banner := ""
 	hasBanner := func(r Reply, _ error) bool {
 		for _, l := range r.Lines {
@@ -478,11 +526,30 @@ func (s *Session) Request(ctx context.Context, cmd string) ([]Message, time.Time
 	if err != nil {
 		return nil, at, err
 	}
+	return s.request(cmd, r, at)
+}
+
+func (s *Session) request(cmd string, r Reply, at time.Time) ([]Message, time.Time, error) {
 	msgs, err := s.messages(r.Lines)
 	if err != nil {
 		return nil, at, fmt.Errorf("%s: %w", cmd, err)
 	}
 	return msgs, at, nil
+}
+
+// errNoLate: no reply to the request came after it timed out, or it was
+// taken already.
+var errNoLate = errors.New("no late reply")
+
+// lateRequest returns, once, the messages of the reply to cmd that came
+// after cmd timed out (see skip).
+func (s *Session) lateRequest(cmd string) ([]Message, time.Time, error) {
+	l := s.late
+	if l == nil || l.cmd != cmd {
+		return nil, time.Time{}, fmt.Errorf("%s: %w", cmd, errNoLate)
+	}
+	s.late = nil
+	return s.request(cmd, l.reply, l.at)
 }
 
 func (s *Session) messages(lines []string) ([]Message, error) {
@@ -505,11 +572,31 @@ func (s *Session) messages(lines []string) ([]Message, error) {
 // arrived. A PID missing from the map was not answered; the error is set
 // only when none was.
 func (s *Session) Query(ctx context.Context, pids ...byte) (map[byte][]Value, time.Time, error) {
+	cmd := queryCommand(pids)
+	msgs, at, err := s.Request(ctx, cmd)
+	return s.values(cmd, pids, msgs, at, err)
+}
+
+// LateQuery returns what Query of pids would have, from its reply that came
+// after Query timed out: Resync, which must follow the timeout, keeps it.
+// It returns false when no such reply came, or it held no value.
+func (s *Session) LateQuery(pids ...byte) (map[byte][]Value, time.Time, bool) {
+	cmd := queryCommand(pids)
+	msgs, at, err := s.lateRequest(cmd)
+	vals, at, err := s.values(cmd, pids, msgs, at, err)
+	return vals, at, err == nil
+}
+
+func queryCommand(pids []byte) string {
 	cmd := "01"
 	for _, p := range pids {
 		cmd += fmt.Sprintf("%02X", p)
 	}
-	msgs, at, err := s.Request(ctx, cmd)
+	return cmd
+}
+
+// values decodes the messages of a Query's reply.
+func (s *Session) values(cmd string, pids []byte, msgs []Message, at time.Time, err error) (map[byte][]Value, time.Time, error) {
 	if err != nil {
 		return nil, at, err
 	}
@@ -584,6 +671,18 @@ func (s *Session) Supported(ctx context.Context) ([]byte, error) {
 func (s *Session) DTCs(ctx context.Context, mode byte) ([]string, error) {
 	cmd := fmt.Sprintf("%02X", mode)
 	msgs, _, err := s.Request(ctx, cmd)
+	return s.dtcs(cmd, mode, msgs, err)
+}
+
+// LateDTCs is LateQuery for DTCs.
+func (s *Session) LateDTCs(mode byte) ([]string, bool) {
+	cmd := fmt.Sprintf("%02X", mode)
+	msgs, _, err := s.lateRequest(cmd)
+	codes, err := s.dtcs(cmd, mode, msgs, err)
+	return codes, err == nil
+}
+
+func (s *Session) dtcs(cmd string, mode byte, msgs []Message, err error) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -598,6 +697,17 @@ func (s *Session) DTCs(ctx context.Context, mode byte) ([]string, error) {
 // VIN reads the vehicle identification number (Mode 09 PID 02).
 func (s *Session) VIN(ctx context.Context) (string, error) {
 	msgs, _, err := s.Request(ctx, "0902")
+	return s.vin(msgs, err)
+}
+
+// LateVIN is LateQuery for VIN.
+func (s *Session) LateVIN() (string, bool) {
+	msgs, _, err := s.lateRequest("0902")
+	vin, err := s.vin(msgs, err)
+	return vin, err == nil
+}
+
+func (s *Session) vin(msgs []Message, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}

@@ -238,10 +238,10 @@ func TestTranscripts(t *testing.T) {
 			file: "reinit.txt", pids: []byte{0x0C},
 			want: []string{
 				"sample 010C 1726", "event IGNITION_ON obd rpm 1726",
-				"sample 010C 1726.25", "sample 010C 1726.75", "sample 010C 1727",
+				"sample 010C 1726.25", "sample 010C 1726.5", "sample 010C 1726.75", "sample 010C 1727",
 			},
 			counters: map[string]uint64{
-				"obd.samples": 4, "obd.reinits": 3, "obd.resyncs": 1, "obd.stale_prompts": 1,
+				"obd.samples": 5, "obd.reinits": 3, "obd.resyncs": 1, "obd.late_replies": 1, "obd.stale_prompts": 0,
 				"obd.settings_refused": 4, "obd.searching": 4,
 				"obd.errors.timeout": 1, "obd.errors.lv_reset": 1, "obd.errors.err94": 1, "obd.errors.act_alert": 1,
 				"obd.errors.unknown_command": 4,
@@ -254,6 +254,22 @@ func TestTranscripts(t *testing.T) {
 			want: []string{"sample 010C 1000", "event IGNITION_ON obd rpm 1000"},
 			counters: map[string]uint64{"obd.samples": 1, "obd.errors.timeout": 4, "obd.resyncs": 3,
 				"obd.unknown_protocol": 1, "obd.searching": 1},
+		},
+		{
+			file: "late_replies.txt", pids: []byte{0x0C, 0x0D, 0x05}, info: true,
+			want: []string{
+				"event VIN_READ WP0ZZZ99ZTS390000",
+				"event DTC_SET P0133 stored",
+				"sample 010C 1000", "sample 010D 0", "sample 0105 215",
+				"event IGNITION_ON obd rpm 1000",
+				"sample 010D 1", "sample 0105 214",
+				"sample 010D 2", "sample 0105 212",
+			},
+			counters: map[string]uint64{
+				"obd.samples": 7, "obd.searching": 1, "obd.multi_fallbacks": 1, "obd.vin_reads": 1, "obd.dtc_reads": 1,
+				"obd.resyncs": 5, "obd.late_replies": 4, "obd.stale_prompts": 1,
+				"obd.errors.timeout": 5, "obd.errors.no_data": 1, "obd.errors.unknown_command": 2, "obd.errors.mismatch": 1,
+			},
 		},
 		{
 			file: "silent_adapter.txt", pids: []byte{0x0C},

@@ -393,7 +393,8 @@ func (r *results) refusal(pids []byte, err error) {
 // request was refused (a partial answer, "?", NO DATA) rather than lost on
 // the way (BUFFER FULL, STOPPED, ...), multi-PID requests are given up for
 // this session. A single request whose reply was lost on the way
-// (ActionFor says Retry) is asked once more.
+// (ActionFor says Retry) is asked once more. A reply that comes after its
+// request timed out is still its answer (see Session.Resync).
 func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *results) error {
 	vals, at, err := p.sess.Query(ctx, pids...)
 	if err != nil {
@@ -401,6 +402,9 @@ func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *result
 		if serr := p.settle(ctx, err, true); serr != nil {
 			return serr
 		}
+		vals, at, err = p.late(pids, err)
+	}
+	if err != nil {
 		a := ActionFor(err)
 		if a == BackOff || a == Resync {
 			markSilent(ev, err)
@@ -414,8 +418,13 @@ func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *result
 			p.src.inc("retries")
 			if vals, at, err = p.sess.Query(ctx, pids...); err != nil {
 				res.refusal(pids, err)
-				markSilent(ev, err)
-				return p.settle(ctx, err, true)
+				if serr := p.settle(ctx, err, true); serr != nil {
+					return serr
+				}
+				if vals, at, err = p.late(pids, err); err != nil {
+					markSilent(ev, err)
+					return nil
+				}
 			}
 		}
 	}
@@ -439,11 +448,13 @@ func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *result
 		vals, at, err := p.sess.Query(ctx, pid)
 		if err != nil {
 			res.refusal([]byte{pid}, err)
-			markSilent(ev, err)
 			if serr := p.settle(ctx, err, true); serr != nil {
 				return serr
 			}
-			continue
+			if vals, at, err = p.late([]byte{pid}, err); err != nil {
+				markSilent(ev, err)
+				continue
+			}
 		}
 		singles = true
 		if err := p.emit(ctx, []byte{pid}, vals, at, ev, res.got); err != nil {
@@ -456,6 +467,18 @@ func (p *poller) ask(ctx context.Context, pids []byte, ev *Evidence, res *result
 		p.log.Info("multi-PID requests not answered in full; asking one PID per request", "pids", fmt.Sprintf("% X", pids))
 	}
 	return nil
+}
+
+// late returns, after a Query of pids failed with err and settle did what
+// it called for, the values of its reply if it came after a timeout
+// (Session.LateQuery); else err.
+func (p *poller) late(pids []byte, err error) (map[byte][]Value, time.Time, error) {
+	if errors.Is(err, ErrTimeout) {
+		if vals, at, ok := p.sess.LateQuery(pids...); ok {
+			return vals, at, nil
+		}
+	}
+	return nil, time.Time{}, err
 }
 
 // emit sends a record per PID answered (its primary value), in request order.
@@ -678,7 +701,13 @@ func (p *poller) vehicleInfo(ctx context.Context) error {
 			if serr := p.settle(ctx, err, false); serr != nil {
 				return serr
 			}
-		} else {
+			if errors.Is(err, ErrTimeout) {
+				if late, ok := p.sess.LateVIN(); ok {
+					vin, err, p.timeouts = late, nil, 0
+				}
+			}
+		}
+		if err == nil {
 			p.vinRead = true
 			s.inc("vin_reads")
 			if err := p.sawVIN(ctx, vin); err != nil {
@@ -694,6 +723,16 @@ func (p *poller) vehicleInfo(ctx context.Context) error {
 			continue
 		}
 		codes, err := p.sess.DTCs(ctx, mode)
+		if errors.Is(err, ErrTimeout) {
+			if serr := p.settle(ctx, err, false); serr != nil {
+				return serr
+			}
+			late, ok := p.sess.LateDTCs(mode)
+			if !ok {
+				continue
+			}
+			codes, err, p.timeouts = late, nil, 0
+		}
 		if err != nil {
 			var ae *AdapterError
 			switch {

@@ -349,22 +349,35 @@ func (p *PTY) Unplug() error {
 	return errors.Join(removeLink(p.link, pp.slave.Name()), pp.close())
 }
 
-// drain waits until the client has read the bytes waiting in the terminal,
+// drain waits until the client has read the bytes written to the terminal,
 // or until timeout.
 func drain(slave *os.File, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		var n int
-		err := control(slave, func(fd int) error {
-			var err error
-			n, err = unix.IoctlGetInt(fd, unix.TIOCINQ)
-			return err
-		})
-		if err != nil || n == 0 {
+		if n, err := unread(slave); err != nil || n == 0 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// unread returns how many bytes written to the terminal its client has not
+// read yet. A write to the master leaves its bytes in the terminal's flip
+// buffer until a kernel worker moves them to the line discipline's input
+// queue, the only place TIOCINQ counts: right after a write it often reads 0.
+// poll(2) on the slave moves them first (n_tty's poll flushes the flip buffer
+// when it finds no input), so the count that follows is exact.
+func unread(slave *os.File) (int, error) {
+	var n int
+	err := control(slave, func(fd int) error {
+		if _, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0); err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		var err error
+		n, err = unix.IoctlGetInt(fd, unix.TIOCINQ)
+		return err
+	})
+	return n, err
 }
 
 // Replug plugs the device back in: a new terminal (a new /dev/pts/N) with the

@@ -293,3 +293,38 @@ func readConn(t *testing.T, c net.Conn, want string) {
 		t.Fatalf("read %q (%v), want %q", b, err, want)
 	}
 }
+
+// Unplug waits for the client to read what was written before it: a reply
+// written just before the unplug reaches a client that is reading, rather
+// than going with the terminal (TestUnreadCountsBytesOnTheirWay has the
+// bytes that are on their way when Unplug looks).
+func TestPTYUnplugDeliversWhatWasWritten(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "veh-001-obd")
+	p, err := transport.OpenPTY(link, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const reply = "7E8 06 41 0C 14 5F\r7E8 03 41 0D 20\r\r>"
+	for i := range 50 {
+		c := simtest.OpenPort(t, link)
+		got := make(chan string, 1)
+		go func() {
+			b, _ := io.ReadAll(c) // to the error the unplug brings
+			got <- string(b)
+		}()
+		if _, err := p.Write([]byte(reply)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Unplug(); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-got; s != reply {
+			t.Fatalf("round %d: the client read %q before the unplug, want %q", i, s, reply)
+		}
+		c.Close()
+		if err := p.Replug(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
