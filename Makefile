@@ -103,6 +103,7 @@ test-arm: ## the tests of edge/... and shared/... built for linux/arm64 and linu
 	GO=$(GO) ./deploy/test-arm.sh
 
 .PHONY: ci
+ci: FUZZTIME = 5s
 ci: lint test fuzz build-edge test-arm ## what CI runs: lint, all tests with -race, fuzzing (bounded), edge cross-builds, the agent's tests on ARM
 
 .PHONY: proto

@@ -10,7 +10,8 @@
 # What does not run here, and why (docs/ARCHITECTURE.md#arm):
 #   - edge/cmd/edge-agent's tests that build the edge-agent program and run
 #     it as a child process (TestVersion, TestBadConfigExitsTwoNamingTheField,
-#     TestAgent, TestHealthcheckAgainstTheAgent): the child is an ARM program
+#     TestAgent, TestHealthcheckAgainstTheAgent, TestReportIntervalSurvivesRestart,
+#     TestAgentOnAFullFilesystem): the child is an ARM program
 #     the kernel cannot start without binfmt_misc, which these machines lack.
 #     They run natively in make test.
 #   - -race: the race detector exists for neither target.
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
-skip='^(TestVersion|TestBadConfigExitsTwoNamingTheField|TestAgent|TestHealthcheckAgainstTheAgent)$'
+skip='^(TestVersion|TestBadConfigExitsTwoNamingTheField|TestAgent|TestHealthcheckAgainstTheAgent|TestReportIntervalSurvivesRestart|TestAgentOnAFullFilesystem)$'
 pkgs=(./edge/... ./shared/...)
 
 run() { # label qemu env...
