@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/fleetgate/fleetgate/cloud"
@@ -155,6 +156,12 @@ func (p *Pipeline) prepareStatus(it *item) {
 		OldestUnsentAge: time.Duration(s.GetOldestUnsentAgeMs()) * time.Millisecond, Dropped: s.GetDropped(),
 		FixMode: int(s.GetFixMode()), RTT: time.Duration(s.GetRttMs()) * time.Millisecond, Counters: s.GetCounters(),
 		Uptime: time.Duration(s.GetUptimeMs()) * time.Millisecond, ReceivedAt: it.received,
+		ClockSource: cloud.ClockSource(s.GetClockSource()), ClockOffset: time.Duration(s.GetClockOffsetMs()) * time.Millisecond,
+		OutboxTrouble: s.GetOutboxTrouble(), OBDState: s.GetObdState(),
+	}
+	if cs := s.GetClockSource(); cs > math.MaxInt32 {
+		it.deadLetter(ReasonInvalid, fmt.Sprintf("status clock source %d out of range", cs))
+		return
 	}
 	if ms := s.GetNoFixSinceUnixMs(); ms > 0 {
 		ds.NoFixSince = time.UnixMilli(ms).UTC()
