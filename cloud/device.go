@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -25,7 +26,46 @@ type DeviceStatus struct {
 	RTT             time.Duration
 	Counters        map[string]uint64 // serial, source, uplink and outbox counters
 	Uptime          time.Duration
-	ReceivedAt      time.Time
+	// ClockSource is where the agent's own time stamps come from now; 0
+	// unknown (an agent that does not report it).
+	ClockSource ClockSource
+	// ClockOffset is GNSS time minus the agent's system clock; 0 unknown.
+	ClockOffset time.Duration
+	// OutboxTrouble says what is wrong with the agent's outbox (a full
+	// disk, a lowered cap); empty while it is fine or not reported.
+	OutboxTrouble string
+	// OBDState is the state of the agent's OBD adapter ("ok",
+	// "bus_fault: CAN ERROR", "no_vehicle", ...); empty when not reported.
+	OBDState   string
+	ReceivedAt time.Time
+}
+
+// ClockSource says where an agent's own time stamps come from
+// (telemetrypb.Status.clock_source).
+type ClockSource int
+
+// The clock sources an agent reports.
+const (
+	ClockUnknown  ClockSource = 0
+	ClockSystem   ClockSource = 1 // the system clock, synchronised
+	ClockGNSS     ClockSource = 2 // GNSS time
+	ClockUnsynced ClockSource = 3 // the system clock, never synchronised
+)
+
+// String returns the API's name of c: "system", "gnss", "unsynced", "" for
+// unknown and "unknown_N" for a value this server does not know.
+func (c ClockSource) String() string {
+	switch c {
+	case ClockUnknown:
+		return ""
+	case ClockSystem:
+		return "system"
+	case ClockGNSS:
+		return "gnss"
+	case ClockUnsynced:
+		return "unsynced"
+	}
+	return fmt.Sprintf("unknown_%d", int(c))
 }
 
 // StatusService keeps each vehicle's latest DeviceStatus. Implementations

@@ -99,6 +99,18 @@ func appendDevice(b []byte, d *deviceJSON) []byte {
 	b = strconv.AppendInt(b, d.RTTMs, 10)
 	b = append(b, `,"uptime_s":`...)
 	b = appendFloat64(b, d.UptimeS)
+	if d.ClockSource != "" {
+		b = append(b, `,"clock_source":`...)
+		b = appendString(b, d.ClockSource)
+	}
+	if d.ClockOffsetMs != nil {
+		b = append(b, `,"clock_offset_ms":`...)
+		b = strconv.AppendInt(b, *d.ClockOffsetMs, 10)
+	}
+	b = append(b, `,"outbox_trouble":`...)
+	b = appendString(b, d.OutboxTrouble)
+	b = append(b, `,"obd_state":`...)
+	b = appendString(b, d.OBDState)
 	b = append(b, `,"counters":`...)
 	if d.Counters == nil {
 		b = append(b, "null"...)

@@ -14,7 +14,8 @@ func TestAppendVehicleIsJSONMarshal(t *testing.T) {
 	since := Time(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
 	dev := &deviceJSON{Online: true, Time: at, OnlineSince: &since, AgentVersion: `1.2.3 "beta" <x>&é`, StreamID: "fedcba9876543210",
 		NextSeq: 1 << 62, OutboxDepth: 5, OutboxBytes: 1234, OldestUnsentAgeS: 0.000001, Dropped: 7, FixMode: 3, NoFixSince: &since,
-		RTTMs: 40, UptimeS: 1e21, Counters: map[string]uint64{"z": 1, "a.b": 2, "\u2028": 3}, Received: at}
+		RTTMs: 40, UptimeS: 1e21, Counters: map[string]uint64{"z": 1, "a.b": 2, "\u2028": 3}, Received: at,
+		ClockSource: "gnss", ClockOffsetMs: new(int64(-1500)), OutboxTrouble: "filesystem_full", OBDState: "bus_fault: CAN <ERROR>"}
 	for _, v := range []vehicleJSON{
 		{ID: "veh-001", FirstSeen: at, LastSeen: at, TroubleCodes: []troubleCodeJSON{}},
 		{ID: "veh-002", FirstSeen: at, LastSeen: at, Online: true, Position: &latestJSON{Time: at, Lat: 43.7384166, Lon: -7.4246333, SpeedMPS: f(13.891), CourseDeg: f(0)},

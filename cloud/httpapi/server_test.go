@@ -98,7 +98,8 @@ func newFixture(t *testing.T, modify ...func(*httpapi.Server)) *fixture {
 		OBD: []telemetry.OBDSample{{Seq: 1, UnixMs: now.Add(-time.Hour).UnixMilli(), PID: 0x0105, Value: 90}}}
 	status := cloud.DeviceStatus{VehicleID: "veh-001", Online: true, Time: now.Add(-30 * time.Minute), AgentVersion: "1.2.3",
 		StreamID: 0xfedcba9876543210, NextSeq: 7, OutboxDepth: 4, OutboxBytes: 400, OldestUnsentAge: 2 * time.Second,
-		FixMode: 3, RTT: 40 * time.Millisecond, Uptime: time.Hour, Counters: map[string]uint64{"gps.bad_checksum": 1}, ReceivedAt: now.Add(-30 * time.Minute)}
+		FixMode: 3, RTT: 40 * time.Millisecond, Uptime: time.Hour, Counters: map[string]uint64{"gps.bad_checksum": 1}, ReceivedAt: now.Add(-30 * time.Minute),
+		ClockSource: cloud.ClockGNSS, ClockOffset: -1500 * time.Millisecond, OutboxTrouble: "filesystem_full", OBDState: "bus_fault: CAN ERROR"}
 	if _, err := db.Commit(ctx, &cloud.Commit{Batches: []*telemetry.Batch{b, idle}, Statuses: []cloud.DeviceStatus{status}, ReceivedAt: now.Add(-time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,8 @@ func same(t *testing.T, what, want string, got map[string]any) {
 
 const device001 = `{"online":true,"time":"2026-11-27T11:30:00.000Z","online_since":"2026-11-27T11:30:00.000Z","agent_version":"1.2.3",
 	"stream_id":"fedcba9876543210","next_seq":7,"outbox_depth":4,"outbox_bytes":400,"oldest_unsent_age_s":2,"dropped":0,"fix_mode":3,
-	"rtt_ms":40,"uptime_s":3600,"counters":{"gps.bad_checksum":1},"received":"2026-11-27T11:30:00.000Z"}`
+	"rtt_ms":40,"uptime_s":3600,"clock_source":"gnss","clock_offset_ms":-1500,"outbox_trouble":"filesystem_full","obd_state":"bus_fault: CAN ERROR",
+	"counters":{"gps.bad_checksum":1},"received":"2026-11-27T11:30:00.000Z"}`
 
 func TestEndpoints(t *testing.T) {
 	f := newFixture(t)
@@ -226,6 +228,39 @@ func TestEndpoints(t *testing.T) {
 			}
 			same(t, tt.path, tt.want, r.body)
 		})
+	}
+}
+
+// TestNewEventTypes: the event types agents gained (clock source, OBD
+// adapter, outbox trouble) are stored, named and selectable by name.
+func TestNewEventTypes(t *testing.T) {
+	f := newFixture(t)
+	at := now.Add(-time.Hour).UnixMilli()
+	b := &telemetry.Batch{VehicleID: "veh-003", StreamID: 3, Events: []telemetry.Event{
+		{Seq: 1, UnixMs: at, Type: telemetry.EventClockSource, Code: "gnss"},
+		{Seq: 2, UnixMs: at + 1, Type: telemetry.EventOBDAdapter, Code: "bus_fault", Detail: "CAN ERROR"},
+		{Seq: 3, UnixMs: at + 2, Type: telemetry.EventOutboxTrouble, Code: "filesystem_full", Value: 1 << 20},
+		{Seq: 4, UnixMs: at + 3, Type: 99, Code: "future"},
+	}}
+	if _, err := f.db.Commit(context.Background(), &cloud.Commit{Batches: []*telemetry.Batch{b}, ReceivedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.as(cloud.RoleViewer)
+	for _, tt := range []struct{ path, want string }{
+		{"/api/v1/vehicles/veh-003/events", `{"vehicle_id":"veh-003","events":[
+			{"stream_id":"0000000000000003","seq":1,"time":"2026-11-27T11:00:00.000Z","type":"clock_source","code":"gnss"},
+			{"stream_id":"0000000000000003","seq":2,"time":"2026-11-27T11:00:00.001Z","type":"obd_adapter","code":"bus_fault","detail":"CAN ERROR"},
+			{"stream_id":"0000000000000003","seq":3,"time":"2026-11-27T11:00:00.002Z","type":"outbox_trouble","code":"filesystem_full","value":1048576},
+			{"stream_id":"0000000000000003","seq":4,"time":"2026-11-27T11:00:00.003Z","type":"unknown_99","code":"future"}]}`},
+		{"/api/v1/vehicles/veh-003/events?type=outbox_trouble,clock_source", `{"vehicle_id":"veh-003","events":[
+			{"stream_id":"0000000000000003","seq":1,"time":"2026-11-27T11:00:00.000Z","type":"clock_source","code":"gnss"},
+			{"stream_id":"0000000000000003","seq":3,"time":"2026-11-27T11:00:00.002Z","type":"outbox_trouble","code":"filesystem_full","value":1048576}]}`},
+	} {
+		r := c.get(tt.path)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", tt.path, r.status, r.raw)
+		}
+		same(t, tt.path, tt.want, r.body)
 	}
 }
 

@@ -53,6 +53,10 @@ type deviceJSON struct {
 	NoFixSince       *Time             `json:"no_fix_since,omitempty"`
 	RTTMs            int64             `json:"rtt_ms"`
 	UptimeS          float64           `json:"uptime_s"`
+	ClockSource      string            `json:"clock_source,omitempty"`
+	ClockOffsetMs    *int64            `json:"clock_offset_ms,omitempty"`
+	OutboxTrouble    string            `json:"outbox_trouble"`
+	OBDState         string            `json:"obd_state"`
 	Counters         map[string]uint64 `json:"counters"`
 	Received         Time              `json:"received"`
 }
@@ -64,7 +68,12 @@ func toDeviceJSON(d *cloud.DeviceStatus) *deviceJSON {
 	out := &deviceJSON{Online: d.Online, Time: Time(d.Time), AgentVersion: d.AgentVersion, StreamID: streamHex(d.StreamID),
 		NextSeq: d.NextSeq, OutboxDepth: d.OutboxDepth, OutboxBytes: d.OutboxBytes, OldestUnsentAgeS: d.OldestUnsentAge.Seconds(),
 		Dropped: d.Dropped, FixMode: d.FixMode, RTTMs: d.RTT.Milliseconds(), UptimeS: d.Uptime.Seconds(),
-		Counters: d.Counters, Received: Time(d.ReceivedAt)}
+		Counters: d.Counters, Received: Time(d.ReceivedAt),
+		ClockSource: d.ClockSource.String(), OutboxTrouble: d.OutboxTrouble, OBDState: d.OBDState}
+	if d.ClockOffset != 0 {
+		ms := d.ClockOffset.Milliseconds()
+		out.ClockOffsetMs = &ms
+	}
 	if !d.OnlineSince.IsZero() {
 		t := Time(d.OnlineSince)
 		out.OnlineSince = &t

@@ -227,6 +227,11 @@ func (p *Pipeline) commit(ctx context.Context, c *cloud.Commit) (cloud.CommitRes
 	}
 }
 
+// BatchVersion is the highest Batch version the pipeline reads, which every
+// Ack it publishes carries (Ack.version): agents send version 2 only to a
+// cloud that says it reads it.
+const BatchVersion = telemetry.Version
+
 // acknowledge publishes the Ack of every committed batch that needs one, all
 // at once, and acknowledges each message once its Ack is confirmed (or at
 // once when it needs none). Failed publishes are retried with backoff; when
@@ -239,7 +244,9 @@ func (p *Pipeline) acknowledge(ctx context.Context, items []*item) {
 			p.ack(it)
 			continue
 		}
-		payload, err := telemetry.Encode(telemetry.NewAck(it.vehicle, it.batch.StreamID, it.committed, it.rejected, it.reason), false)
+		a := telemetry.NewAck(it.vehicle, it.batch.StreamID, it.committed, it.rejected, it.reason)
+		a.Version = BatchVersion // an agent switches to version 2 on the first Ack that says so
+		payload, err := telemetry.Encode(a, false)
 		if err != nil {
 			it.log.Error("encode ack", "err", err) // cannot happen for a valid Ack; the agent will resend
 			p.ack(it)

@@ -383,3 +383,14 @@ func resultPayload(t *testing.T, id string) []byte {
 	}
 	return p
 }
+
+// encodeBatchV2 encodes b in protocol version 2, which leaves out its
+// vehicle id (the topic carries it).
+func encodeBatchV2(t testing.TB, b *telemetry.Batch) []byte {
+	t.Helper()
+	p, err := telemetry.EncodeBatchV2(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

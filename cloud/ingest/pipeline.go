@@ -189,7 +189,7 @@ func (p *Pipeline) Receive(ctx context.Context, m Message) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	p.stats.received.Add(1)
+	p.stats.countReceived(p.Namespace, m.Topic())
 	h := p.held.add(p.Now())
 	select {
 	case <-p.stopping:

@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/fleetgate/fleetgate/cloud"
@@ -48,7 +49,7 @@ func (p *Pipeline) prepare(m Message, held uint64) *item {
 	topic := m.Topic()
 	it := &item{msg: m, held: held, received: received, limit: received.Add(p.MaxClockAhead), log: p.Logger.With("topic", topic)}
 	vehicle, kind, err := p.Namespace.Parse(topic)
-	if err == nil && kind != telemetry.KindBatch && kind != telemetry.KindStatus && kind != telemetry.KindCmdResult {
+	if err == nil && kind != telemetry.KindBatch && kind != telemetry.KindBatchV2 && kind != telemetry.KindStatus && kind != telemetry.KindCmdResult {
 		err = fmt.Errorf("kind %q is not one the cloud takes", kind)
 	}
 	if err != nil {
@@ -57,7 +58,7 @@ func (p *Pipeline) prepare(m Message, held uint64) *item {
 	}
 	it.vehicle = vehicle
 	switch kind {
-	case telemetry.KindBatch:
+	case telemetry.KindBatch, telemetry.KindBatchV2:
 		p.prepareBatch(it)
 	case telemetry.KindStatus:
 		p.prepareStatus(it)
@@ -80,8 +81,12 @@ func (it *item) deadLetter(reason, text string) {
 	it.deadReason = reason
 }
 
+// prepareBatch decodes a batch of either version and validates it. A
+// version 2 batch carries no vehicle id: it is the topic's, which the
+// broker's access rules tie to the agent's identity. A version 1 batch names
+// its vehicle, which validation compares with the topic's.
 func (p *Pipeline) prepareBatch(it *item) {
-	b, err := telemetry.DecodeBatch(it.msg.Payload())
+	b, err := telemetry.DecodeBatchOn(it.vehicle, it.msg.Payload())
 	if err != nil {
 		it.deadLetter(ReasonDecode, "decode: "+err.Error())
 		return
@@ -151,6 +156,12 @@ func (p *Pipeline) prepareStatus(it *item) {
 		OldestUnsentAge: time.Duration(s.GetOldestUnsentAgeMs()) * time.Millisecond, Dropped: s.GetDropped(),
 		FixMode: int(s.GetFixMode()), RTT: time.Duration(s.GetRttMs()) * time.Millisecond, Counters: s.GetCounters(),
 		Uptime: time.Duration(s.GetUptimeMs()) * time.Millisecond, ReceivedAt: it.received,
+		ClockSource: cloud.ClockSource(s.GetClockSource()), ClockOffset: time.Duration(s.GetClockOffsetMs()) * time.Millisecond,
+		OutboxTrouble: s.GetOutboxTrouble(), OBDState: s.GetObdState(),
+	}
+	if cs := s.GetClockSource(); cs > math.MaxInt32 {
+		it.deadLetter(ReasonInvalid, fmt.Sprintf("status clock source %d out of range", cs))
+		return
 	}
 	if ms := s.GetNoFixSinceUnixMs(); ms > 0 {
 		ds.NoFixSince = time.UnixMilli(ms).UTC()

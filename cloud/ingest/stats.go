@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
 // Why a message, or part of one, became a dead letter: the values of
@@ -35,6 +37,20 @@ const (
 // Kinds lists every kind of committed row.
 var Kinds = []string{KindPosition, KindOBD, KindEvent, KindStatus, KindCommandResult, KindDeadLetter}
 
+// The protocol version of a received message, as its topic says: the values
+// of Stats.ReceivedByVersion's keys (and of the metric's version label). A
+// batch on the vehicle's own topic is in version 2; a batch on up/batch, and
+// every status and command result, in version 1 (they are framed so in both
+// versions). A topic outside the protocol has none.
+const (
+	Version1    = "1"
+	Version2    = "2"
+	VersionNone = "none"
+)
+
+// Versions lists every value of the version label.
+var Versions = []string{Version1, Version2, VersionNone}
+
 // Stats counts what the pipeline did since it started, and what it holds now.
 type Stats struct {
 	Received      int64 // messages taken in by Receive
@@ -53,6 +69,9 @@ type Stats struct {
 	Rows        map[string]int64 // rows committed, by kind (Kinds)
 	DeadLetters map[string]int64 // dead letters committed, by reason (Reasons)
 	ClockAhead  map[string]int64 // records and statuses received stamped beyond MaxClockAhead, by kind
+	// ReceivedByVersion splits Received by the protocol version of each
+	// message's topic (Versions): it shows which agents still send version 1.
+	ReceivedByVersion map[string]int64
 
 	SteppedBack bool          // now
 	QueueDepth  int64         // messages queued for the batcher now
@@ -63,7 +82,7 @@ type Stats struct {
 }
 
 type counters struct {
-	received, acked, records, inserted, rejected, commits, storeRetries, ackRetries, acksPublished,
+	received, receivedV1, receivedV2, receivedNone, acked, records, inserted, rejected, commits, storeRetries, ackRetries, acksPublished,
 	liveFailures, dropped, queueMax atomic.Int64
 
 	mu                           sync.Mutex
@@ -93,6 +112,7 @@ func (p *Pipeline) Stats() Stats {
 		Dropped: c.dropped.Load(), StepBacks: p.health.stepped.Load(), QueueMax: c.queueMax.Load(),
 		SteppedBack: p.health.steppedBack(),
 	}
+	s.ReceivedByVersion = map[string]int64{Version1: c.receivedV1.Load(), Version2: c.receivedV2.Load(), VersionNone: c.receivedNone.Load()}
 	c.mu.Lock()
 	s.Rows, s.DeadLetters, s.ClockAhead = maps.Clone(c.rows), maps.Clone(c.deadLetters), maps.Clone(c.clockAhed)
 	c.mu.Unlock()
@@ -112,4 +132,18 @@ func (p *Pipeline) Stats() Stats {
 		s.Lag = max(p.Now().Sub(oldest), 0)
 	}
 	return s
+}
+
+// countReceived counts a message received on topic, by the protocol version
+// its topic says (see Versions); received counts them all.
+func (c *counters) countReceived(ns telemetry.Namespace, topic string) {
+	switch _, kind, err := ns.Parse(topic); {
+	case err != nil:
+		c.receivedNone.Add(1)
+	case kind == telemetry.KindBatchV2:
+		c.receivedV2.Add(1)
+	default:
+		c.receivedV1.Add(1)
+	}
+	c.received.Add(1)
 }

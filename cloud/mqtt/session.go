@@ -1,7 +1,7 @@
 // Package mqtt holds the cloud's session with the MQTT broker, with paho: a
 // persistent session (clean session off) with manual acknowledgements that
-// subscribes, at QoS 1, to every vehicle's batches and command results
-// through shared subscriptions and to their statuses through a plain one,
+// subscribes, at QoS 1, to every vehicle's batches (of both protocol
+// versions) and command results through shared subscriptions and to their statuses through a plain one,
 // hands every message to the ingest pipeline, publishes the pipeline's Acks
 // and the API's commands, and unsubscribes while the pipeline steps back. It
 // is the only package that imports paho.
@@ -112,13 +112,16 @@ func NewSession(url, clientID string) *Session {
 }
 
 // Filters returns what the session subscribes to, with QoS 1 each:
-// batches and command results through the share group, statuses through a
-// plain subscription (a broker sends retained messages — every vehicle's
-// last status — only to those; every replica storing every status is
-// harmless, the store keeps the newest).
+// batches (version 1 on {ns}/+/up/batch, version 2 on {ns}/+) and command
+// results through the share group, statuses through a plain subscription
+// (a broker sends retained messages — every vehicle's last status — only to
+// those; every replica storing every status is harmless, the store keeps
+// the newest). {ns}/+ matches only a vehicle's own topic: every other kind
+// has more levels.
 func (s *Session) Filters() map[string]byte {
 	return map[string]byte{
 		s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindBatch):     1,
+		s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindBatchV2):   1,
 		s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindCmdResult): 1,
 		s.Namespace.Filter(telemetry.KindStatus):                        1,
 	}
@@ -277,7 +280,11 @@ func (s *Session) subscribe(c paho.Client) error {
 
 // pausable returns the filters Pause unsubscribes from (see Session).
 func (s *Session) pausable() []string {
-	return []string{s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindBatch), s.Namespace.Filter(telemetry.KindStatus)}
+	return []string{
+		s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindBatch),
+		s.Namespace.SharedFilter(s.ShareGroup, telemetry.KindBatchV2),
+		s.Namespace.Filter(telemetry.KindStatus),
+	}
 }
 
 func (s *Session) unsubscribe(c paho.Client) error {

@@ -278,6 +278,56 @@ func TestAckOnlyAfterCommitAndReplay(t *testing.T) {
 	}
 }
 
+// TestBatchV2ReachesThePipeline: a batch in protocol version 2, published
+// on the vehicle's own topic as an agent does once the cloud says it reads
+// it, goes through the session's shared subscription to the pipeline: it is
+// committed under the topic's vehicle and acknowledged with Ack.version 2,
+// as is a version 1 batch. The v2 filter takes nothing else: a status, on
+// a deeper topic, is received once.
+func TestBatchV2ReachesThePipeline(t *testing.T) {
+	f := newFixture(t)
+	in, _ := f.start()
+	b := batch("", 0xbeef, 1, 5) // version 2 carries no vehicle id
+	p, err := telemetry.EncodeBatchV2(b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := f.ns.Topic("veh-v2", telemetry.KindBatchV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitToken(f.agent.Publish(topic, 1, false, p)); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	a := f.ack()
+	if a.GetVehicleId() != "veh-v2" || a.GetStreamId() != 0xbeef || ranges(a.GetCommitted()) != "1-10" || len(a.GetRejected()) != 0 || a.GetVersion() != 2 {
+		t.Errorf("ack of the version 2 batch: %v", a)
+	}
+	if n := f.count("SELECT count(*) FROM positions WHERE vehicle_id = 'veh-v2' AND stream_id = $1", int64(0xbeef)); n != 5 {
+		t.Errorf("%d positions of veh-v2 stored, want 5", n)
+	}
+	if n := f.count("SELECT count(*) FROM obd_samples WHERE vehicle_id = 'veh-v2'"); n != 5 {
+		t.Errorf("%d OBD samples of veh-v2 stored, want 5", n)
+	}
+
+	f.publishBatch("veh-v1", batch("veh-v1", 1, 1, 1))
+	if a := f.ack(); a.GetVehicleId() != "veh-v1" || a.GetVersion() != 2 {
+		t.Errorf("ack of the version 1 batch: %v", a)
+	}
+	status, err := telemetry.Encode(&telemetrypb.Status{VehicleId: "veh-v2", Online: true, UnixMs: time.Now().UnixMilli()}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusTopic, _ := f.ns.Topic("veh-v2", telemetry.KindStatus)
+	if err := waitToken(f.agent.Publish(statusTopic, 1, false, status)); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	poll(t, "all three messages acknowledged to the broker", func() bool { return in.Stats().Acked == 3 })
+	if s := in.Stats(); s.Received != 3 || s.ReceivedByVersion[ingest.Version2] != 1 || s.ReceivedByVersion[ingest.Version1] != 2 || s.Rows[ingest.KindDeadLetter] != 0 {
+		t.Errorf("stats %+v: want 3 received (1 in version 2), no dead letter", s)
+	}
+}
+
 func TestBadInputIsDeadLettered(t *testing.T) {
 	f := newFixture(t)
 	in, _ := f.start()

@@ -16,32 +16,34 @@ var _ cloud.StatusService = (*DB)(nil)
 
 // upsertStatus replaces the stored status with a newer one (by agent time),
 // or with any one when the stored status is stamped after the clock limit
-// ($17; NULL: none): a clock that was far ahead never pins a vehicle's
+// ($21; NULL: none): a clock that was far ahead never pins a vehicle's
 // status. online_since is when the current connection's first report came:
 // kept while the agent stays online (unless it is after the clock limit),
 // cleared when it goes offline.
 const upsertStatus = `INSERT INTO device_status (vehicle_id, online, time, online_since, agent_version, stream_id,
 	next_seq, outbox_depth, outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters,
-	uptime_ms, received_at)
-VALUES ($1, $2, $3, CASE WHEN $2 THEN $3::timestamptz END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+	uptime_ms, received_at, clock_source, clock_offset_ms, outbox_trouble, obd_state)
+VALUES ($1, $2, $3, CASE WHEN $2 THEN $3::timestamptz END, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+	$17, $18, $19, $20)
 ON CONFLICT (vehicle_id) DO UPDATE SET online = excluded.online, time = excluded.time,
 	online_since = CASE WHEN NOT excluded.online THEN NULL
-		WHEN device_status.online AND ($17::timestamptz IS NULL OR coalesce(device_status.online_since, device_status.time) <= $17::timestamptz)
+		WHEN device_status.online AND ($21::timestamptz IS NULL OR coalesce(device_status.online_since, device_status.time) <= $21::timestamptz)
 			THEN coalesce(device_status.online_since, excluded.time)
 		ELSE excluded.time END,
 	agent_version = excluded.agent_version, stream_id = excluded.stream_id, next_seq = excluded.next_seq,
 	outbox_depth = excluded.outbox_depth, outbox_bytes = excluded.outbox_bytes,
 	oldest_unsent_age_ms = excluded.oldest_unsent_age_ms, dropped = excluded.dropped, fix_mode = excluded.fix_mode,
 	no_fix_since = excluded.no_fix_since, rtt_ms = excluded.rtt_ms, counters = excluded.counters,
-	uptime_ms = excluded.uptime_ms, received_at = excluded.received_at
-WHERE excluded.time > device_status.time OR device_status.time > $17::timestamptz`
+	uptime_ms = excluded.uptime_ms, received_at = excluded.received_at, clock_source = excluded.clock_source,
+	clock_offset_ms = excluded.clock_offset_ms, outbox_trouble = excluded.outbox_trouble, obd_state = excluded.obd_state
+WHERE excluded.time > device_status.time OR device_status.time > $21::timestamptz`
 
 // insertStatusHistory keeps every status reported, once: the same report
 // again (a retained status handed to another replica, a restart) is skipped.
 const insertStatusHistory = `INSERT INTO device_status_history (vehicle_id, online, time, agent_version, stream_id,
 	next_seq, outbox_depth, outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters,
-	uptime_ms, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+	uptime_ms, received_at, clock_source, clock_offset_ms, outbox_trouble, obd_state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 ON CONFLICT DO NOTHING`
 
 // applyWill marks the vehicle offline for a last will older than its last
@@ -81,9 +83,20 @@ func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time, applied 
 	if !s.NoFixSince.IsZero() {
 		noFix = &s.NoFixSince
 	}
+	// Unknown (0 on the wire) is NULL, never a made-up value.
+	var clockSource, clockOffset *int64
+	if s.ClockSource != cloud.ClockUnknown {
+		v := int64(s.ClockSource)
+		clockSource = &v
+	}
+	if s.ClockOffset != 0 {
+		v := s.ClockOffset.Milliseconds()
+		clockOffset = &v
+	}
 	args := []any{s.VehicleID, s.Online, s.Time, text(s.AgentVersion), int64(s.StreamID), int64(s.NextSeq),
 		int64(s.OutboxDepth), int64(s.OutboxBytes), s.OldestUnsentAge.Milliseconds(), int64(s.Dropped), s.FixMode, noFix,
-		s.RTT.Milliseconds(), counters, s.Uptime.Milliseconds(), s.ReceivedAt}
+		s.RTT.Milliseconds(), counters, s.Uptime.Milliseconds(), s.ReceivedAt,
+		clockSource, clockOffset, text(s.OutboxTrouble), text(s.OBDState)}
 	changed := func(ct pgconn.CommandTag) error {
 		if applied != nil && ct.RowsAffected() > 0 {
 			*applied = true
@@ -100,7 +113,8 @@ func queueStatus(b *pgx.Batch, s *cloud.DeviceStatus, limit *time.Time, applied 
 
 // statusCols are device_status's columns as statusRow scans them.
 const statusCols = `vehicle_id, online, time, online_since, agent_version, stream_id, next_seq, outbox_depth,
-	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at`
+	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at,
+	clock_source, clock_offset_ms, outbox_trouble, obd_state`
 
 const selectStatus = "SELECT " + statusCols + " FROM device_status"
 
@@ -121,7 +135,8 @@ func (db *DB) FindStatus(ctx context.Context, vehicleID string) (*cloud.DeviceSt
 }
 
 const selectStatusHistory = `vehicle_id, online, time, NULL::timestamptz, agent_version, stream_id, next_seq, outbox_depth,
-	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at`
+	outbox_bytes, oldest_unsent_age_ms, dropped, fix_mode, no_fix_since, rtt_ms, counters, uptime_ms, received_at,
+	clock_source, clock_offset_ms, outbox_trouble, obd_state`
 
 // FindStatusHistory returns one page of a vehicle's reported statuses; see
 // cloud.StatusService.
@@ -151,11 +166,15 @@ type statusRow struct {
 	age, rtt, uptime                 *int64
 	fix                              *int32
 	counters                         []byte
+	clockSource                      *int32
+	clockOffset                      *int64
+	outboxTrouble, obdState          *string
 }
 
 func (r *statusRow) targets() []any {
 	return []any{&r.vehicle, &r.online, &r.at, &r.since, &r.version, &r.stream, &r.next, &r.depth, &r.bytes,
-		&r.age, &r.drop, &r.fix, &r.noFix, &r.rtt, &r.counters, &r.uptime, &r.received}
+		&r.age, &r.drop, &r.fix, &r.noFix, &r.rtt, &r.counters, &r.uptime, &r.received,
+		&r.clockSource, &r.clockOffset, &r.outboxTrouble, &r.obdState}
 }
 
 // status returns the scanned status, nil when there was none.
@@ -178,6 +197,18 @@ func (r *statusRow) status() (*cloud.DeviceStatus, error) {
 	s.OldestUnsentAge, s.RTT, s.Uptime = ms(r.age), ms(r.rtt), ms(r.uptime)
 	if r.fix != nil {
 		s.FixMode = int(*r.fix)
+	}
+	if r.clockSource != nil {
+		s.ClockSource = cloud.ClockSource(*r.clockSource)
+	}
+	if r.clockOffset != nil {
+		s.ClockOffset = time.Duration(*r.clockOffset) * time.Millisecond
+	}
+	if r.outboxTrouble != nil {
+		s.OutboxTrouble = *r.outboxTrouble
+	}
+	if r.obdState != nil {
+		s.OBDState = *r.obdState
 	}
 	s.OnlineSince, s.NoFixSince = utc(r.since), utc(r.noFix)
 	if len(r.counters) > 0 {

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -102,5 +103,66 @@ func TestCommands(t *testing.T) {
 	}
 	if _, err := db.FindCommand(ctx, "veh-2", "c1"); cloud.ErrorCode(err) != cloud.ENOTFOUND {
 		t.Errorf("another vehicle's command: %v", err)
+	}
+}
+
+// TestStatusHealthFields: the clock, outbox and OBD adapter state an agent
+// reports (Status fields 16 to 19) are stored in the latest status, the
+// vehicle's device and the history, through SaveStatus and through the
+// ingest commit; unknown ones (0) come back unknown, text that PostgreSQL
+// cannot hold comes back with the bad bytes replaced.
+func TestStatusHealthFields(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		in   cloud.DeviceStatus
+		want cloud.DeviceStatus // the fields compared
+	}{
+		{"GNSS time, clock behind, disk full, bus fault",
+			cloud.DeviceStatus{ClockSource: cloud.ClockGNSS, ClockOffset: -1500 * time.Millisecond, OutboxTrouble: "filesystem_full", OBDState: "bus_fault: CAN ERROR"},
+			cloud.DeviceStatus{ClockSource: cloud.ClockGNSS, ClockOffset: -1500 * time.Millisecond, OutboxTrouble: "filesystem_full", OBDState: "bus_fault: CAN ERROR"}},
+		{"system clock, all fine",
+			cloud.DeviceStatus{ClockSource: cloud.ClockSystem, ClockOffset: 42 * time.Millisecond, OBDState: "ok"},
+			cloud.DeviceStatus{ClockSource: cloud.ClockSystem, ClockOffset: 42 * time.Millisecond, OBDState: "ok"}},
+		{"an agent that reports none of them", cloud.DeviceStatus{}, cloud.DeviceStatus{}},
+		{"unsynced clock, a source this server does not know later",
+			cloud.DeviceStatus{ClockSource: 9, OutboxTrouble: "cap_lowered"},
+			cloud.DeviceStatus{ClockSource: 9, OutboxTrouble: "cap_lowered"}},
+		{"text PostgreSQL cannot hold",
+			cloud.DeviceStatus{ClockSource: cloud.ClockUnsynced, OutboxTrouble: "disk\x00full", OBDState: "no_vehicle \xff"},
+			cloud.DeviceStatus{ClockSource: cloud.ClockUnsynced, OutboxTrouble: "disk\uFFFDfull", OBDState: "no_vehicle \uFFFD"}},
+	}
+	same := func(a, b *cloud.DeviceStatus) bool {
+		return a.ClockSource == b.ClockSource && a.ClockOffset == b.ClockOffset && a.OutboxTrouble == b.OutboxTrouble && a.OBDState == b.OBDState
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for j, via := range []string{"SaveStatus", "Commit"} {
+				s := tt.in
+				s.VehicleID, s.Online, s.Time, s.ReceivedAt = fmt.Sprintf("veh-h%d", j), true, now.Add(time.Duration(i)*time.Minute), now
+				var err error
+				if via == "SaveStatus" {
+					err = db.SaveStatus(ctx, &s)
+				} else {
+					_, err = db.Commit(ctx, &cloud.Commit{Statuses: []cloud.DeviceStatus{s}, ReceivedAt: now})
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", via, err)
+				}
+				got, err := db.FindStatus(ctx, s.VehicleID)
+				if err != nil || !same(got, &tt.want) {
+					t.Errorf("%s, then FindStatus: %+v, %v; want %+v", via, got, err, tt.want)
+				}
+				v, err := db.FindVehicleByID(ctx, s.VehicleID)
+				if err != nil || v.Device == nil || !same(v.Device, &tt.want) {
+					t.Errorf("%s, then FindVehicleByID: %+v, %v; want %+v", via, v, err, tt.want)
+				}
+				hist, _, err := db.FindStatusHistory(ctx, cloud.StatusFilter{VehicleID: s.VehicleID, From: s.Time, To: s.Time.Add(time.Second), Limit: 10})
+				if err != nil || len(hist) != 1 || !same(hist[0], &tt.want) {
+					t.Errorf("%s, then FindStatusHistory: %+v, %v; want one %+v", via, hist, err, tt.want)
+				}
+			}
+		})
 	}
 }

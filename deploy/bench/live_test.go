@@ -71,13 +71,14 @@ func startAgent(tb testing.TB, bin, dir string, s *server, vehicle, extra string
 
 // liveWatch follows one vehicle on the broker, beside the cloud's
 // subscriptions (which get their own copies): when the batch holding each
-// fix time (ms) reached the broker, with its seq, and when the cloud's Ack
-// of each seq came, which the cloud publishes only once the record is
-// committed in PostgreSQL.
+// fix time (ms) reached the broker, with its seq and protocol version, and
+// when the cloud's Ack of each seq came, which the cloud publishes only once
+// the record is committed in PostgreSQL.
 type liveWatch struct {
 	mu      sync.Mutex
 	batched map[int64]time.Time // fix time → its batch at the broker
 	seqOf   map[int64]uint64    // fix time → seq
+	v1      map[int64]bool      // fix time → its batch was in protocol version 1
 	acked   []ackedRange        // in arrival order
 }
 
@@ -88,7 +89,7 @@ type ackedRange struct {
 
 func watchLive(tb testing.TB, s *server, vehicle string) *liveWatch {
 	tb.Helper()
-	w := &liveWatch{batched: map[int64]time.Time{}, seqOf: map[int64]uint64{}}
+	w := &liveWatch{batched: map[int64]time.Time{}, seqOf: map[int64]uint64{}, v1: map[int64]bool{}}
 	c := connect(tb, paho.NewClientOptions().AddBroker(s.mqttURL).SetClientID("fgbench-obs-"+testenv.ID()).SetOrderMatters(false))
 	tb.Cleanup(func() { c.Disconnect(100) })
 	onBatch := func(_ paho.Client, m paho.Message) {
@@ -98,11 +99,12 @@ func watchLive(tb testing.TB, s *server, vehicle string) *liveWatch {
 			tb.Errorf("batch on %s: %v", m.Topic(), err)
 			return
 		}
+		_, kind, _ := s.ns.Parse(m.Topic())
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, p := range b.Positions {
 			if _, ok := w.batched[p.UnixMs]; !ok {
-				w.batched[p.UnixMs], w.seqOf[p.UnixMs] = at, p.Seq
+				w.batched[p.UnixMs], w.seqOf[p.UnixMs], w.v1[p.UnixMs] = at, p.Seq, kind == telemetry.KindBatch
 			}
 		}
 	}
@@ -133,6 +135,20 @@ func watchLive(tb testing.TB, s *server, vehicle string) *liveWatch {
 		}
 	}
 	return w
+}
+
+// inV1 returns how many of the fixes (by time) first reached the broker in
+// a batch of protocol version 1.
+func (w *liveWatch) inV1(fixes []time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, f := range fixes {
+		if w.v1[f.UnixMilli()] {
+			n++
+		}
+	}
+	return n
 }
 
 // committed returns when the fix of time ms reached the broker and when
@@ -213,6 +229,11 @@ func liveLatencies(tb testing.TB, bin string, s *server, extra string, rate, n i
 		}
 		return nil
 	}, agent, s.proc)
+	// The figures are for what the chain sends: once the warm-up's first
+	// Ack has said the cloud reads version 2, the agent sends nothing else.
+	if n := w.inV1(fixes); n > 0 {
+		tb.Fatalf("%d of the %d fixes measured went in protocol version 1: the agent did not switch to version 2", n, len(fixes))
+	}
 	return out
 }
 
@@ -221,7 +242,9 @@ func liveLatencies(tb testing.TB, bin string, s *server, extra string, rate, n i
 // it is committed in PostgreSQL (the real cloud-server binary publishes it
 // after the commit), with the agent's defaults (but for its local HTTP
 // endpoint, off): p50 and p99 (target p99 ≤ 250 ms) at 1 Hz for 100 s and at
-// 10 Hz for 30 s (FLEETGATE_FULL=1: 10 and 5 minutes). The agent's part ends
+// 10 Hz for 30 s (FLEETGATE_FULL=1: 10 and 5 minutes). Every fix measured
+// goes in protocol version 2, as the agent sends once the cloud's first Ack
+// says it reads it (the warm-up's). The agent's part ends
 // when its batch reaches the broker; the cloud's is the rest (ingest,
 // commit, Ack).
 func BenchmarkLiveLatency(b *testing.B) {

@@ -4,20 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetgate/fleetgate/deploy/e2e"
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/firmware-sim/truth"
 	"github.com/fleetgate/fleetgate/internal/testenv"
+	"github.com/fleetgate/fleetgate/shared/telemetry"
 )
 
 // Chain holds one running chain: cloud, simulator, agents.
@@ -33,6 +39,7 @@ type Chain struct {
 	Truth    string
 	Start    time.Time
 	Duration time.Duration
+	Batches  *BatchWatch // the agents' batches, by protocol version, as the broker carried them
 }
 
 // ChainOptions say how to drive the chain.
@@ -63,6 +70,7 @@ func StartChain(t *testing.T, o ChainOptions) *Chain {
 	}, "run")
 	e2e.WaitReady(t, 30*time.Second, c.API, c.Cloud)
 	c.API.Token = e2e.Token(t, c.Cloud)
+	c.Batches = WatchBatches(t, mqttURL, telemetry.Namespace(ns))
 
 	// Simulated time runs in the past, so that accelerated time never produces
 	// fixes from the future.
@@ -141,6 +149,80 @@ func (c *Chain) WaitTruthEnd(t *testing.T, within time.Duration) map[string]trut
 	return tr
 }
 
+// BatchWatch counts, per vehicle, the batches published in each protocol
+// version, seen through plain subscriptions beside the cloud's shared ones.
+type BatchWatch struct {
+	mu sync.Mutex
+	n  map[string]map[telemetry.Kind]int // vehicle → topic kind → batches
+}
+
+// WatchBatches subscribes to every vehicle's batches of both versions until
+// the test ends.
+func WatchBatches(t *testing.T, url string, ns telemetry.Namespace) *BatchWatch {
+	t.Helper()
+	w := &BatchWatch{n: map[string]map[telemetry.Kind]int{}}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("fgtest-watch-" + testenv.ID()).SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		t.Fatalf("watch the batches: connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	filters := map[string]byte{ns.Filter(telemetry.KindBatch): 1, ns.Filter(telemetry.KindBatchV2): 1}
+	tok := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) {
+		vehicle, kind, err := ns.Parse(m.Topic())
+		if err != nil {
+			t.Errorf("batch on %s: %v", m.Topic(), err)
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.n[vehicle] == nil {
+			w.n[vehicle] = map[telemetry.Kind]int{}
+		}
+		w.n[vehicle][kind]++
+	})
+	if !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		t.Fatalf("watch the batches: subscribe: %v", tok.Error())
+	}
+	return w
+}
+
+// Counts returns how many batches vehicle published in version 1 and in
+// version 2 so far.
+func (w *BatchWatch) Counts(vehicle string) (v1, v2 int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n[vehicle][telemetry.KindBatch], w.n[vehicle][telemetry.KindBatchV2]
+}
+
+// cloudMetric returns the value of one series of the cloud's /metrics
+// (name{labels}, as Prometheus's text format writes it), 0 when absent.
+func cloudMetric(t *testing.T, c *Chain, series string) float64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.API.Base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.API.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s %v", resp.Status, err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatalf("%s in /metrics: %v", series, err)
+	}
+	return v
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -190,6 +272,26 @@ func TestChain(t *testing.T) {
 			t.Errorf("%s OBD samples: %v", v, od)
 		}
 		t.Logf("%s: %d fixes and %d OBD samples, all stored exactly once", v, fd.Truth, od.Truth)
+	}
+
+	// Protocol version 2: each agent began in version 1 and switched once
+	// the cloud's first Ack said it reads version 2; the data above came
+	// through both, none of it lost or stored twice.
+	for _, v := range c.Vehicles {
+		v1, v2 := c.Batches.Counts(v)
+		if v2 == 0 {
+			t.Errorf("%s published %d batches in version 1 and none in version 2: it never switched", v, v1)
+		}
+		t.Logf("%s: %d batches in version 1, then %d in version 2", v, v1, v2)
+	}
+	received := cloudMetric(t, c, `fleetgate_ingest_messages_received_total{version="2"}`)
+	if received == 0 {
+		t.Errorf("the cloud counts no message received in version 2")
+	}
+	for _, reason := range []string{"topic", "decode", "invalid"} {
+		if n := cloudMetric(t, c, `fleetgate_ingest_dead_letters_total{reason="`+reason+`"}`); n != 0 {
+			t.Errorf("the cloud dead-lettered %v messages for %s", n, reason)
+		}
 	}
 
 	// The trips too: one per vehicle, the two minutes of its drive.

@@ -132,7 +132,6 @@ func gauge(name, help string, get func(*ingest.Stats) float64) ingestMetric {
 }
 
 var ingestMetrics = []ingestMetric{
-	counter("fleetgate_ingest_messages_received_total", "MQTT messages taken from the broker.", func(s *ingest.Stats) int64 { return s.Received }),
 	counter("fleetgate_ingest_messages_acked_total", "MQTT messages acknowledged to the broker (after their commit and Ack).", func(s *ingest.Stats) int64 { return s.Acked }),
 	counter("fleetgate_ingest_records_committed_total", "Records committed, newly written or already stored (replays).", func(s *ingest.Stats) int64 { return s.Records }),
 	counter("fleetgate_ingest_records_inserted_total", "Records newly written to PostgreSQL.", func(s *ingest.Stats) int64 { return s.Inserted }),
@@ -154,6 +153,7 @@ var ingestMetrics = []ingestMetric{
 var (
 	descQueueCap   = prometheus.NewDesc("fleetgate_ingest_queue_capacity", "Places in the ingest queue.", nil, nil)
 	descSubscribed = prometheus.NewDesc("fleetgate_ingest_subscribed", "1 while ingest is connected to the broker and subscribed.", nil, nil)
+	descReceived   = prometheus.NewDesc("fleetgate_ingest_messages_received_total", "MQTT messages taken from the broker, by the protocol version of their topic (1: up/batch, statuses, command results; 2: batches on the vehicle's own topic; none: a topic outside the protocol).", []string{"version"}, nil)
 	descRows       = prometheus.NewDesc("fleetgate_ingest_rows_committed_total", "Rows committed by ingest, by kind (position, obd, event, status, command_result, dead_letter).", []string{"kind"}, nil)
 	descDead       = prometheus.NewDesc("fleetgate_ingest_dead_letters_total", "Dead letters committed, by reason (topic, decode, invalid, clock_ahead, refused, unknown_command).", []string{"reason"}, nil)
 	descAhead      = prometheus.NewDesc("fleetgate_ingest_clock_ahead_total", "Records and statuses received stamped beyond INGEST_MAX_CLOCK_AHEAD, by kind: records are stored but never become the latest state; statuses are dead letters.", []string{"kind"}, nil)
@@ -171,7 +171,7 @@ func (c *ingestCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range ingestMetrics {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{descQueueCap, descSubscribed, descRows, descDead, descAhead} {
+	for _, d := range []*prometheus.Desc{descQueueCap, descSubscribed, descReceived, descRows, descDead, descAhead} {
 		ch <- d
 	}
 	c.batchMessages.Describe(ch)
@@ -187,6 +187,9 @@ func (c *ingestCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descQueueCap, prometheus.GaugeValue, float64(c.pl.QueueLen))
 	ch <- prometheus.MustNewConstMetric(descSubscribed, prometheus.GaugeValue, b2f(c.sess.Subscribed()))
+	for _, v := range ingest.Versions {
+		ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(s.ReceivedByVersion[v]), v)
+	}
 	for _, k := range ingest.Kinds {
 		ch <- prometheus.MustNewConstMetric(descRows, prometheus.CounterValue, float64(s.Rows[k]), k)
 	}
