@@ -10,6 +10,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/fleetgate/fleetgate/firmware-sim/cloudapi"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
+	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
 
 // ForgetAgent removes what an agent leaves on the shared broker: its
@@ -31,18 +33,43 @@ func ForgetAgent(t testing.TB, url string, ns telemetry.Namespace, vehicle strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("fgtest-clean-" + testenv.ID()))
-	if tok := c.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		t.Errorf("clean the broker: %v", tok.Error())
-		return
+	if err := publish(url, topic, []byte{}, true); err != nil {
+		t.Errorf("clear the retained status: %v", err)
 	}
-	if tok := c.Publish(topic, 1, true, []byte{}); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
-		t.Errorf("clear the retained status: %v", tok.Error())
-	}
-	c.Disconnect(100)
 	if err := mqtt.RemoveSession(context.Background(), url, "fleetgate-edge-"+vehicle); err != nil {
 		t.Errorf("remove the agent's session: %v", err)
 	}
+}
+
+// PublishStatus publishes s on its vehicle's status topic at QoS 1, not
+// retained, as an agent would (without being one), and clears nothing: the
+// test's namespace is its own.
+func PublishStatus(t testing.TB, url string, ns telemetry.Namespace, s *telemetrypb.Status) {
+	t.Helper()
+	topic, err := ns.Topic(s.GetVehicleId(), telemetry.KindStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := telemetry.Encode(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(url, topic, p, false); err != nil {
+		t.Fatalf("publish the status of %s: %v", s.GetVehicleId(), err)
+	}
+}
+
+// publish sends one message at QoS 1 with a client of its own.
+func publish(url, topic string, payload []byte, retained bool) error {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("fgtest-pub-" + testenv.ID()))
+	if tok := c.Connect(); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		return fmt.Errorf("connect to %s: %v", url, tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish(topic, 1, retained, payload); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
+		return fmt.Errorf("publish on %s: %v", topic, tok.Error())
+	}
+	return nil
 }
 
 // Token makes an admin API token with the cloud-server program of cloud,

@@ -25,6 +25,7 @@ import (
 	"github.com/fleetgate/fleetgate/internal/browser"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 	"github.com/fleetgate/fleetgate/shared/telemetry"
+	"github.com/fleetgate/fleetgate/shared/telemetry/telemetrypb"
 )
 
 // dashChain is the real chain behind the dashboard: cloud-server, the
@@ -368,19 +369,7 @@ func TestDashboardTiles(t *testing.T) {
 	}))
 	defer server.Close()
 
-	dir, bin, db := t.TempDir(), testenv.Binaries(t), testenv.Postgres(t)
-	redisURL, prefix := testenv.Redis(t)
-	mqttURL, ns := testenv.MQTT(t)
-	port := testenv.FreePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	cloud := testenv.StartProcess(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), []string{
-		"DATABASE_URL=" + db, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
-		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + ns, "MQTT_CLIENT_ID=e2e-tiles-cloud-" + testenv.ID(),
-		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
-		"MAP_TILE_URL=" + server.URL + "/{z}/{x}/{y}.png", "MAP_TILE_ATTRIBUTION=Test tiles",
-	}, "run")
-	e2e.WaitReady(t, 30*time.Second, cloudapi.Client{Base: base}, cloud)
-	token := e2e.Token(t, cloud)
+	base, token, _, _ := startDashCloud(t, "tiles", "MAP_TILE_URL="+server.URL+"/{z}/{x}/{y}.png", "MAP_TILE_ATTRIBUTION=Test tiles")
 
 	b := browser.Start(t, browser.Options{})
 	e2e.SignIn(t, b, base, token, 0)
@@ -398,4 +387,78 @@ func TestDashboardTiles(t *testing.T) {
 		t.Errorf("attribution %q (%v)", s, err)
 	}
 	b.Screenshot("tiles")
+}
+
+// startDashCloud starts a cloud-server alone (no agents) on a fresh
+// database with env added, and makes an admin token for it.
+func startDashCloud(t *testing.T, name string, env ...string) (base, token, mqttURL string, ns telemetry.Namespace) {
+	t.Helper()
+	dir, bin, db := t.TempDir(), testenv.Binaries(t), testenv.Postgres(t)
+	redisURL, prefix := testenv.Redis(t)
+	mqttURL, nsName := testenv.MQTT(t)
+	port := testenv.FreePort(t)
+	base = "http://127.0.0.1:" + strconv.Itoa(port)
+	cloud := testenv.StartProcess(t, dir, "cloud-server", filepath.Join(bin, "cloud-server"), append([]string{
+		"DATABASE_URL=" + db, "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix,
+		"MQTT_URL=" + mqttURL, "MQTT_NAMESPACE=" + nsName, "MQTT_CLIENT_ID=e2e-" + name + "-cloud-" + testenv.ID(),
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+	}, env...), "run")
+	e2e.WaitReady(t, 30*time.Second, cloudapi.Client{Base: base}, cloud)
+	return base, e2e.Token(t, cloud), mqttURL, telemetry.Namespace(nsName)
+}
+
+// TestDashboardDeviceTrouble: a gateway whose filesystem is full and whose
+// OBD adapter reports a bus fault says so in its status; the list marks it
+// "device trouble" (and its filter finds it), and the vehicle view names
+// both faults and the agent's clock. A healthy one beside it stays "online".
+func TestDashboardDeviceTrouble(t *testing.T) {
+	base, token, mqttURL, ns := startDashCloud(t, "trouble")
+	now := time.Now()
+	sick, well := "veh-sick-"+testenv.ID(), "veh-well-"+testenv.ID()
+	for _, s := range []*telemetrypb.Status{
+		{VehicleId: sick, Online: true, UnixMs: now.UnixMilli(), AgentVersion: "test", StreamId: 1, NextSeq: 1,
+			FixMode: 3, OutboxTrouble: "filesystem_full", ObdState: "bus_fault: CAN ERROR",
+			ClockSource: 2, ClockOffsetMs: -1200}, // 2: GNSS time
+		{VehicleId: well, Online: true, UnixMs: now.UnixMilli(), AgentVersion: "test", StreamId: 2, NextSeq: 1,
+			FixMode: 3, ObdState: "ok", ClockSource: 1}, // 1: the system clock, synchronised
+	} {
+		e2e.PublishStatus(t, mqttURL, ns, s)
+	}
+
+	b := browser.Start(t, browser.Options{})
+	e2e.SignIn(t, b, base, token, 2)
+	b.Until(30*time.Second, "the sick gateway marked in the list", func() error {
+		var got map[string]string
+		if err := b.Eval(`Object.fromEntries([...document.querySelectorAll(".vrow[data-id]")].filter(r => !r.hidden).map(r => [r.dataset.id, r.dataset.health]))`, &got); err != nil {
+			return err
+		}
+		if got[sick] != "device" || got[well] != "ok" {
+			return fmt.Errorf("health by vehicle %v, want %s device and %s ok", got, sick, well)
+		}
+		return testenv.True(true)
+	})
+	b.Run("show only the gateways in trouble", chromedp.Evaluate[chromedp.Void](`(f => { f.value = "device"; f.dispatchEvent(new Event("change")) })(document.querySelector("select.state-filter"))`))
+	if s, err := b.Text(".vlist .count"); err != nil || !strings.HasPrefix(s, "1 of 2") {
+		t.Errorf("the device-trouble filter shows %q (%v), want 1 of 2", s, err)
+	}
+	b.Screenshot("list")
+	b.Run("open the sick gateway", chromedp.Navigate(base+"/#/vehicles/"+sick), chromedp.WaitVisible(chromedp.CSS(".vehicle .health")))
+	want := map[string]string{
+		"device-trouble": "outbox: filesystem full; OBD: bus fault: CAN ERROR",
+		"clock":          "gnss, GNSS − system -1200 ms",
+		"obd-adapter":    "bus_fault: CAN ERROR",
+	}
+	b.Until(30*time.Second, "the vehicle view's device state", func() error {
+		for key, text := range want {
+			got, err := b.Text(`dd[data-key="` + key + `"]`)
+			if err != nil {
+				return err
+			}
+			if got != text {
+				return fmt.Errorf("%s: %q, want %q", key, got, text)
+			}
+		}
+		return testenv.True(true)
+	})
+	b.Screenshot("vehicle")
 }

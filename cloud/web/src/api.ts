@@ -24,6 +24,13 @@ export interface Device {
   no_fix_since?: string;
   rtt_ms: number;
   uptime_s: number;
+  /** system, gnss or unsynced; absent when the agent does not report it. */
+  clock_source?: string;
+  clock_offset_ms?: number;
+  /** What is wrong with the outbox (filesystem_full, ...); empty when fine. */
+  outbox_trouble?: string;
+  /** The OBD adapter's state (ok, bus_fault: ..., no_supply, ...); empty when unknown. */
+  obd_state?: string;
   counters: Record<string, number> | null;
   received: string;
 }

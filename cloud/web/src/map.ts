@@ -39,6 +39,7 @@ export function newMap(el: HTMLElement): { map: L.Map; renderer: L.Canvas } {
 export const colours = {
   ok: "#1a7f37",
   backlog: "#d97706",
+  device: "#b91c1c",
   codes: "#c2410c",
   offline: "#6b7280",
   nodata: "#9ca3af",

@@ -33,7 +33,16 @@ export const columns: Column[] = [
   { key: "codes", title: "Trouble codes", tip: "diagnostic trouble codes set and not cleared", text: (v) => v.trouble_codes.map((t) => t.code).join(" "), sort: (v) => -v.trouble_codes.length },
 ];
 
-export type StateFilter = "all" | "online" | "offline" | "backlog" | "codes";
+const stateLabel: Record<StateFilter, string> = {
+  all: "all vehicles",
+  online: "online",
+  offline: "offline",
+  backlog: "holding data back",
+  device: "with device trouble",
+  codes: "with trouble codes",
+};
+
+export type StateFilter = "all" | "online" | "offline" | "backlog" | "device" | "codes";
 
 export class VehicleTable {
   readonly el: HTMLElement;
@@ -62,7 +71,7 @@ export class VehicleTable {
     const stateSel = h(
       "select",
       { "aria-label": "show vehicles", class: "state-filter" },
-      ...(["all", "online", "offline", "backlog", "codes"] as StateFilter[]).map((s) => h("option", { value: s }, s === "all" ? "all vehicles" : s === "backlog" ? "holding data back" : s === "codes" ? "with trouble codes" : s)),
+      ...(["all", "online", "offline", "backlog", "device", "codes"] as StateFilter[]).map((s) => h("option", { value: s }, stateLabel[s])),
     );
     stateSel.addEventListener("change", () => {
       this.state = stateSel.value as StateFilter;

@@ -7,7 +7,7 @@ import { type Command, type Device, type FleetEvent, type HistoryPosition, type 
 import { band, chart } from "./chart";
 import { clear, h, setText } from "./dom";
 import { age, bytes, count, fixMode, kmh, km, since, time } from "./format";
-import { health, healthLabel } from "./health";
+import { deviceTrouble, health, healthLabel } from "./health";
 import { colours, newMap } from "./map";
 import type { Store } from "./store";
 
@@ -157,6 +157,9 @@ export class VehicleView {
       ["Oldest unsent", v.device && (d.outbox_depth ?? 0) > 0 ? age(d.oldest_unsent_age_s) : "–"],
       ["Dropped", count(d.dropped)],
       ["Round trip", v.device ? d.rtt_ms + " ms" : "–"],
+      ["Device trouble", v.device ? deviceTrouble(v) || "none" : "–"],
+      ["Clock", d.clock_source ? d.clock_source + (d.clock_offset_ms !== undefined ? `, GNSS − system ${d.clock_offset_ms} ms` : "") : "–"],
+      ["OBD adapter", d.obd_state || "–"],
       ["Agent", v.device ? `${d.agent_version}, up ${age(d.uptime_s)}` : "–"],
       ["Status time", time(d.time)],
     ];
