@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"path/filepath"
@@ -192,10 +193,17 @@ func TestCollectorDropsOldestWhileAppendsFail(t *testing.T) {
 		t.Error("Failing = nil while appends fail")
 	}
 	o.fail.Store(false)
-	testenv.Eventually(t, 10*time.Second, "the records stored", func() error { return testenv.True(depth(t, o).Depth == 11) })
-	if c.Failing() != nil {
-		t.Errorf("Failing = %v after appends recovered", c.Failing())
-	}
+	// The stored records are visible before Append returns to the
+	// Collector, which only then clears Failing: wait for both.
+	testenv.Eventually(t, 10*time.Second, "the records stored and Failing cleared", func() error {
+		if d := depth(t, o).Depth; d != 11 {
+			return fmt.Errorf("depth %d, want 11", d)
+		}
+		if err := c.Failing(); err != nil {
+			return fmt.Errorf("Failing = %v after appends recovered", err)
+		}
+		return testenv.True(true)
+	})
 	recs, err := o.Unsent(context.Background(), 0, 100)
 	if err != nil {
 		t.Fatal(err)
