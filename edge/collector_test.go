@@ -1,9 +1,9 @@
 package edge_test
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
