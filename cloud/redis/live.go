@@ -223,15 +223,38 @@ func (s *LiveState) Replay(ctx context.Context, after string) ([]cloud.LiveUpdat
 // stateFields are the fields of a vehicle's hash that LatestStates reads.
 var stateFields = []string{"time", "stream_id", "seq", "lat", "lon", "updated_at", "speed_mps", "course_deg"}
 
-// LatestStates returns the stored state of each of ids that has one, in one
-// round trip; see cloud.LiveReader.
+// LatestStates returns the stored state of each of ids that has one: one
+// HMGET of the fleet's hash, then, for the ids it lacks, the vehicles'
+// own hashes in one pipeline (a state written before the fleet's hash
+// existed is still read until the vehicle moves again); see
+// cloud.LiveReader.
 func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]*cloud.VehicleState, error) {
 	out := make(map[string]*cloud.VehicleState, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	packed, err := s.client.HMGet(ctx, s.FleetKey(), ids...).Result()
+	if err != nil {
+		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live states from Redis: %w", err)
+	}
+	var missing []string
+	for i, v := range packed {
+		p, ok := v.(string)
+		if !ok {
+			missing = append(missing, ids[i])
+			continue
+		}
+		st, err := unpackState(ids[i], p)
+		if err != nil {
+			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", ids[i], err)
+		}
+		out[ids[i]] = st
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
 	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range ids {
+		for _, id := range missing {
 			p.HMGet(ctx, s.VehicleKey(id), stateFields...)
 		}
 		return nil
@@ -251,11 +274,11 @@ func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]
 		if len(h) == 0 {
 			continue
 		}
-		st, err := parseState(ids[i], h)
+		st, err := parseState(missing[i], h)
 		if err != nil {
-			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", ids[i], err)
+			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", missing[i], err)
 		}
-		out[ids[i]] = st
+		out[missing[i]] = st
 	}
 	return out, nil
 }

@@ -105,6 +105,12 @@ func (s *LiveState) Ping(ctx context.Context) error {
 // VehicleKey returns the key of the hash holding a vehicle's latest state.
 func (s *LiveState) VehicleKey(id string) string { return s.Prefix + "vehicle:" + id }
 
+// FleetKey returns the key of the hash of the whole fleet's latest states
+// (field: vehicle id, value: the state packed by packState), written with
+// each vehicle's hash so that a list of vehicles reads its states with one
+// command however long it is.
+func (s *LiveState) FleetKey() string { return s.Prefix + "fleet" }
+
 // GeoKey returns the key of the GEO index of the fleet's latest positions
 // (members are vehicle ids).
 func (s *LiveState) GeoKey() string { return s.Prefix + "geo" }
@@ -150,12 +156,14 @@ redis.call('PUBLISH', ARGV[%d], id .. ' ' .. ARGV[%d])
 
 // latest replaces a vehicle's state hash only when the new record time is
 // newer than the stored one (or the stored one is stamped after the clock
-// limit, when there is one), then updates the GEO index and announces it.
+// limit, when there is one), and its field of the fleet's hash, then
+// updates the GEO index and announces it.
 //
 //	KEYS[1] the vehicle's hash   KEYS[2] the GEO index   KEYS[3] the stream
+//	KEYS[4] the fleet's hash
 //	ARGV[1] time_ms  ARGV[2] lon  ARGV[3] lat  ARGV[4] vehicle id
 //	ARGV[5] channel  ARGV[6] message  ARGV[7] clock limit in ms, -1: none
-//	ARGV[8] unused   ARGV[9] the stream's MAXLEN
+//	ARGV[8] the packed state   ARGV[9] the stream's MAXLEN
 //	ARGV[10..] field, value, ...
 var latest = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'time_ms')
@@ -165,6 +173,7 @@ if cur and tonumber(cur) >= tonumber(ARGV[1]) and (limit < 0 or tonumber(cur) <=
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[8])
 if math.abs(tonumber(ARGV[3])) <= ` + strconv.FormatFloat(maxGeoLat, 'f', -1, 64) + ` then
   redis.call('GEOADD', KEYS[2], ARGV[2], ARGV[3], ARGV[4])
 else
@@ -242,7 +251,7 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 	if !st.ClockLimit.IsZero() {
 		limit = st.ClockLimit.UnixMilli()
 	}
-	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit, "", s.Buffer,
+	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit, packState(st), s.Buffer,
 		"time_ms", p.Time.UnixMilli(), "time", u.Time, "stream_id", u.StreamID, "seq", p.Seq,
 		"lat", f(p.Lat), "lon", f(p.Lon), "updated_at", st.UpdatedAt.UTC().Format(timeFormat)}
 	if p.SpeedMPS != nil {
@@ -251,7 +260,7 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 	if p.CourseDeg != nil {
 		args = append(args, "course_deg", f(*p.CourseDeg))
 	}
-	return []string{s.VehicleKey(st.VehicleID), s.GeoKey(), s.StreamKey()}, args, nil
+	return []string{s.VehicleKey(st.VehicleID), s.GeoKey(), s.StreamKey(), s.FleetKey()}, args, nil
 }
 
 // Latest returns the stored state of a vehicle, or an error with code

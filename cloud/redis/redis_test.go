@@ -117,10 +117,10 @@ func TestLatestMovesForwardOnly(t *testing.T) {
 		keys = append(keys, iter.Val())
 	}
 	slices.Sort(keys)
-	if want := []string{prefix + "geo", prefix + "live:buffer", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
+	if want := []string{prefix + "fleet", prefix + "geo", prefix + "live:buffer", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
 		t.Errorf("keys under the prefix %v, want %v", keys, want)
 	}
-	for _, k := range []string{s.GeoKey(), s.VehicleKey("x"), s.Channel()} {
+	for _, k := range []string{s.GeoKey(), s.VehicleKey("x"), s.FleetKey(), s.Channel()} {
 		if !strings.HasPrefix(k, prefix) {
 			t.Errorf("%s not under the prefix %s", k, prefix)
 		}
@@ -237,5 +237,54 @@ func TestClockLimitUnpinsAFutureState(t *testing.T) {
 	}
 	if st, _ := s.Latest(ctx, "veh-1"); st.Position.Seq != 2 {
 		t.Errorf("an older sane state moved the vehicle back: seq %d", st.Position.Seq)
+	}
+}
+
+// LatestStates reads the states UpdateLatest wrote to the fleet's hash, the
+// newest of each vehicle, and still reads a state that only a vehicle's own
+// hash holds (written before the fleet's hash existed).
+func TestLatestStatesFromTheFleetHash(t *testing.T) {
+	s, c, _ := open(t)
+	ctx := context.Background()
+	states := []cloud.VehicleState{state("a", 1, now, 10, ptr(3.5)), state("b", 1, now, -20, nil)}
+	if err := s.UpdateLatest(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{state("a", 2, now.Add(time.Second), 11, nil), state("b", 0, now.Add(-time.Second), 0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	packed, err := c.HGetAll(ctx, s.FleetKey()).Result()
+	if err != nil || len(packed) != 2 || !strings.HasPrefix(packed["a"], strconv.FormatInt(now.Add(time.Second).UnixMilli(), 10)+",fedcba9876543210,2,11,") {
+		t.Fatalf("fleet hash %v, %v", packed, err)
+	}
+	// A state from before the fleet's hash: only the vehicle's own hash.
+	if err := c.HSet(ctx, s.VehicleKey("old"), "time_ms", now.UnixMilli(), "time", "2026-11-27T12:00:00.000Z", "stream_id", "00000000000000ff",
+		"seq", 7, "lat", "1.5", "lon", "2.5", "updated_at", "2026-11-27T12:00:00.000Z").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LatestStates(ctx, []string{"a", "b", "old", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, old := got["a"], got["b"], got["old"]
+	if len(got) != 3 || a == nil || b == nil || old == nil {
+		t.Fatalf("states %v", got)
+	}
+	if a.Position.Seq != 2 || a.Position.Lat != 11 || a.Position.SpeedMPS != nil || *a.Position.CourseDeg != 45.2 || !a.Position.Time.Equal(now.Add(time.Second)) {
+		t.Errorf("a: %+v", a.Position)
+	}
+	if b.Position.Seq != 1 || b.Position.Lat != -20 || !b.UpdatedAt.Equal(now) || b.Position.StreamID != 0xfedcba9876543210 {
+		t.Errorf("b: %+v", b)
+	}
+	if old.Position.Seq != 7 || old.Position.Lat != 1.5 || old.Position.StreamID != 0xff {
+		t.Errorf("old: %+v", old.Position)
+	}
+	// A field of the fleet's hash that does not unpack is an error, not a
+	// made-up state.
+	if err := c.HSet(ctx, s.FleetKey(), "a", "garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LatestStates(ctx, []string{"a"}); cloud.ErrorCode(err) != cloud.EINTERNAL {
+		t.Errorf("a bad packed state: %v, want EINTERNAL", err)
 	}
 }
