@@ -60,7 +60,9 @@ func newest(pg *cloud.Position, st *cloud.VehicleState) *cloud.Position {
 // for at most a TTL, per replica: within it, a dashboard polling the list
 // of the whole fleet costs PostgreSQL one query. Positions are not taken
 // from it: they are read afresh from the live store on every request (and
-// a list whose live store fails is read from PostgreSQL afresh). Its zero
+// a list whose live store fails is read from PostgreSQL afresh). A list
+// asked for in the second half of its TTL is read again in the background
+// (once), so that a list polled steadily is never waited for. Its zero
 // value is ready, with the system clock.
 type listCache struct {
 	now   func() time.Time // nil: time.Now
@@ -79,8 +81,9 @@ type listKey struct {
 }
 
 type cachedList struct {
-	l  *renderedList
-	at time.Time // when its query started
+	l         *renderedList
+	at        time.Time // when its query started
+	refreshed time.Time // when a read in the background was asked for; zero: none
 }
 
 func (c *listCache) clock() time.Time {
@@ -90,22 +93,30 @@ func (c *listCache) clock() time.Time {
 	return c.now()
 }
 
-// get returns the list of k read less than ttl ago, or nil.
-func (c *listCache) get(k listKey, ttl time.Duration) *renderedList {
+// get returns the list of k read less than ttl ago, or nil; and whether
+// the caller should read it again in the background (and put it): it is
+// past half its TTL and no other caller was told so within the TTL.
+func (c *listCache) get(k listKey, ttl time.Duration) (*renderedList, bool) {
 	if ttl <= 0 {
-		return nil
+		return nil, false
 	}
 	now := c.clock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.lists[k]
 	if !ok || now.Sub(e.at) >= ttl || now.Before(e.at) {
-		return nil
+		return nil, false
 	}
-	return e.l
+	if now.Sub(e.at) < ttl/2 || (!e.refreshed.IsZero() && now.Sub(e.refreshed) < ttl) {
+		return e.l, false
+	}
+	e.refreshed = now
+	c.lists[k] = e
+	return e.l, true
 }
 
-// put keeps l, whose query started at at, for ttl from then.
+// put keeps l, whose query started at at, for ttl from then, unless a
+// list of k read later is kept.
 func (c *listCache) put(k listKey, l *renderedList, at time.Time, ttl time.Duration) {
 	if ttl <= 0 {
 		return
@@ -121,8 +132,11 @@ func (c *listCache) put(k listKey, l *renderedList, at time.Time, ttl time.Durat
 			delete(c.lists, key)
 		}
 	}
+	if e, ok := c.lists[k]; ok && e.at.After(at) {
+		return
+	}
 	if _, ok := c.lists[k]; ok || len(c.lists) < maxCachedLists {
-		c.lists[k] = cachedList{l, at}
+		c.lists[k] = cachedList{l: l, at: at}
 	}
 }
 

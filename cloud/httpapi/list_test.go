@@ -31,19 +31,61 @@ func TestListCacheExpiry(t *testing.T) {
 		{-time.Millisecond, time.Second, false},
 	} {
 		clock = t0.Add(step.at)
-		if got := c.get(k, step.ttl) != nil; got != step.want {
-			t.Errorf("at +%s, TTL %s: cached %v, want %v", step.at, step.ttl, got, step.want)
+		if l, _ := c.get(k, step.ttl); (l != nil) != step.want {
+			t.Errorf("at +%s, TTL %s: cached %v, want %v", step.at, step.ttl, l != nil, step.want)
 		}
 	}
 	clock = t0
-	if c.get(listKey{limit: 50}, time.Second) != nil || c.get(listKey{online: "true", limit: 10000}, time.Second) != nil {
+	if l, _ := c.get(listKey{limit: 50}, time.Second); l != nil {
+		t.Error("another list's key was served the list")
+	}
+	if l, _ := c.get(listKey{online: "true", limit: 10000}, time.Second); l != nil {
 		t.Error("another list's key was served the list")
 	}
 	// A TTL of 0 keeps nothing.
 	c0 := &listCache{now: func() time.Time { return clock }}
 	c0.put(k, l, t0, 0)
-	if c0.get(k, time.Hour) != nil {
+	if l, _ := c0.get(k, time.Hour); l != nil {
 		t.Error("a list put with a TTL of 0 was kept")
+	}
+}
+
+// In the second half of its TTL a list is still served, and one caller a
+// TTL is told to read it again; the list read then replaces it, an older
+// one does not.
+func TestListCacheRefresh(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	clock := t0
+	c := &listCache{now: func() time.Time { return clock }}
+	first, second := renderList(nil, false), renderList(nil, true)
+	k := listKey{limit: 10000}
+	c.put(k, first, t0, time.Second)
+	for _, step := range []struct {
+		at      time.Duration
+		want    *renderedList
+		refresh bool
+	}{
+		{400 * time.Millisecond, first, false},
+		{500 * time.Millisecond, first, true},
+		{600 * time.Millisecond, first, false}, // already asked
+		{999 * time.Millisecond, first, false},
+		{time.Second, nil, false}, // expired, refreshed or not
+	} {
+		clock = t0.Add(step.at)
+		if l, refresh := c.get(k, time.Second); l != step.want || refresh != step.refresh {
+			t.Errorf("at +%s: %p %v, want %p %v", step.at, l, refresh, step.want, step.refresh)
+		}
+	}
+	// The list read again from +500ms serves until +1.5s.
+	clock = t0.Add(1100 * time.Millisecond)
+	c.put(k, second, t0.Add(500*time.Millisecond), time.Second)
+	c.put(k, first, t0.Add(400*time.Millisecond), time.Second) // a slower, older read
+	if l, refresh := c.get(k, time.Second); l != second || !refresh {
+		t.Errorf("after the refresh: %p %v, want the new list, to be read again", l, refresh)
+	}
+	clock = t0.Add(1500 * time.Millisecond)
+	if l, _ := c.get(k, time.Second); l != nil {
+		t.Error("the refreshed list was served past its TTL")
 	}
 }
 
@@ -61,8 +103,8 @@ func TestListCacheBounded(t *testing.T) {
 	}
 	clock = t0.Add(2 * time.Second)
 	c.put(listKey{after: "new", limit: 1}, l, clock, time.Second)
-	if n := len(c.lists); n != 1 || c.get(listKey{after: "new", limit: 1}, time.Second) == nil {
-		t.Errorf("after expiry: %d lists kept, want only the new one", n)
+	if l, _ := c.get(listKey{after: "new", limit: 1}, time.Second); len(c.lists) != 1 || l == nil {
+		t.Errorf("after expiry: %d lists kept, want only the new one", len(c.lists))
 	}
 }
 

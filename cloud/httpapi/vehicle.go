@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -144,12 +146,16 @@ func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
 	key, cacheable := cacheKey(&f)
 	cacheable = cacheable && s.Live != nil
 	var l *renderedList
+	var refresh bool
 	if cacheable {
-		l = s.lists.get(key, s.ListCacheTTL)
+		l, refresh = s.lists.get(key, s.ListCacheTTL)
+	}
+	if refresh {
+		go s.refreshList(f, key)
 	}
 	cached := l != nil
 	if l == nil {
-		if l, err = s.findList(r, f, key, cacheable); err != nil {
+		if l, err = s.findList(r.Context(), f, key, cacheable); err != nil {
 			s.Error(w, r, err)
 			return
 		}
@@ -158,7 +164,7 @@ func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
 	if failed && cached {
 		// The positions come from PostgreSQL: the cached ones may be a
 		// TTL old, so read them afresh.
-		if l, err = s.findList(r, f, key, false); err != nil {
+		if l, err = s.findList(r.Context(), f, key, false); err != nil {
 			s.Error(w, r, err)
 			return
 		}
@@ -168,9 +174,9 @@ func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
 
 // findList reads a page of vehicles from PostgreSQL and renders it,
 // keeping it in the cache under key when cache is true.
-func (s *Server) findList(r *http.Request, f cloud.VehicleFilter, key listKey, cache bool) (*renderedList, error) {
+func (s *Server) findList(ctx context.Context, f cloud.VehicleFilter, key listKey, cache bool) (*renderedList, error) {
 	start := s.lists.clock()
-	vs, more, err := s.Vehicles.FindVehicles(r.Context(), f)
+	vs, more, err := s.Vehicles.FindVehicles(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +185,16 @@ func (s *Server) findList(r *http.Request, f cloud.VehicleFilter, key listKey, c
 		s.lists.put(key, l, start, s.ListCacheTTL)
 	}
 	return l, nil
+}
+
+// refreshList reads a cached list again, in the background of the request
+// that found it past half its TTL, within the request timeout.
+func (s *Server) refreshList(f cloud.VehicleFilter, key listKey) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(s.RequestTimeout, DefaultRequestTimeout))
+	defer cancel()
+	if _, err := s.findList(ctx, f, key, true); err != nil {
+		s.Logger.Warn("vehicle list: read again in the background", "err", err)
+	}
 }
 
 // listBuffers are the buffers the list is written through.
