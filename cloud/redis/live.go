@@ -238,17 +238,18 @@ func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]
 		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live states from Redis: %w", err)
 	}
 	var missing []string
+	states := make([]cloud.VehicleState, len(ids))
+	floats := make([]float64, 2*len(ids))
 	for i, v := range packed {
 		p, ok := v.(string)
 		if !ok {
 			missing = append(missing, ids[i])
 			continue
 		}
-		st, err := unpackState(ids[i], p)
-		if err != nil {
+		if err := unpackStateInto(&states[i], ids[i], p, floats[2*i:2*i+2]); err != nil {
 			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", ids[i], err)
 		}
-		out[ids[i]] = st
+		out[ids[i]] = &states[i]
 	}
 	if len(missing) == 0 {
 		return out, nil

@@ -42,20 +42,31 @@ func packState(st *cloud.VehicleState) string {
 // unpackState reads a packed state of vehicle id, or returns an error
 // naming what is wrong with it.
 func unpackState(id, s string) (*cloud.VehicleState, error) {
+	st := &cloud.VehicleState{}
+	if err := unpackStateInto(st, id, s, nil); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// unpackStateInto is unpackState into st, with its speed and course in
+// floats[0] and floats[1] when floats is not nil (a list unpacks 10,000
+// states into a few allocations).
+func unpackStateInto(st *cloud.VehicleState, id, s string, floats []float64) error {
 	var f [8]string
 	rest := s
 	for i := range f {
 		var ok bool
 		if f[i], rest, ok = strings.Cut(rest, ","); !ok && i < len(f)-1 {
-			return nil, fmt.Errorf("packed state %q: %d fields, want %d", s, i+1, len(f))
+			return fmt.Errorf("packed state %q: %d fields, want %d", s, i+1, len(f))
 		}
 	}
 	if rest != "" {
-		return nil, fmt.Errorf("packed state %q: more than %d fields", s, len(f))
+		return fmt.Errorf("packed state %q: more than %d fields", s, len(f))
 	}
 	var errs [8]error
 	at, t0 := int64(0), int64(0)
-	st := &cloud.VehicleState{VehicleID: id, Position: cloud.Position{VehicleID: id}}
+	*st = cloud.VehicleState{VehicleID: id, Position: cloud.Position{VehicleID: id}}
 	p := &st.Position
 	at, errs[0] = strconv.ParseInt(f[0], 10, 64)
 	p.StreamID, errs[1] = strconv.ParseUint(f[1], 16, 64)
@@ -67,16 +78,19 @@ func unpackState(id, s string) (*cloud.VehicleState, error) {
 		if f[i] == "" {
 			return nil
 		}
-		var v float64
-		v, errs[i] = strconv.ParseFloat(f[i], 64)
-		return &v
+		v := new(float64)
+		if floats != nil {
+			v = &floats[i-6]
+		}
+		*v, errs[i] = strconv.ParseFloat(f[i], 64)
+		return v
 	}
 	p.SpeedMPS, p.CourseDeg = opt(6), opt(7)
 	for i, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("packed state %q: field %d: %w", s, i+1, err)
+			return fmt.Errorf("packed state %q: field %d: %w", s, i+1, err)
 		}
 	}
 	p.Time, st.UpdatedAt = time.UnixMilli(at).UTC(), time.UnixMilli(t0).UTC()
-	return st, nil
+	return nil
 }
