@@ -225,9 +225,8 @@ var stateFields = []string{"time", "stream_id", "seq", "lat", "lon", "updated_at
 
 // LatestStates returns the stored state of each of ids that has one: one
 // HMGET of the fleet's hash, then, for the ids it lacks, the vehicles'
-// own hashes in one pipeline (a state written before the fleet's hash
-// existed is still read until the vehicle moves again); see
-// cloud.LiveReader.
+// own hashes in one pipeline unless Open filled the fleet's hash with
+// them (fillFleet); see cloud.LiveReader.
 func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]*cloud.VehicleState, error) {
 	out := make(map[string]*cloud.VehicleState, len(ids))
 	if len(ids) == 0 {
@@ -251,7 +250,7 @@ func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]
 		}
 		out[ids[i]] = &states[i]
 	}
-	if len(missing) == 0 {
+	if len(missing) == 0 || s.filled.Load() {
 		return out, nil
 	}
 	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -263,25 +262,31 @@ func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]
 	if err != nil {
 		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live states from Redis: %w", err)
 	}
-	h := make(map[string]string, len(stateFields))
 	for i, c := range cmds {
-		vals := c.(*redis.SliceCmd).Val()
-		clear(h)
-		for j, v := range vals {
-			if s, ok := v.(string); ok {
-				h[stateFields[j]] = s
-			}
-		}
-		if len(h) == 0 {
-			continue
-		}
-		st, err := parseState(missing[i], h)
+		st, err := hashState(missing[i], c.(*redis.SliceCmd).Val())
 		if err != nil {
 			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", missing[i], err)
 		}
-		out[missing[i]] = st
+		if st != nil {
+			out[missing[i]] = st
+		}
 	}
 	return out, nil
+}
+
+// hashState returns the state of a vehicle's hash as an HMGET of
+// stateFields read it, nil when the hash is empty.
+func hashState(id string, vals []any) (*cloud.VehicleState, error) {
+	h := make(map[string]string, len(stateFields))
+	for j, v := range vals {
+		if s, ok := v.(string); ok {
+			h[stateFields[j]] = s
+		}
+	}
+	if len(h) == 0 {
+		return nil, nil
+	}
+	return parseState(id, h)
 }
 
 // Nearby returns the vehicles of the GEO index within c, with their

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,9 @@ type LiveState struct {
 	SlotLease time.Duration
 
 	client *redis.Client
+	// filled is set once the fleet's hash holds every vehicle's state
+	// (fillFleet): LatestStates then reads nothing else.
+	filled atomic.Bool
 }
 
 // Defaults of a LiveState (NewLiveState).
@@ -80,7 +84,90 @@ func (s *LiveState) Open(ctx context.Context) error {
 		s.client = nil
 		return err
 	}
+	// Not filled (Redis failed, a state did not parse): lists read the
+	// vehicles' own hashes for what the fleet's lacks, as they must.
+	_ = s.fillFleet(ctx)
 	return nil
+}
+
+// fleetFilledKey returns the key that says the fleet's hash holds every
+// state the vehicles' own hashes hold.
+func (s *LiveState) fleetFilledKey() string { return s.Prefix + "fleet:filled" }
+
+// fillFleet copies into the fleet's hash the states that only the
+// vehicles' own hashes hold (written before it existed), once per Redis:
+// HSETNX, so that a newer state the script wrote meanwhile stays. It
+// returns an error, and leaves the hash unfilled, when Redis fails or a
+// stored state does not parse.
+func (s *LiveState) fillFleet(ctx context.Context) error {
+	if n, err := s.client.Exists(ctx, s.fleetFilledKey()).Result(); err != nil {
+		return err
+	} else if n == 1 {
+		s.filled.Store(true)
+		return nil
+	}
+	var ids []string
+	var errs []error
+	flush := func() error {
+		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, id := range ids {
+				p.HMGet(ctx, s.VehicleKey(id), stateFields...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range cmds {
+				st, err := hashState(ids[i], c.(*redis.SliceCmd).Val())
+				if err != nil {
+					errs = append(errs, fmt.Errorf("live state of %q: %w", ids[i], err))
+				} else if st != nil { // nil: deleted since the scan
+					p.HSetNX(ctx, s.FleetKey(), ids[i], packState(st))
+				}
+			}
+			return nil
+		})
+		ids = ids[:0]
+		return err
+	}
+	vehicle := s.VehicleKey("")
+	iter := s.client.Scan(ctx, 0, globEscape(vehicle)+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		ids = append(ids, strings.TrimPrefix(iter.Val(), vehicle))
+		if len(ids) == 1000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := s.client.Set(ctx, s.fleetFilledKey(), "1", 0).Err(); err != nil {
+		return err
+	}
+	s.filled.Store(true)
+	return nil
+}
+
+// globEscape escapes the characters SCAN's MATCH reads as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Close closes the connections.
