@@ -60,3 +60,32 @@ func FuzzAppendFloat(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendTime: any time is written as json.Marshal writes a Time.
+func FuzzAppendTime(f *testing.F) {
+	for _, v := range []int64{0, 1764237600123456789, math.MinInt64, math.MaxInt64, -1} {
+		f.Add(v, int32(0))
+	}
+	f.Add(int64(1764237600123456789), int32(3600))
+	f.Fuzz(func(t *testing.T, ns int64, offset int32) {
+		at := Time(time.Unix(0, ns).In(time.FixedZone("x", int(offset%86400))))
+		want, err := json.Marshal(at)
+		if err != nil {
+			return
+		}
+		if got := appendTime(nil, at); string(got) != string(want) {
+			t.Fatalf("appendTime(%v) = %s, want %s", time.Time(at), got, want)
+		}
+	})
+}
+
+// Times beyond the years 0 to 9999 are written as time.AppendFormat writes them.
+func TestAppendTimeFarYears(t *testing.T) {
+	for _, at := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 12, 31, 23, 59, 59, 999e6, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)} {
+		want, _ := json.Marshal(Time(at))
+		if got := appendTime(nil, Time(at)); string(got) != string(want) {
+			t.Errorf("appendTime(%v) = %s, want %s", at, got, want)
+		}
+	}
+}

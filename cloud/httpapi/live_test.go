@@ -204,14 +204,7 @@ func TestVehicleListFromRedisOrPostgres(t *testing.T) {
 	if r := c.get("/api/v1/vehicles?bbox=0,0,1,1"); r.body["source"] != "redis" || len(r.body["vehicles"].([]any)) != 0 {
 		t.Errorf("an empty bbox: %s", r)
 	}
-	// Redis goes away.
-	u, prefix := testenv.Redis(t)
-	gone := redis.NewLiveState(u, prefix)
-	if err := gone.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	gone.Close()
-	f.s.Live = gone
+	f.s.Live = redisDown(t)
 	r = c.get("/api/v1/vehicles?near=43.7384,7.4246&radius_m=1000")
 	vs = r.body["vehicles"].([]any)
 	if r.status != 200 || r.body["source"] != "postgres" || len(vs) != 1 ||
@@ -220,5 +213,70 @@ func TestVehicleListFromRedisOrPostgres(t *testing.T) {
 	}
 	if r := c.get("/api/v1/vehicles/veh-001"); r.status != 200 || r.body["source"] != "postgres" {
 		t.Errorf("one vehicle, Redis down: %s", r)
+	}
+}
+
+// redisDown returns a live store whose Redis is gone (closed).
+func redisDown(t *testing.T) *redis.LiveState {
+	t.Helper()
+	gone := redis.NewLiveState(testenv.Redis(t))
+	if err := gone.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	return gone
+}
+
+// listed returns the vehicle id of a list's answer.
+func listed(t *testing.T, r *response, id string) map[string]any {
+	t.Helper()
+	vs, _ := r.body["vehicles"].([]any)
+	for _, v := range vs {
+		if m := v.(map[string]any); m["id"] == id {
+			return m
+		}
+	}
+	t.Fatalf("%s not in %s", id, r)
+	return nil
+}
+
+// The PostgreSQL part of a list (vehicles, statuses, trouble codes) is kept
+// for the TTL; the positions are read from Redis on every request, and when
+// Redis is down the list is read from PostgreSQL afresh, cached or not.
+func TestVehicleListCache(t *testing.T) {
+	f := newFixture(t, func(s *httpapi.Server) { s.ListCacheTTL = time.Hour })
+	ctx := context.Background()
+	c := f.as(cloud.RoleViewer)
+	r := c.get("/api/v1/vehicles")
+	if p := listed(t, r, "veh-001")["position"].(map[string]any); r.status != 200 || p["time"] != "2026-11-27T11:00:01.000Z" {
+		t.Fatalf("the first list: %s", r)
+	}
+	// A newer position in Redis is in the next list at once.
+	if err := f.live.UpdateLatest(ctx, []cloud.VehicleState{position("veh-001", 3, 43.74, 7.43)}); err != nil {
+		t.Fatal(err)
+	}
+	// A new status in PostgreSQL is not, within the TTL.
+	if err := f.db.SaveStatus(ctx, &cloud.DeviceStatus{VehicleID: "veh-002", Online: true, Time: now, ReceivedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	r = c.get("/api/v1/vehicles")
+	if p := listed(t, r, "veh-001")["position"].(map[string]any); r.body["source"] != "redis" || p["time"] != "2026-11-27T12:00:03.000Z" || p["lat"] != 43.74 {
+		t.Errorf("the position from Redis: %s", r)
+	}
+	if v := listed(t, r, "veh-002"); v["online"] != false {
+		t.Errorf("the cached status of veh-002: %v", v)
+	}
+	// Another page is another list: read from PostgreSQL.
+	if r := c.get("/api/v1/vehicles?online=true"); len(r.body["vehicles"].([]any)) != 2 {
+		t.Errorf("online, not cached yet: %s", r)
+	}
+	// Redis goes away: everything from PostgreSQL, as it is now.
+	f.s.Live = redisDown(t)
+	r = c.get("/api/v1/vehicles")
+	if p := listed(t, r, "veh-001")["position"].(map[string]any); r.status != 200 || r.body["source"] != "postgres" || p["time"] != "2026-11-27T11:00:01.000Z" {
+		t.Errorf("Redis down: %s", r)
+	}
+	if v := listed(t, r, "veh-002"); v["online"] != true {
+		t.Errorf("Redis down, the status of veh-002: %v", v)
 	}
 }

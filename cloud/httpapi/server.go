@@ -49,6 +49,7 @@ const (
 	DefaultShutdownTimeout   = 10 * time.Second
 	DefaultReadyTimeout      = 2 * time.Second
 	DefaultVehiclesPageLimit = 1000
+	DefaultListCacheTTL      = time.Second
 )
 
 // Server is the HTTP API. Create it with NewServer, set the services, then
@@ -101,6 +102,11 @@ type Server struct {
 	RateBurst int
 	// MaxStreams caps the live streams one token holds at once.
 	MaxStreams int
+	// ListCacheTTL is how long a replica keeps the PostgreSQL part of a
+	// vehicle list (vehicles, device statuses, trouble codes) to answer the
+	// same list again; never longer, 0 not at all. Positions are always
+	// read afresh from the live store, and without one nothing is cached.
+	ListCacheTTL time.Duration
 	// Heartbeat is how often an idle live stream gets a comment line.
 	Heartbeat time.Duration
 	// ShutdownTimeout bounds how long Run waits for requests in flight after
@@ -113,6 +119,7 @@ type Server struct {
 	addr    net.Addr
 	limits  limiters
 	touched touches
+	lists   listCache
 	ending  chan struct{} // closed when Run shuts down: live streams end
 	endOnce sync.Once
 }
@@ -123,7 +130,8 @@ func NewServer(addr string) *Server {
 	return &Server{Addr: addr, Logger: slog.New(slog.DiscardHandler), Now: time.Now,
 		SessionMaxAge: DefaultSessionMaxAge, RequestTimeout: DefaultRequestTimeout,
 		RateLimit: DefaultRateLimit, RateBurst: DefaultRateBurst, MaxStreams: DefaultMaxStreams,
-		Heartbeat: DefaultHeartbeat, ShutdownTimeout: DefaultShutdownTimeout, ReadyTimeout: DefaultReadyTimeout}
+		ListCacheTTL: DefaultListCacheTTL,
+		Heartbeat:    DefaultHeartbeat, ShutdownTimeout: DefaultShutdownTimeout, ReadyTimeout: DefaultReadyTimeout}
 }
 
 // Handler returns the API: every route of routes.go behind its checks

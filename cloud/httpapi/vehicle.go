@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetgate/fleetgate/cloud"
@@ -147,34 +150,104 @@ func (s *Server) vehicles(w http.ResponseWriter, r *http.Request) {
 			s.Logger.Warn("live store unavailable: filtering in PostgreSQL", "err", err)
 		}
 	}
-	vs, more, err := s.Vehicles.FindVehicles(r.Context(), f)
-	if err != nil {
-		s.Error(w, r, err)
-		return
+	// The PostgreSQL part, from the replica's cache when the positions
+	// come from the live store.
+	key, cacheable := cacheKey(&f)
+	cacheable = cacheable && s.Live != nil
+	var l *renderedList
+	var refresh bool
+	if cacheable {
+		l, refresh = s.lists.get(key, s.ListCacheTTL)
 	}
-	source = s.overlayLatest(r, vs, source, f.Near == nil && f.BBox == nil)
-	// {"vehicles":[…],"next":…,"source":…}, written by the appenders of
-	// fastjson.go: the list may hold 10,000 vehicles.
-	b := make([]byte, 0, 64+700*len(vs))
-	b = append(b, `{"vehicles":[`...)
-	for i, v := range vs {
-		if d, ok := dist[v.ID]; ok {
-			v.DistanceM = &d
+	if refresh {
+		go s.refreshList(f, key)
+	}
+	cached := l != nil
+	if l == nil {
+		if l, err = s.findList(r.Context(), f, key, cacheable); err != nil {
+			s.Error(w, r, err)
+			return
 		}
+	}
+	states, source, failed := s.liveStates(r, l.ids, source, f.Near == nil && f.BBox == nil)
+	if failed && cached {
+		// The positions come from PostgreSQL: the cached ones may be a
+		// TTL old, so read them afresh.
+		if l, err = s.findList(r.Context(), f, key, false); err != nil {
+			s.Error(w, r, err)
+			return
+		}
+	}
+	s.writeList(w, l, states, dist, scope, source)
+}
+
+// findList reads a page of vehicles from PostgreSQL and renders it,
+// keeping it in the cache under key when cache is true.
+func (s *Server) findList(ctx context.Context, f cloud.VehicleFilter, key listKey, cache bool) (*renderedList, error) {
+	start := s.lists.clock()
+	vs, more, err := s.Vehicles.FindVehicles(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	l := renderList(vs, more)
+	if cache {
+		s.lists.put(key, l, start, s.ListCacheTTL)
+	}
+	return l, nil
+}
+
+// refreshList reads a cached list again, in the background of the request
+// that found it past half its TTL, within the request timeout.
+func (s *Server) refreshList(f cloud.VehicleFilter, key listKey) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(s.RequestTimeout, DefaultRequestTimeout))
+	defer cancel()
+	if _, err := s.findList(ctx, f, key, true); err != nil {
+		s.Logger.Warn("vehicle list: read again in the background", "err", err)
+	}
+}
+
+// listBuffers are the buffers the list is written through.
+var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// writeList writes {"vehicles":[…],"next":…,"source":…}: each vehicle's
+// rendered head and tail around its newest position and its distance,
+// streamed in pieces of about 32 KiB (the list may hold 10,000 vehicles).
+func (s *Server) writeList(w http.ResponseWriter, l *renderedList, states map[string]*cloud.VehicleState, dist map[string]float64, scope, source string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bp := listBuffers.Get().(*[]byte)
+	defer listBuffers.Put(bp)
+	b := append((*bp)[:0], `{"vehicles":[`...)
+	for i, id := range l.ids {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		j := toVehicleJSON(v)
-		b = appendVehicle(b, &j)
+		head, tail := l.parts(i)
+		b = append(b, head...)
+		if p := newest(l.pos[i], states[id]); p != nil {
+			b = appendPosition(b, &latestJSON{Time: Time(p.Time), Lat: p.Lat, Lon: p.Lon, SpeedMPS: p.SpeedMPS, CourseDeg: p.CourseDeg})
+		}
+		b = append(b, tail...)
+		if d, ok := dist[id]; ok {
+			b = appendOptFloat(b, `,"distance_m":`, &d)
+		} else {
+			b = appendOptFloat(b, `,"distance_m":`, l.dists[i])
+		}
+		b = append(b, '}')
+		if len(b) >= 32<<10 {
+			w.Write(b)
+			b = b[:0]
+		}
 	}
 	b = append(b, ']')
-	if more && len(vs) > 0 {
+	if l.more && len(l.ids) > 0 {
 		b = append(b, `,"next":`...)
-		b = appendString(b, cloud.Cursor{Key: vs[len(vs)-1].ID}.Encode(scope))
+		b = appendString(b, cloud.Cursor{Key: l.ids[len(l.ids)-1]}.Encode(scope))
 	}
 	b = append(b, `,"source":`...)
 	b = appendString(b, source)
-	s.writeJSON(w, http.StatusOK, append(b, '}'))
+	w.Write(append(b, "}\n"...))
+	*bp = b[:0]
 }
 
 // geoFilter turns f's near and bbox into the ids the GEO index finds (f.IDs)
@@ -208,32 +281,30 @@ func (s *Server) geoFilter(r *http.Request, f *cloud.VehicleFilter) (map[string]
 	return dist, nil
 }
 
-// overlayLatest replaces the vehicles' latest positions with the live
-// store's and returns the source of the answer: source, or postgres when
-// the live store fails (when may is false the answer's source stays as
-// is, since the filters already read one).
-func (s *Server) overlayLatest(r *http.Request, vs []*cloud.Vehicle, source string, may bool) string {
-	if s.Live == nil || len(vs) == 0 {
-		return source
-	}
-	ids := make([]string, len(vs))
-	for i, v := range vs {
-		ids[i] = v.ID
+// liveStates reads the latest states of ids from the live store and
+// returns them with the source of the answer: source, or postgres (and
+// failed) when the live store fails (when may is false the answer's
+// source stays as is, since the filters already read one).
+func (s *Server) liveStates(r *http.Request, ids []string, source string, may bool) (map[string]*cloud.VehicleState, string, bool) {
+	if s.Live == nil || len(ids) == 0 {
+		return nil, source, false
 	}
 	states, err := s.Live.LatestStates(r.Context(), ids)
 	if err != nil {
 		s.Logger.Warn("live store unavailable: latest positions from PostgreSQL", "err", err)
-		return sourcePostgres
-	}
-	for _, v := range vs {
-		if st, ok := states[v.ID]; ok && (v.Position == nil || !st.Position.Time.Before(v.Position.Time)) {
-			p := st.Position
-			v.Position = &p
-		}
+		return nil, sourcePostgres, true
 	}
 	if may {
-		return sourceRedis
+		return states, sourceRedis, false
 	}
+	return states, source, false
+}
+
+// overlayLatest replaces v's latest position with the live store's when
+// that is newer and returns the source of the answer (see liveStates).
+func (s *Server) overlayLatest(r *http.Request, v *cloud.Vehicle) string {
+	states, source, _ := s.liveStates(r, []string{v.ID}, sourcePostgres, true)
+	v.Position = newest(v.Position, states[v.ID])
 	return source
 }
 
@@ -318,7 +389,7 @@ func (s *Server) vehicle(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	source := s.overlayLatest(r, []*cloud.Vehicle{v}, sourcePostgres, true)
+	source := s.overlayLatest(r, v)
 	s.json(w, http.StatusOK, struct {
 		vehicleJSON
 		Source string `json:"source"`

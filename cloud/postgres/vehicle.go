@@ -89,7 +89,7 @@ func (db *DB) FindVehicles(ctx context.Context, f cloud.VehicleFilter) ([]*cloud
 	if err != nil {
 		return nil, false, classify("find vehicles", err)
 	}
-	vs, err := pgx.CollectRows(rows, scanVehicle)
+	vs, err := collectVehicles(rows)
 	if err != nil {
 		return nil, false, classify("find vehicles", err)
 	}

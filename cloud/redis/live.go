@@ -223,15 +223,38 @@ func (s *LiveState) Replay(ctx context.Context, after string) ([]cloud.LiveUpdat
 // stateFields are the fields of a vehicle's hash that LatestStates reads.
 var stateFields = []string{"time", "stream_id", "seq", "lat", "lon", "updated_at", "speed_mps", "course_deg"}
 
-// LatestStates returns the stored state of each of ids that has one, in one
-// round trip; see cloud.LiveReader.
+// LatestStates returns the stored state of each of ids that has one: one
+// HMGET of the fleet's hash, then, for the ids it lacks, the vehicles'
+// own hashes in one pipeline unless Open filled the fleet's hash with
+// them (fillFleet); see cloud.LiveReader.
 func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]*cloud.VehicleState, error) {
 	out := make(map[string]*cloud.VehicleState, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	packed, err := s.client.HMGet(ctx, s.FleetKey(), ids...).Result()
+	if err != nil {
+		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live states from Redis: %w", err)
+	}
+	var missing []string
+	states := make([]cloud.VehicleState, len(ids))
+	floats := make([]float64, 2*len(ids))
+	for i, v := range packed {
+		p, ok := v.(string)
+		if !ok {
+			missing = append(missing, ids[i])
+			continue
+		}
+		if err := unpackStateInto(&states[i], ids[i], p, floats[2*i:2*i+2]); err != nil {
+			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", ids[i], err)
+		}
+		out[ids[i]] = &states[i]
+	}
+	if len(missing) == 0 || s.filled.Load() {
+		return out, nil
+	}
 	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range ids {
+		for _, id := range missing {
 			p.HMGet(ctx, s.VehicleKey(id), stateFields...)
 		}
 		return nil
@@ -239,25 +262,31 @@ func (s *LiveState) LatestStates(ctx context.Context, ids []string) (map[string]
 	if err != nil {
 		return nil, cloud.Errorf(cloud.EUNAVAILABLE, "read live states from Redis: %w", err)
 	}
-	h := make(map[string]string, len(stateFields))
 	for i, c := range cmds {
-		vals := c.(*redis.SliceCmd).Val()
-		clear(h)
-		for j, v := range vals {
-			if s, ok := v.(string); ok {
-				h[stateFields[j]] = s
-			}
-		}
-		if len(h) == 0 {
-			continue
-		}
-		st, err := parseState(ids[i], h)
+		st, err := hashState(missing[i], c.(*redis.SliceCmd).Val())
 		if err != nil {
-			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", ids[i], err)
+			return nil, cloud.Errorf(cloud.EINTERNAL, "live state of %q in Redis: %w", missing[i], err)
 		}
-		out[ids[i]] = st
+		if st != nil {
+			out[missing[i]] = st
+		}
 	}
 	return out, nil
+}
+
+// hashState returns the state of a vehicle's hash as an HMGET of
+// stateFields read it, nil when the hash is empty.
+func hashState(id string, vals []any) (*cloud.VehicleState, error) {
+	h := make(map[string]string, len(stateFields))
+	for j, v := range vals {
+		if s, ok := v.(string); ok {
+			h[stateFields[j]] = s
+		}
+	}
+	if len(h) == 0 {
+		return nil, nil
+	}
+	return parseState(id, h)
 }
 
 // Nearby returns the vehicles of the GEO index within c, with their

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,9 @@ type LiveState struct {
 	SlotLease time.Duration
 
 	client *redis.Client
+	// filled is set once the fleet's hash holds every vehicle's state
+	// (fillFleet): LatestStates then reads nothing else.
+	filled atomic.Bool
 }
 
 // Defaults of a LiveState (NewLiveState).
@@ -80,7 +84,90 @@ func (s *LiveState) Open(ctx context.Context) error {
 		s.client = nil
 		return err
 	}
+	// Not filled (Redis failed, a state did not parse): lists read the
+	// vehicles' own hashes for what the fleet's lacks, as they must.
+	_ = s.fillFleet(ctx)
 	return nil
+}
+
+// fleetFilledKey returns the key that says the fleet's hash holds every
+// state the vehicles' own hashes hold.
+func (s *LiveState) fleetFilledKey() string { return s.Prefix + "fleet:filled" }
+
+// fillFleet copies into the fleet's hash the states that only the
+// vehicles' own hashes hold (written before it existed), once per Redis:
+// HSETNX, so that a newer state the script wrote meanwhile stays. It
+// returns an error, and leaves the hash unfilled, when Redis fails or a
+// stored state does not parse.
+func (s *LiveState) fillFleet(ctx context.Context) error {
+	if n, err := s.client.Exists(ctx, s.fleetFilledKey()).Result(); err != nil {
+		return err
+	} else if n == 1 {
+		s.filled.Store(true)
+		return nil
+	}
+	var ids []string
+	var errs []error
+	flush := func() error {
+		cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, id := range ids {
+				p.HMGet(ctx, s.VehicleKey(id), stateFields...)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range cmds {
+				st, err := hashState(ids[i], c.(*redis.SliceCmd).Val())
+				if err != nil {
+					errs = append(errs, fmt.Errorf("live state of %q: %w", ids[i], err))
+				} else if st != nil { // nil: deleted since the scan
+					p.HSetNX(ctx, s.FleetKey(), ids[i], packState(st))
+				}
+			}
+			return nil
+		})
+		ids = ids[:0]
+		return err
+	}
+	vehicle := s.VehicleKey("")
+	iter := s.client.Scan(ctx, 0, globEscape(vehicle)+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		ids = append(ids, strings.TrimPrefix(iter.Val(), vehicle))
+		if len(ids) == 1000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := s.client.Set(ctx, s.fleetFilledKey(), "1", 0).Err(); err != nil {
+		return err
+	}
+	s.filled.Store(true)
+	return nil
+}
+
+// globEscape escapes the characters SCAN's MATCH reads as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Close closes the connections.
@@ -104,6 +191,12 @@ func (s *LiveState) Ping(ctx context.Context) error {
 
 // VehicleKey returns the key of the hash holding a vehicle's latest state.
 func (s *LiveState) VehicleKey(id string) string { return s.Prefix + "vehicle:" + id }
+
+// FleetKey returns the key of the hash of the whole fleet's latest states
+// (field: vehicle id, value: the state packed by packState), written with
+// each vehicle's hash so that a list of vehicles reads its states with one
+// command however long it is.
+func (s *LiveState) FleetKey() string { return s.Prefix + "fleet" }
 
 // GeoKey returns the key of the GEO index of the fleet's latest positions
 // (members are vehicle ids).
@@ -150,12 +243,14 @@ redis.call('PUBLISH', ARGV[%d], id .. ' ' .. ARGV[%d])
 
 // latest replaces a vehicle's state hash only when the new record time is
 // newer than the stored one (or the stored one is stamped after the clock
-// limit, when there is one), then updates the GEO index and announces it.
+// limit, when there is one), and its field of the fleet's hash, then
+// updates the GEO index and announces it.
 //
 //	KEYS[1] the vehicle's hash   KEYS[2] the GEO index   KEYS[3] the stream
+//	KEYS[4] the fleet's hash
 //	ARGV[1] time_ms  ARGV[2] lon  ARGV[3] lat  ARGV[4] vehicle id
 //	ARGV[5] channel  ARGV[6] message  ARGV[7] clock limit in ms, -1: none
-//	ARGV[8] unused   ARGV[9] the stream's MAXLEN
+//	ARGV[8] the packed state   ARGV[9] the stream's MAXLEN
 //	ARGV[10..] field, value, ...
 var latest = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'time_ms')
@@ -165,6 +260,7 @@ if cur and tonumber(cur) >= tonumber(ARGV[1]) and (limit < 0 or tonumber(cur) <=
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[8])
 if math.abs(tonumber(ARGV[3])) <= ` + strconv.FormatFloat(maxGeoLat, 'f', -1, 64) + ` then
   redis.call('GEOADD', KEYS[2], ARGV[2], ARGV[3], ARGV[4])
 else
@@ -242,7 +338,7 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 	if !st.ClockLimit.IsZero() {
 		limit = st.ClockLimit.UnixMilli()
 	}
-	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit, "", s.Buffer,
+	args := []any{p.Time.UnixMilli(), f(p.Lon), f(p.Lat), st.VehicleID, s.Channel(), msg, limit, packState(st), s.Buffer,
 		"time_ms", p.Time.UnixMilli(), "time", u.Time, "stream_id", u.StreamID, "seq", p.Seq,
 		"lat", f(p.Lat), "lon", f(p.Lon), "updated_at", st.UpdatedAt.UTC().Format(timeFormat)}
 	if p.SpeedMPS != nil {
@@ -251,7 +347,7 @@ func (s *LiveState) scriptArgs(st *cloud.VehicleState) ([]string, []any, error) 
 	if p.CourseDeg != nil {
 		args = append(args, "course_deg", f(*p.CourseDeg))
 	}
-	return []string{s.VehicleKey(st.VehicleID), s.GeoKey(), s.StreamKey()}, args, nil
+	return []string{s.VehicleKey(st.VehicleID), s.GeoKey(), s.StreamKey(), s.FleetKey()}, args, nil
 }
 
 // Latest returns the stored state of a vehicle, or an error with code

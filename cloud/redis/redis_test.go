@@ -117,10 +117,10 @@ func TestLatestMovesForwardOnly(t *testing.T) {
 		keys = append(keys, iter.Val())
 	}
 	slices.Sort(keys)
-	if want := []string{prefix + "geo", prefix + "live:buffer", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
+	if want := []string{prefix + "fleet", prefix + "fleet:filled", prefix + "geo", prefix + "live:buffer", prefix + "vehicle:veh-1"}; !slices.Equal(keys, want) {
 		t.Errorf("keys under the prefix %v, want %v", keys, want)
 	}
-	for _, k := range []string{s.GeoKey(), s.VehicleKey("x"), s.Channel()} {
+	for _, k := range []string{s.GeoKey(), s.VehicleKey("x"), s.FleetKey(), s.Channel()} {
 		if !strings.HasPrefix(k, prefix) {
 			t.Errorf("%s not under the prefix %s", k, prefix)
 		}
@@ -237,5 +237,105 @@ func TestClockLimitUnpinsAFutureState(t *testing.T) {
 	}
 	if st, _ := s.Latest(ctx, "veh-1"); st.Position.Seq != 2 {
 		t.Errorf("an older sane state moved the vehicle back: seq %d", st.Position.Seq)
+	}
+}
+
+// LatestStates reads the states UpdateLatest wrote to the fleet's hash, the
+// newest of each vehicle.
+func TestLatestStatesFromTheFleetHash(t *testing.T) {
+	s, c, _ := open(t)
+	ctx := context.Background()
+	states := []cloud.VehicleState{state("a", 1, now, 10, ptr(3.5)), state("b", 1, now, -20, nil)}
+	if err := s.UpdateLatest(ctx, states); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{state("a", 2, now.Add(time.Second), 11, nil), state("b", 0, now.Add(-time.Second), 0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	packed, err := c.HGetAll(ctx, s.FleetKey()).Result()
+	if err != nil || len(packed) != 2 || !strings.HasPrefix(packed["a"], strconv.FormatInt(now.Add(time.Second).UnixMilli(), 10)+",fedcba9876543210,2,11,") {
+		t.Fatalf("fleet hash %v, %v", packed, err)
+	}
+	got, err := s.LatestStates(ctx, []string{"a", "b", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := got["a"], got["b"]
+	if len(got) != 2 || a == nil || b == nil {
+		t.Fatalf("states %v", got)
+	}
+	if a.Position.Seq != 2 || a.Position.Lat != 11 || a.Position.SpeedMPS != nil || *a.Position.CourseDeg != 45.2 || !a.Position.Time.Equal(now.Add(time.Second)) {
+		t.Errorf("a: %+v", a.Position)
+	}
+	if b.Position.Seq != 1 || b.Position.Lat != -20 || !b.UpdatedAt.Equal(now) || b.Position.StreamID != 0xfedcba9876543210 {
+		t.Errorf("b: %+v", b)
+	}
+	// A field of the fleet's hash that does not unpack is an error, not a
+	// made-up state.
+	if err := c.HSet(ctx, s.FleetKey(), "a", "garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LatestStates(ctx, []string{"a"}); cloud.ErrorCode(err) != cloud.EINTERNAL {
+		t.Errorf("a bad packed state: %v, want EINTERNAL", err)
+	}
+}
+
+// Open copies into the fleet's hash the states only the vehicles' own
+// hashes hold (written before it existed), once; until it could, the lists
+// read those hashes, and a state that does not parse is an error.
+func TestFleetHashFilledAtOpen(t *testing.T) {
+	u, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	opt, err := goredis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	stored := func(id string, lat string) {
+		if err := c.HSet(ctx, prefix+"vehicle:"+id, "time_ms", now.UnixMilli(), "time", "2026-11-27T12:00:00.000Z", "stream_id", "00000000000000ff",
+			"seq", 7, "lat", lat, "lon", "2.5", "updated_at", "2026-11-27T12:00:00.000Z").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored("old", "1.5")
+	stored("bad", "north")
+	open := func() *redis.LiveState {
+		s := redis.NewLiveState(u, prefix)
+		if err := s.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := open()
+	if _, err := s.LatestStates(ctx, []string{"old", "bad"}); cloud.ErrorCode(err) != cloud.EINTERNAL {
+		t.Errorf("a state that does not parse: %v, want EINTERNAL", err)
+	}
+	if n, _ := c.Exists(ctx, prefix+"fleet:filled").Result(); n != 0 {
+		t.Error("the fleet's hash is marked filled without bad's state")
+	}
+	if err := c.Del(ctx, prefix+"vehicle:bad").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	packed, _ := c.HGet(ctx, s.FleetKey(), "old").Result()
+	if n, _ := c.Exists(ctx, prefix+"fleet:filled").Result(); n != 1 || !strings.HasPrefix(packed, strconv.FormatInt(now.UnixMilli(), 10)+",ff,7,1.5,2.5,") {
+		t.Errorf("after a good Open: filled %d, old packed %q", n, packed)
+	}
+	got, err := s.LatestStates(ctx, []string{"old", "nobody"})
+	if old := got["old"]; err != nil || len(got) != 1 || old.Position.Seq != 7 || old.Position.Lat != 1.5 || old.Position.StreamID != 0xff {
+		t.Errorf("LatestStates = %v, %v", got, err)
+	}
+	// A newer state the script wrote is not replaced by a later fill.
+	if err := s.UpdateLatest(ctx, []cloud.VehicleState{state("old", 8, now.Add(time.Second), 3, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Del(ctx, prefix+"fleet:filled").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	if got, err := s.LatestStates(ctx, []string{"old"}); err != nil || got["old"].Position.Seq != 8 {
+		t.Errorf("after another fill: %v, %v", got, err)
 	}
 }

@@ -51,6 +51,7 @@ type Config struct {
 	StatementTimeout string // DATABASE_STATEMENT_TIMEOUT
 	MaxStreams       string // LIVE_MAX_STREAMS_PER_TOKEN
 	LiveBuffer       string // LIVE_BUFFER, updates kept for resuming streams
+	ListCacheTTL     string // API_LIST_CACHE_TTL, how long a replica keeps a vehicle list's PostgreSQL part
 	// The dashboard's map; see web.Config.
 	MapTileURL         string // MAP_TILE_URL; "" a plain background
 	MapTileAttribution string // MAP_TILE_ATTRIBUTION
@@ -90,6 +91,7 @@ func DefaultConfig() Config {
 		StatementTimeout: postgres.DefaultStatementTimeout.String(),
 		MaxStreams:       strconv.Itoa(httpapi.DefaultMaxStreams),
 		LiveBuffer:       strconv.Itoa(redis.DefaultBuffer),
+		ListCacheTTL:     httpapi.DefaultListCacheTTL.String(),
 	}
 }
 
@@ -110,7 +112,7 @@ func (c *Config) vars() []struct {
 		{"CORS_ALLOWED_ORIGINS", &c.CORSOrigins}, {"API_RATE_LIMIT", &c.RateLimit}, {"API_RATE_BURST", &c.RateBurst},
 		{"API_REQUEST_TIMEOUT", &c.RequestTimeout}, {"API_SECURE_COOKIE", &c.SecureCookie},
 		{"API_SESSION_MAX_AGE", &c.SessionMaxAge}, {"DATABASE_STATEMENT_TIMEOUT", &c.StatementTimeout},
-		{"LIVE_MAX_STREAMS_PER_TOKEN", &c.MaxStreams}, {"LIVE_BUFFER", &c.LiveBuffer},
+		{"LIVE_MAX_STREAMS_PER_TOKEN", &c.MaxStreams}, {"LIVE_BUFFER", &c.LiveBuffer}, {"API_LIST_CACHE_TTL", &c.ListCacheTTL},
 		{"MAP_TILE_URL", &c.MapTileURL}, {"MAP_TILE_ATTRIBUTION", &c.MapTileAttribution},
 	}
 }
@@ -216,6 +218,7 @@ type apiSettings struct {
 	StatementTimeout time.Duration
 	MaxStreams       int
 	LiveBuffer       int
+	ListCacheTTL     time.Duration
 }
 
 // api returns the API's settings parsed, or an error naming the variable.
@@ -254,6 +257,7 @@ func (c *Config) api() (apiSettings, error) {
 	a.StatementTimeout = dur("DATABASE_STATEMENT_TIMEOUT", c.StatementTimeout, 0, time.Hour)
 	a.MaxStreams = int(num("LIVE_MAX_STREAMS_PER_TOKEN", c.MaxStreams, 1, 1e6))
 	a.LiveBuffer = int(num("LIVE_BUFFER", c.LiveBuffer, 100, 1e8))
+	a.ListCacheTTL = dur("API_LIST_CACHE_TTL", c.ListCacheTTL, 0, time.Minute)
 	if err != nil {
 		return a, err
 	}

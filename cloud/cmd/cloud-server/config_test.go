@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		Jobs:          DefaultJobsConfig(),
 		MaxClockAhead: "5m0s", StepBackAfter: "5s",
 		RateLimit: "50", RateBurst: "100", RequestTimeout: "30s", SecureCookie: "false", SessionMaxAge: "12h0m0s",
-		StatementTimeout: "15s", MaxStreams: "10", LiveBuffer: "100000",
+		StatementTimeout: "15s", MaxStreams: "10", LiveBuffer: "100000", ListCacheTTL: "1s",
 	}
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -41,7 +41,7 @@ var overrides = map[string]string{
 	"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "INGEST_MAX_CLOCK_AHEAD": "1m", "INGEST_STEP_BACK_AFTER": "2s",
 	"CORS_ALLOWED_ORIGINS": "https://dash.example.com, http://localhost:5173", "API_RATE_LIMIT": "5", "API_RATE_BURST": "10",
 	"API_REQUEST_TIMEOUT": "10s", "API_SECURE_COOKIE": "true", "API_SESSION_MAX_AGE": "1h", "DATABASE_STATEMENT_TIMEOUT": "5s",
-	"LIVE_MAX_STREAMS_PER_TOKEN": "3", "LIVE_BUFFER": "5000",
+	"LIVE_MAX_STREAMS_PER_TOKEN": "3", "LIVE_BUFFER": "5000", "API_LIST_CACHE_TTL": "250ms",
 	"MAP_TILE_URL": "https://{s}.tile.example.org/{z}/{x}/{y}.png", "MAP_TILE_ATTRIBUTION": "© Example",
 }
 
@@ -57,7 +57,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	a, err := c.api()
 	if err != nil || len(a.CORSOrigins) != 2 || a.CORSOrigins[1] != "http://localhost:5173" || a.RateLimit != 5 || a.RateBurst != 10 ||
 		a.RequestTimeout != 10*time.Second || !a.SecureCookie || a.SessionMaxAge != time.Hour || a.StatementTimeout != 5*time.Second ||
-		a.MaxStreams != 3 || a.LiveBuffer != 5000 {
+		a.MaxStreams != 3 || a.LiveBuffer != 5000 || a.ListCacheTTL != 250*time.Millisecond {
 		t.Errorf("API settings %+v, %v", a, err)
 	}
 	if w := c.web(); w.TileURL != "https://{s}.tile.example.org/{z}/{x}/{y}.png" || w.TileAttribution != "© Example" {
@@ -97,6 +97,9 @@ var badVars = []struct{ name, value, want string }{
 	{"DATABASE_STATEMENT_TIMEOUT", "2h", "DATABASE_STATEMENT_TIMEOUT"},
 	{"LIVE_MAX_STREAMS_PER_TOKEN", "0", "LIVE_MAX_STREAMS_PER_TOKEN"},
 	{"LIVE_BUFFER", "10", "LIVE_BUFFER"},
+	{"API_LIST_CACHE_TTL", "1", "API_LIST_CACHE_TTL"},
+	{"API_LIST_CACHE_TTL", "-1s", "API_LIST_CACHE_TTL"},
+	{"API_LIST_CACHE_TTL", "2m", "API_LIST_CACHE_TTL"},
 	{"MAP_TILE_URL", "tile.example.org/{z}/{x}/{y}.png", "MAP_TILE_URL"},
 	{"MAP_TILE_URL", "https://tile.example.org/{z}/{x}.png", "MAP_TILE_URL"},
 	{"TRIP_STOP_DURATION", "5", "TRIP_STOP_DURATION"},

@@ -189,7 +189,7 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	api.Live, api.Hub, api.Slots, api.Trips = live, hub, live, db
 	api.CORSOrigins, api.SecureCookie, api.SessionMaxAge = apiCfg.CORSOrigins, apiCfg.SecureCookie, apiCfg.SessionMaxAge
 	api.RequestTimeout, api.RateLimit, api.RateBurst = apiCfg.RequestTimeout, rate.Limit(apiCfg.RateLimit), apiCfg.RateBurst
-	api.MaxStreams = apiCfg.MaxStreams
+	api.MaxStreams, api.ListCacheTTL = apiCfg.MaxStreams, apiCfg.ListCacheTTL
 	api.Ready = []httpapi.Check{{Name: "PostgreSQL", Pinger: db}, {Name: "Redis", Pinger: live},
 		{Name: "broker", Pinger: sess}, {Name: "ingest", Pinger: pl}}
 	api.Web = dash
@@ -201,7 +201,8 @@ func runServer(ctx context.Context, cfg *Config, logger *slog.Logger, stderr io.
 	logger.Info("cloud-server starting", "listen", cfg.ListenAddr, "mqtt", redact(cfg.MQTTURL), "namespace", cfg.MQTTNamespace,
 		"filters", sess.Filters(), "client_id", cfg.MQTTClientID, "database", redact(cfg.DatabaseURL), "redis_prefix", cfg.RedisPrefix,
 		"max_clock_ahead", maxAhead, "step_back_after", stepBack, "cors_origins", apiCfg.CORSOrigins,
-		"rate_limit", apiCfg.RateLimit, "map_tiles", cfg.MapTileURL != "", "request_timeout", apiCfg.RequestTimeout, "statement_timeout", apiCfg.StatementTimeout)
+		"rate_limit", apiCfg.RateLimit, "map_tiles", cfg.MapTileURL != "", "request_timeout", apiCfg.RequestTimeout, "statement_timeout", apiCfg.StatementTimeout,
+		"list_cache_ttl", apiCfg.ListCacheTTL)
 	if err := sess.Open(ctx); err != nil {
 		return err
 	}
