@@ -30,6 +30,7 @@ var vehicleOIDs = []uint32{
 	pgtype.TextOID, pgtype.BoolOID, pgtype.TimestamptzOID, pgtype.TimestamptzOID, pgtype.TextOID, // vehicle_id, online, time, online_since, agent_version
 	pgtype.Int8OID, pgtype.Int8OID, pgtype.Int8OID, pgtype.Int8OID, pgtype.Int8OID, pgtype.Int8OID, // stream_id … dropped
 	pgtype.Int4OID, pgtype.TimestamptzOID, pgtype.Int8OID, pgtype.JSONBOID, pgtype.Int8OID, pgtype.TimestamptzOID, // fix_mode … received_at
+	pgtype.Int4OID, pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID, // clock_source, clock_offset_ms, outbox_trouble, obd_state
 }
 
 // rawReadable reports whether fds are columns of the types oids, in the
@@ -183,6 +184,13 @@ func readVehicle(vals [][]byte, versions map[string]string) (*cloud.Vehicle, err
 		if !r.null(21) {
 			s.FixMode = int(r.int(21, 4))
 		}
+		if !r.null(27) {
+			s.ClockSource = cloud.ClockSource(r.int(27, 4))
+		}
+		if !r.null(28) {
+			s.ClockOffset = time.Duration(r.int(28, 8)) * time.Millisecond
+		}
+		s.OutboxTrouble, s.OBDState = string(vals[29]), string(vals[30]) // NULL reads as ""
 		if b := vals[24]; len(b) > 0 {
 			if c, err := readCounters(b); err != nil {
 				r.fail(24, err.Error())

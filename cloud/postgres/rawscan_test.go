@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fleetgate/fleetgate/cloud"
 	"github.com/fleetgate/fleetgate/internal/testenv"
 )
 
@@ -34,6 +35,8 @@ func TestCollectVehiclesIsScanVehicle(t *testing.T) {
 		`INSERT INTO vehicles (id, first_seen, last_seen) VALUES ('e-escaped', '2026-11-27 10:00:00Z', '2026-11-27 11:00:00Z')`,
 		`INSERT INTO device_status VALUES ('b-full', true, '2026-11-27 10:30:00Z', '1.2.3 "beta"', 9223372036854775807, 5, 6, 7, 8, 9, 3,
 			'2026-11-27 09:00:00Z', 40, '{"gps.bad_checksum": 1, "a": 18446744073709551615, "outbox.dropped": 0}', 3600000, '2026-11-27 10:30:01Z', '2026-11-27 08:00:00Z')`,
+		`UPDATE device_status SET clock_source = 2, clock_offset_ms = -1200, outbox_trouble = 'filesystem_full',
+			obd_state = 'bus_fault: CAN ERROR' WHERE vehicle_id = 'b-full'`,
 		`INSERT INTO device_status (vehicle_id, online, time, received_at) VALUES ('c-nospeed', false, '2026-11-27 10:30:00Z', '2026-11-27 10:30:01Z')`,
 		`INSERT INTO device_status (vehicle_id, online, time, received_at, counters, agent_version) VALUES
 			('e-escaped', true, '2026-11-27 10:30:00Z', '2026-11-27 10:30:01Z', '{"quo\"te": 1, "\u00e9": 2}', '1.2.3 "beta"')`,
@@ -71,7 +74,8 @@ func TestCollectVehiclesIsScanVehicle(t *testing.T) {
 			t.Errorf("vehicle %d:\n got %+v %+v %+v\nwant %+v %+v %+v", i, got[i], got[i].Position, got[i].Device, want[i], want[i].Position, want[i].Device)
 		}
 	}
-	if d := got[1].Device; d == nil || d.Counters["a"] != 1<<64-1 || d.AgentVersion != `1.2.3 "beta"` || !d.OnlineSince.Equal(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)) {
+	if d := got[1].Device; d == nil || d.Counters["a"] != 1<<64-1 || d.AgentVersion != `1.2.3 "beta"` || !d.OnlineSince.Equal(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)) ||
+		d.ClockSource != cloud.ClockGNSS || d.ClockOffset != -1200*time.Millisecond || d.OutboxTrouble != "filesystem_full" || d.OBDState != "bus_fault: CAN ERROR" {
 		t.Errorf("b-full's status %+v", d)
 	}
 	if d := got[4].Device; d == nil || d.Counters[`quo"te`] != 1 || d.Counters["é"] != 2 {
