@@ -43,8 +43,15 @@ demo: setup build ## three simulated vehicles, three agents and the cloud on loc
 	BIN=$(BIN) ./deploy/demo.sh
 
 .PHONY: test
+# Packages tested at once: at least 4. Most of the suite's time is spent
+# waiting on real programs (agents, brokers, PostgreSQL restarts, a browser),
+# so on a 2-core machine go test's default of one package per core leaves
+# the CPU idle half the time while deploy/e2e runs alone at the end.
+TESTP ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -lt 4 ] && n=4; echo $$n)
+
+.PHONY: test
 test: setup ## run every test with -race against the local PostgreSQL, Redis and Mosquitto (make setup installs and starts them)
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -p $(TESTP) -timeout 30m ./...
 
 .PHONY: fmt-check
 fmt-check: ## fail if gofmt would change a file
@@ -103,7 +110,7 @@ test-arm: ## the tests of edge/... and shared/... built for linux/arm64 and linu
 	GO=$(GO) ./deploy/test-arm.sh
 
 .PHONY: ci
-ci: FUZZTIME = 5s
+ci: FUZZTIME = 3s
 ci: lint test fuzz build-edge test-arm ## what CI runs: lint, all tests with -race, fuzzing (bounded), edge cross-builds, the agent's tests on ARM
 
 .PHONY: proto
