@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -57,8 +58,10 @@ func cursorSum(scope string, payload []byte) [cursorCheck]byte {
 // ParseCursor reads a cursor made by Encode with the same scope. It returns
 // an error with code EINVALID for anything else.
 func ParseCursor(s, scope string) (Cursor, error) {
+	// Go's base64 decoders skip CR and LF even in Strict mode: a cursor
+	// with a line break in it would decode, and name the page of another.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) < cursorFixed+cursorCheck || len(b) > cursorFixed+MaxCursorKey+cursorCheck || b[0] != cursorVersion {
+	if err != nil || strings.ContainsAny(s, "\r\n") || len(b) < cursorFixed+cursorCheck || len(b) > cursorFixed+MaxCursorKey+cursorCheck || b[0] != cursorVersion {
 		return Cursor{}, Errorf(EINVALID, "invalid cursor %q: use the \"next\" value of a previous page", s)
 	}
 	payload, check := b[:len(b)-cursorCheck], b[len(b)-cursorCheck:]

@@ -19,6 +19,10 @@ var (
 		"gAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", // a forged one, as tried by hand
 		cloud.Cursor{}.Encode("positions veh-001") + "AA",
 		cloud.Cursor{Key: string(make([]byte, cloud.MaxCursorKey+1))}.Encode("positions veh-001"),
+		// A good cursor with a line break in it (base64 decoders skip them;
+		// found by FuzzParseCursor).
+		func() string { c := cloud.Cursor{Seq: 7}.Encode("positions veh-001"); return c[:10] + "\n" + c[10:] }(),
+		func() string { c := cloud.Cursor{Seq: 7}.Encode("positions veh-001"); return c + "\r" }(),
 	}
 )
 

@@ -82,7 +82,8 @@ func HashToken(secret string) [sha256.Size]byte { return sha256.Sum256([]byte(se
 // refused without a lookup.
 func WellFormedToken(s string) bool {
 	rest, ok := strings.CutPrefix(s, TokenPrefix)
-	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+	// The decoder skips CR and LF: 42 characters and a line break would pass.
+	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(tokenBytes) || strings.ContainsAny(rest, "\r\n") {
 		return false
 	}
 	_, err := base64.RawURLEncoding.DecodeString(rest)
