@@ -59,7 +59,8 @@ func cursorSum(scope string, payload []byte) [cursorCheck]byte {
 // an error with code EINVALID for anything else.
 func ParseCursor(s, scope string) (Cursor, error) {
 	// Go's base64 decoders skip CR and LF even in Strict mode: a cursor
-	// with a line break in it would decode, and name the page of another.
+	// with a line break in it would decode as the one without, a string the
+	// API never wrote passing as a "next" value.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || strings.ContainsAny(s, "\r\n") || len(b) < cursorFixed+cursorCheck || len(b) > cursorFixed+MaxCursorKey+cursorCheck || b[0] != cursorVersion {
 		return Cursor{}, Errorf(EINVALID, "invalid cursor %q: use the \"next\" value of a previous page", s)
