@@ -1,4 +1,4 @@
-package e2e_test
+package obd_test
 
 import (
 	"bytes"
@@ -76,6 +76,7 @@ func primaries(t *testing.T, r *obd.Report) map[byte][]float64 {
 // edge-agent binary. What the probe prints is what the simulator says it
 // sent.
 func TestOBDProbeAgainstSimulator(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	links := filepath.Join(dir, "dev")
 	truthPath := filepath.Join(dir, "truth.jsonl")
@@ -134,6 +135,7 @@ func TestOBDProbeAgainstSimulator(t *testing.T) {
 // the PIDs a clone claims but never answers as errors, and prints only
 // values the adapter sent.
 func TestOBDProbeProfiles(t *testing.T) {
+	t.Parallel()
 	names := map[byte]string{6: "ISO 15765-4 (CAN 11/500)", 7: "ISO 15765-4 (CAN 29/500)", 3: "ISO 9141-2", 5: "ISO 14230-4 (KWP FAST)"}
 	for _, p := range elm327.Profiles() {
 		for proto, name := range names {

@@ -1,4 +1,4 @@
-package e2e_test
+package dashboard_test
 
 import (
 	"bytes"
@@ -78,7 +78,7 @@ func startDashChain(t *testing.T, vehicles int, duration time.Duration) *dashCha
 			url = c.uplink.URL()
 		}
 		cfg := filepath.Join(c.dir, v+".yaml")
-		writeFile(t, cfg, fmt.Sprintf(`vehicle_id: %s
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`vehicle_id: %s
 data_dir: %s
 gps:
   port: %s
@@ -98,7 +98,9 @@ uplink:
   backoff_max: 2s
 http:
   listen: ""
-`, v, filepath.Join(c.dir, v+"-data"), filepath.Join(links, v+"-gps"), filepath.Join(links, v+"-obd"), url, ns, v))
+`, v, filepath.Join(c.dir, v+"-data"), filepath.Join(links, v+"-gps"), filepath.Join(links, v+"-obd"), url, ns, v)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		testenv.StartProcess(t, c.dir, "edge-agent-"+v, filepath.Join(c.bin, "edge-agent"), nil, "run", "--config", cfg)
 	}
 	return c

@@ -1,4 +1,4 @@
-package e2e_test
+package obd_test
 
 import (
 	"context"
@@ -268,6 +268,7 @@ func inOrder(t *testing.T, agent, sim map[byte][]float64, exact bool) {
 // Each adapter profile on each kind of bus: what the agent records is
 // exactly what the adapter sent, and the VIN and trouble codes arrive.
 func TestOBDSourceOnProfiles(t *testing.T) {
+	t.Parallel()
 	for _, p := range elm327.Profiles() {
 		for _, proto := range []byte{6, 7, 3} {
 			t.Run(fmt.Sprintf("%s/protocol %d", p.Name, proto), func(t *testing.T) {

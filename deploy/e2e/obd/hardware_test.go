@@ -1,4 +1,4 @@
-package e2e_test
+package obd_test
 
 import (
 	"bytes"
@@ -55,6 +55,7 @@ func probeCmd(t *testing.T, path string, args ...string) (*obd.Report, int, stri
 // protocol and the values; before, it called the first "no vehicle" and
 // stopped at ATE0 with no document on the second.
 func TestOBDProbeSlowAdapter(t *testing.T) {
+	t.Parallel()
 	for _, latency := range []time.Duration{1500 * time.Millisecond, 2500 * time.Millisecond} {
 		t.Run(latency.String(), func(t *testing.T) {
 			t.Parallel()
@@ -92,6 +93,7 @@ func TestOBDProbeLongSearch(t *testing.T) {
 // Item 9: CAN ERROR, BUS ERROR and BUS BUSY in reply to 0100 say the bus or
 // its wiring is wrong, not that the vehicle is absent.
 func TestOBDProbeBusFault(t *testing.T) {
+	t.Parallel()
 	for _, reply := range []string{"CAN ERROR", "BUS ERROR", "BUS BUSY"} {
 		t.Run(reply, func(t *testing.T) {
 			t.Parallel()
@@ -128,6 +130,7 @@ func TestOBDProbeNoSupply(t *testing.T) {
 // fault as one (state, counter, event) without inferring the ignition from
 // it, and takes no ignition evidence from a 0.0V supply.
 func TestOBDSourceHardware(t *testing.T) {
+	t.Parallel()
 	defaults := func(s *obd.Source) { s.Timeout, s.OffInterval = 0, 2*time.Second }
 	t.Run("slow adapter", func(t *testing.T) {
 		t.Parallel()
