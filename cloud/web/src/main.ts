@@ -3,9 +3,11 @@
 // #/vehicles/ID/trips/N).
 
 import "./style.css";
+import L from "leaflet";
 import { ApiError, type Session, session, setUnauthorizedHandler, signIn, signOut } from "./api";
 import { h, setText } from "./dom";
 import { FleetView } from "./fleet";
+import { newMap } from "./map";
 import { ReplayView } from "./replay";
 import { Store } from "./store";
 import { VehicleView } from "./vehicle";
@@ -24,6 +26,9 @@ interface Introspection {
   markers(): Record<string, [number, number]>;
   replayCursor(): { t: number; lat: number; lon: number } | null;
   maxApplyMs(): number;
+  /** The page's Leaflet and map maker, for tests of the map's own behaviour. */
+  leaflet: typeof L;
+  newMap: typeof newMap;
 }
 
 declare global {
@@ -43,6 +48,8 @@ window.fleetgate = {
   markers: () => fleet?.markerPositions() ?? {},
   replayCursor: () => (current instanceof ReplayView ? current.cursorAt() : null),
   maxApplyMs: () => store?.maxApplyMs ?? 0,
+  leaflet: L,
+  newMap,
 };
 
 function show(v: View, name: string): void {

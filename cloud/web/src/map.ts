@@ -16,9 +16,32 @@ const tileAttribution = meta("fleetgate:tile-attribution");
 /** Monaco, where the simulator drives, until there is a position to show. */
 const home: L.LatLngExpression = [43.7384, 7.4246];
 
+/** Leaflet's canvas renderer as seen from inside (private members used below). */
+type CanvasInside = L.Canvas & { _redrawRequest: number | null; _redraw(): void };
+const leafletRedraw = (L.Canvas.prototype as unknown as CanvasInside)._redraw;
+
+/**
+ * Canvas is Leaflet 1.9.4's canvas renderer with one race closed. A path
+ * that changes asks for a redraw in the next animation frame; a view that
+ * moves (setView, fitBounds, the end of a pan) redraws at once and forgets
+ * that request without cancelling its frame. When the map is then removed
+ * before that frame (leaving a view right after it drew, as a slow machine
+ * lets happen), map.remove() cancels nothing, the frame comes, and the
+ * renderer draws on the canvas it no longer has: "Cannot read properties of
+ * undefined (reading 'save')". Here a redraw cancels the frame it replaces.
+ */
+const Canvas = L.Canvas.extend({
+  _redraw(this: CanvasInside): void {
+    if (this._redrawRequest !== null) {
+      L.Util.cancelAnimFrame(this._redrawRequest);
+    }
+    leafletRedraw.call(this);
+  },
+}) as unknown as new (options?: L.RendererOptions) => L.Canvas;
+
 /** newMap makes a map in el with the base layer, a scale and a canvas renderer. */
 export function newMap(el: HTMLElement): { map: L.Map; renderer: L.Canvas } {
-  const renderer = L.canvas({ padding: 0.3 });
+  const renderer = new Canvas({ padding: 0.3 });
   // No zoom animation: a canvas of a thousand markers redraws at once anyway,
   // and a view left during an animation would leave Leaflet a dangling timer.
   const map = L.map(el, { preferCanvas: true, renderer, zoomControl: true, zoomAnimation: false, attributionControl: tileURL !== "", worldCopyJump: true }).setView(home, 13);

@@ -464,3 +464,41 @@ func TestDashboardDeviceTrouble(t *testing.T) {
 	})
 	b.Screenshot("vehicle")
 }
+
+// TestMapRemovedBeforeItsFrame removes a map after a path asked for a
+// redraw in the next animation frame and the view then moved (which
+// redraws at once), before that frame comes: what leaving a view right after
+// it drew does on a slow machine. Leaflet 1.9.4's own canvas renderer then
+// draws in that frame on the canvas it no longer has (TestDashboard failed
+// so under load); the dashboard's renderer (cloud/web/src/map.ts) cancels
+// the frame.
+func TestMapRemovedBeforeItsFrame(t *testing.T) {
+	base, _, _, _ := startDashCloud(t, "race")
+	b := browser.Start(t, browser.Options{})
+	b.Run("open the dashboard", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	if err := b.Eval(`(() => {
+		const { leaflet: L, newMap } = window.fleetgate;
+		const el = document.createElement("div");
+		el.style.cssText = "width: 400px; height: 300px";
+		document.body.append(el);
+		for (let i = 0; i < 20; i++) {
+			const { map, renderer } = newMap(el);
+			L.polyline([[43.7, 7.4], [43.8, 7.5]], { renderer }).addTo(map); // a redraw in the next frame
+			map.setView([43.75, 7.45], 12);                                   // a redraw at once
+			map.remove();                                                     // before the frame
+		}
+		window.framesAfter = 0;
+		requestAnimationFrame(() => requestAnimationFrame(() => { window.framesAfter = 2; }));
+		return true;
+	})()`, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Until fails at once on an error the page reported.
+	b.Until(10*time.Second, "two animation frames after the maps were removed", func() error {
+		var n int
+		if err := b.Eval("window.framesAfter", &n); err != nil {
+			return err
+		}
+		return testenv.True(n == 2)
+	})
+}
