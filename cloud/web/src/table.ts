@@ -188,6 +188,7 @@ export class VehicleTable {
       if (r.id !== v.id) {
         r.id = v.id;
         r.el.dataset.id = v.id;
+        r.cells[0].title = v.id; // the whole id, which a narrow column cuts
       }
       const hl = health(v);
       if (r.el.dataset.health !== hl) {
