@@ -108,9 +108,7 @@ chaos: ## the full chaos scenarios (50 agent kills, 20 broker restarts, 1,000 co
 	@set -o pipefail; FLEETGATE_FULL=1 $(GO) test -count=1 -timeout 90m -run TestChaos -v ./deploy/chaos/ 2>&1 | tee $(BIN)/chaos.log | grep -E '^(=== RUN|--- |\s+--- |\s+chaos_test.go|ok|FAIL|PASS)'; status=$$?; \
 	echo; sed -n '/^CHAOS TABLE$$/,/^END CHAOS TABLE$$/p' $(BIN)/chaos.log | grep -v '^END'; exit $$status
 
-# TEST_ARM_TARGETS: the targets test-arm runs. make ci runs arm/v7 alone:
-# the 32-bit target is where the ARM-only bugs were (an int overflow), and
-# arm64's two minutes would take CI past 15; make test-arm runs both.
+# TEST_ARM_TARGETS: the targets test-arm runs (make ci too: both).
 TEST_ARM_TARGETS ?= arm64 armv7
 
 .PHONY: test-arm
@@ -120,7 +118,6 @@ test-arm: ## the tests of edge/... and shared/... built for linux/arm64 and linu
 
 .PHONY: ci
 ci: FUZZTIME = 3s
-ci: TEST_ARM_TARGETS = armv7
 ci: lint test fuzz build-edge test-arm ## what CI runs: lint, all tests with -race, fuzzing (bounded), edge cross-builds, the agent's tests on ARM
 
 .PHONY: proto
