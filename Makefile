@@ -42,7 +42,6 @@ web: ## rebuild the dashboard bundle cloud/web/dist (committed; Go embeds it) fr
 demo: setup build ## three simulated vehicles, three agents and the cloud on localhost; API on :8000; Ctrl-C stops
 	BIN=$(BIN) ./deploy/demo.sh
 
-.PHONY: test
 # Packages tested at once: at least 4. Most of the suite's time is spent
 # waiting on real programs (agents, brokers, PostgreSQL restarts, a browser),
 # so on a 2-core machine go test's default of one package per core leaves

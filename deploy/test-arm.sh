@@ -29,7 +29,7 @@ run() { # label qemu env...
   env "$@" CGO_ENABLED=0 "$GO" test -count=1 -timeout 20m -exec "$qemu" -skip "$skip" "${pkgs[@]}"
 }
 
-# TARGETS picks the targets (make ci: arm/v7 only, see the Makefile).
+# TARGETS picks the targets (the Makefile passes TEST_ARM_TARGETS).
 for target in ${TARGETS:-arm64 armv7}; do
   case $target in
   arm64) run linux/arm64 qemu-aarch64-static GOARCH=arm64 ;;

@@ -17,7 +17,7 @@ const tileAttribution = meta("fleetgate:tile-attribution");
 const home: L.LatLngExpression = [43.7384, 7.4246];
 
 /** Leaflet's canvas renderer as seen from inside (private members used below). */
-type CanvasInside = L.Canvas & { _redrawRequest: number | null; _redraw(): void };
+type CanvasInside = L.Canvas & { _redrawRequest?: number | null; _redraw(): void };
 const leafletRedraw = (L.Canvas.prototype as unknown as CanvasInside)._redraw;
 
 /**
@@ -32,7 +32,7 @@ const leafletRedraw = (L.Canvas.prototype as unknown as CanvasInside)._redraw;
  */
 const Canvas = L.Canvas.extend({
   _redraw(this: CanvasInside): void {
-    if (this._redrawRequest !== null) {
+    if (this._redrawRequest) {
       L.Util.cancelAnimFrame(this._redrawRequest);
     }
     leafletRedraw.call(this);

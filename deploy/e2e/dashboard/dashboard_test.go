@@ -93,7 +93,7 @@ mqtt:
 outbox:
   flush_interval: 100ms
 uplink:
-  batch_max_age: 300ms
+  min_batch_age: 300ms
   status_interval: 1s
   backoff_max: 2s
 http:
